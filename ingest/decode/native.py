@@ -1,0 +1,172 @@
+"""The native citypilot format: JSON objects (or arrays of them) on citypilot/v1 topics.
+
+Identity comes from the topic only. Each element of an array is judged alone: one bad
+reading is dead-lettered while its neighbours are stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from ingest import topics, units
+from ingest.decode import Limits
+from ingest.model import (
+    DELAY_FIELD,
+    EVENT_MEASUREMENT,
+    RESERVED_KINDS,
+    STATUS_MEASUREMENT,
+    Decoded,
+    Event,
+    FieldValue,
+    Point,
+    Reason,
+    Rejection,
+    Status,
+    Telemetry,
+    TimestampError,
+    spread_ns,
+    to_ns,
+)
+
+_MODELS: dict[topics.Channel, type[BaseModel]] = {
+    topics.Channel.TELEMETRY: Telemetry,
+    topics.Channel.EVENT: Event,
+    topics.Channel.STATUS: Status,
+}
+_STATUS_FIELDS = ("state", "battery", "rssi", "snr", "linkquality", "spool_depth")
+
+
+class NativeDecoder:
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+
+    def __call__(self, topic: str, payload: bytes, received_ns: int) -> Decoded:
+        out = Decoded()
+        if len(payload) > self.limits.max_payload_bytes:
+            return _reject(out, Reason.TOO_LARGE, f"{len(payload)} bytes > limit of "
+                           f"{self.limits.max_payload_bytes}", payload)
+        try:
+            identity, channel = topics.parse(topic)
+        except topics.TopicError as exc:
+            reason = Reason.UNKNOWN_CHANNEL if exc.unknown_channel else Reason.BAD_TOPIC
+            return _reject(out, reason, str(exc), payload)
+        try:
+            doc = orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
+            text = str(exc).lower()
+            reason = (Reason.BAD_ENCODING if "utf-8" in text
+                      else Reason.NOT_FINITE if "infinity" in text or "nan" in text
+                      else Reason.BAD_JSON)
+            return _reject(out, reason, str(exc), payload)
+        if isinstance(doc, dict):
+            self._element(out, doc, payload, identity, channel, received_ns, "")
+        elif isinstance(doc, list) and doc:
+            for i, element in enumerate(doc):
+                raw = orjson.dumps(element) if len(doc) > 1 else payload
+                self._element(out, element, raw, identity, channel, received_ns, f"element {i}: ")
+        elif isinstance(doc, list):
+            _reject(out, Reason.EMPTY, "empty array", payload)
+        else:
+            _reject(out, Reason.BAD_SHAPE, f"expected an object or an array, got "
+                    f"{type(doc).__name__}", payload)
+        return out
+
+    def _element(self, out: Decoded, doc: Any, raw: bytes, identity: topics.Identity,
+                 channel: topics.Channel, received_ns: int, where: str) -> None:
+        try:
+            msg = _MODELS[channel].model_validate(doc)
+        except ValidationError as exc:
+            reason, detail = _classify(exc)
+            _reject(out, reason, where + detail, raw)
+            return
+        try:
+            ts = to_ns(msg.ts, received_ns)  # type: ignore[attr-defined]
+        except TimestampError as exc:
+            _reject(out, Reason.BAD_TIMESTAMP, where + str(exc), raw)
+            return
+        if ts > received_ns + int(self.limits.max_future_s * 1e9):
+            ahead = (ts - received_ns) / 1e9
+            _reject(out, Reason.FUTURE_TIMESTAMP, f"{where}ts is {ahead:.0f} s ahead of the "
+                    f"collector (limit {self.limits.max_future_s:g} s)", raw)
+            return
+        base = (("pilot", identity.pilot), ("gateway", identity.gateway),
+                ("device", identity.device))
+        delay = (received_ns - ts) / 1e9
+        if isinstance(msg, Telemetry):
+            self._telemetry(out, msg, raw, base, ts, delay, where)
+        elif isinstance(msg, Event):
+            tags = (*base, ("service", msg.service), ("type", msg.type))
+            fields: dict[str, FieldValue] = {"value": float(msg.value), DELAY_FIELD: delay}
+            if msg.user is not None:
+                fields["user"] = msg.user
+            out.points.append(Point(EVENT_MEASUREMENT, tags, fields, spread_ns(ts, raw)))
+        else:
+            assert isinstance(msg, Status)
+            self._status(out, msg, raw, base, ts, where)
+
+    def _telemetry(self, out: Decoded, msg: Telemetry, raw: bytes, tags: topics_tags,
+                   ts: int, delay: float, where: str) -> None:
+        if msg.kind in RESERVED_KINDS:
+            _reject(out, Reason.BAD_NAME, f"{where}kind {msg.kind!r} is reserved", raw)
+            return
+        fields: dict[str, FieldValue] = {}
+        for name, value in msg.values.items():
+            if name == DELAY_FIELD:
+                _reject(out, Reason.BAD_NAME, f"{where}value name {name!r} is reserved", raw)
+                return
+            metric = units.lookup(name)
+            if metric is None:
+                out.unknown_metrics.append(name)
+            elif not metric.in_range(value):
+                _reject(out, Reason.OUT_OF_RANGE, f"{where}{name}={value!r} outside "
+                        f"[{metric.low:g}, {metric.high:g}] {metric.unit}", raw)
+                return
+            fields[name] = float(value)
+        fields[DELAY_FIELD] = delay
+        out.points.append(Point(msg.kind, tags, fields, ts))
+
+    def _status(self, out: Decoded, msg: Status, raw: bytes, tags: topics_tags, ts: int,
+                where: str) -> None:
+        fields: dict[str, FieldValue] = {}
+        for name in _STATUS_FIELDS:
+            value = getattr(msg, name)
+            if value is None:
+                continue
+            metric = units.lookup(name)
+            if metric is not None and not isinstance(value, str) and not metric.in_range(value):
+                _reject(out, Reason.OUT_OF_RANGE, f"{where}{name}={value!r} outside "
+                        f"[{metric.low:g}, {metric.high:g}] {metric.unit}", raw)
+                return
+            fields[name] = value if isinstance(value, str) else float(value)
+        if not fields:
+            _reject(out, Reason.EMPTY, f"{where}status carries no field besides ts", raw)
+            return
+        out.points.append(Point(STATUS_MEASUREMENT, tags, fields, ts))
+
+
+topics_tags = tuple[tuple[str, str], ...]
+
+
+def _reject(out: Decoded, reason: Reason, detail: str, raw: bytes) -> Decoded:
+    out.rejections.append(Rejection(reason, detail, raw))
+    return out
+
+
+def _classify(exc: ValidationError) -> tuple[Reason, str]:
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "payload"
+    detail = f"{loc}: {first['msg']}"
+    if len(errors) > 1:
+        detail += f" (+{len(errors) - 1} more)"
+    kinds = {e["type"] for e in errors}
+    if "finite_number" in kinds:
+        return Reason.NOT_FINITE, detail
+    if "string_pattern_mismatch" in kinds:
+        return Reason.BAD_NAME, detail
+    if kinds & {"greater_than_equal", "less_than_equal"}:
+        return Reason.OUT_OF_RANGE, detail
+    return Reason.BAD_SHAPE, detail

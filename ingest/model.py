@@ -1,0 +1,194 @@
+"""The domain model: what a gateway may send, and the points citypilot stores.
+
+Pure: no I/O. The payload models are frozen pydantic v2 models with `extra="forbid"`; they
+define what is accepted. Stores receive `Point`s, the one internal shape (a measurement, its
+tags, its fields, a timestamp in integer nanoseconds), which maps one-to-one onto InfluxDB's
+data model and onto the SQLite store's rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StringConstraints
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, strict=True)]
+Number = Annotated[StrictFloat | StrictInt, Field(allow_inf_nan=False)]
+# Epoch milliseconds (a number) or an RFC 3339 string; resolved by `to_ns`.
+Timestamp = Annotated[StrictInt | StrictFloat | str, Field(union_mode="left_to_right")]
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=128, strict=True)]
+
+# Measurements and fields citypilot itself writes: a telemetry kind or value may not take them.
+EVENT_MEASUREMENT = "event"
+STATUS_MEASUREMENT = "device_status"
+DEAD_LETTER_MEASUREMENT = "dead_letter"
+RESERVED_KINDS = frozenset({EVENT_MEASUREMENT, STATUS_MEASUREMENT, DEAD_LETTER_MEASUREMENT})
+DELAY_FIELD = "ingest_delay_s"
+TAG_KEYS = ("pilot", "gateway", "device", "service", "type", "reason")
+
+Tags = tuple[tuple[str, str], ...]
+FieldValue = float | str
+
+
+class Reason(StrEnum):
+    """Why a message (or one element of an array) became a dead letter."""
+
+    BAD_TOPIC = "bad_topic"
+    UNKNOWN_CHANNEL = "unknown_channel"
+    TOO_LARGE = "too_large"
+    BAD_ENCODING = "bad_encoding"
+    BAD_JSON = "bad_json"
+    BAD_SHAPE = "bad_shape"
+    BAD_NAME = "bad_name"
+    NOT_FINITE = "not_finite"
+    OUT_OF_RANGE = "out_of_range"
+    BAD_TIMESTAMP = "bad_timestamp"
+    FUTURE_TIMESTAMP = "future_timestamp"
+    EMPTY = "empty"
+    STORE_REJECTED = "store_rejected"
+    UNDECODABLE = "undecodable"
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One stored point: InfluxDB's model. `ts` is integer nanoseconds since the epoch."""
+
+    measurement: str
+    tags: Tags
+    fields: dict[str, FieldValue]
+    ts: int
+
+    def tag(self, key: str) -> str:
+        for k, v in self.tags:
+            if k == key:
+                return v
+        return ""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason: Reason
+    detail: str
+    payload: bytes = b""
+
+
+@dataclass(slots=True)
+class Decoded:
+    """What decoding one message gave: points to store, rejections to dead-letter."""
+
+    points: list[Point] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    unknown_metrics: list[str] = field(default_factory=list)
+    skipped: int = 0
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    ts: Timestamp | None = None
+
+
+class Telemetry(_Payload):
+    kind: Name
+    values: dict[Name, Number] = Field(min_length=1, max_length=256)
+
+
+class Event(_Payload):
+    service: Name
+    type: Literal["session_start", "session_end", "use", "feedback"]
+    user: UserId | None = None
+    value: Number = 1.0
+
+
+class Status(_Payload):
+    state: Literal["online", "offline"] | None = None
+    battery: Annotated[Number, Field(ge=0, le=1)] | None = None
+    rssi: Number | None = None
+    snr: Number | None = None
+    linkquality: Number | None = None
+    spool_depth: Annotated[StrictInt, Field(ge=0)] | None = None
+
+
+USES = frozenset({"session_start", "use"})
+
+MIN_TS_NS = 946_684_800 * 10**9  # 2000-01-01: earlier device clocks are unset, not history
+
+
+class TimestampError(ValueError):
+    pass
+
+
+def to_ns(ts: int | float | str | None, now_ns: int) -> int:
+    """Resolve a payload `ts` (epoch ms or RFC 3339) to integer nanoseconds; None means now."""
+    if ts is None:
+        return now_ns
+    if isinstance(ts, str):
+        try:
+            parsed = datetime.fromisoformat(ts.replace("z", "Z"))
+        except ValueError:
+            raise TimestampError(f"ts {ts!r} is not RFC 3339") from None
+        if parsed.tzinfo is None:
+            raise TimestampError(f"ts {ts!r} has no UTC offset")
+        seconds = int(parsed.timestamp())
+        # Keep the string's own sub-second digits exactly: fromisoformat stops at microseconds.
+        ns = seconds * 10**9 + parsed.microsecond * 1000 + _sub_micro_ns(ts)
+    else:
+        if not math.isfinite(ts):
+            raise TimestampError("ts is not finite")
+        whole = int(ts)  # exact for integer milliseconds; floats keep their sub-ms part
+        ns = whole * 1_000_000 + round((ts - whole) * 1_000_000)
+    if ns < MIN_TS_NS:
+        raise TimestampError(f"ts {ts!r} is before 2000-01-01 (unset clock?)")
+    return ns
+
+
+def _sub_micro_ns(text: str) -> int:
+    """Nanoseconds beyond microseconds in an RFC 3339 fraction (`.123456789Z` -> 789)."""
+    dot = text.find(".")
+    if dot < 0:
+        return 0
+    end = dot + 1
+    while end < len(text) and text[end].isdigit():
+        end += 1
+    digits = text[dot + 1 : end]
+    return int(digits[6:9].ljust(3, "0")) if len(digits) > 6 else 0
+
+
+def spread_ns(ts: int, *content: str | bytes) -> int:
+    """Give a millisecond timestamp a deterministic sub-millisecond offset from the content.
+
+    Two distinct events (or dead letters) in the same millisecond of the same series would
+    otherwise collapse into one point; the same content always gets the same offset, so a
+    redelivered message still lands on the same point. Finer device timestamps are kept.
+    """
+    if ts % 1_000_000:
+        return ts
+    h = hashlib.blake2b(digest_size=8)
+    for part in content:
+        h.update(part.encode() if isinstance(part, str) else part)
+        h.update(b"\x00")
+    return ts + int.from_bytes(h.digest(), "big") % 1_000_000
+
+
+DEAD_LETTER_PAYLOAD_CAP = 16 * 1024
+
+
+def dead_letter(topic: str, rejection: Rejection, received_ns: int) -> Point:
+    """The stored form of a rejected message: reason as tag; topic, payload, detail as strings."""
+    raw = rejection.payload[:DEAD_LETTER_PAYLOAD_CAP]
+    text = raw.decode("utf-8", errors="backslashreplace")
+    if len(rejection.payload) > DEAD_LETTER_PAYLOAD_CAP:
+        text += f"...[{len(rejection.payload)} bytes, truncated]"
+    ms = received_ns - received_ns % 1_000_000
+    ts = spread_ns(ms, topic, raw, rejection.reason.value, rejection.detail)
+    return Point(
+        DEAD_LETTER_MEASUREMENT,
+        (("reason", rejection.reason.value),),
+        {"topic": topic[:1024], "payload": text, "detail": rejection.detail[:2048]},
+        ts,
+    )
