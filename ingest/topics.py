@@ -45,7 +45,8 @@ def parse(topic: str) -> tuple[Identity, Channel]:
     """Split a native topic into identity and channel, or raise TopicError naming the fault."""
     parts = topic.split("/")
     if len(parts) != 6 or f"{parts[0]}/{parts[1]}" != PREFIX:
-        raise TopicError(f"topic {topic!r} is not {PREFIX}/{{pilot}}/{{gateway}}/{{device}}/{{channel}}")
+        raise TopicError(f"topic {topic!r} is not "
+                         f"{PREFIX}/{{pilot}}/{{gateway}}/{{device}}/{{channel}}")
     _, _, pilot, gateway, device, channel = parts
     for label, value in (("pilot", pilot), ("gateway", gateway), ("device", device)):
         if not is_id(value):

@@ -1,0 +1,290 @@
+"""The collector: MQTT in, store out, nothing acknowledged before it is durable.
+
+Messages are taken in batches (by count and time), decoded, and written to the store; only
+then are they acknowledged to the broker, in arrival order (the pattern of Telegraf's
+mqtt_consumer `onMessage`/`onDelivered` with `max_undelivered_messages`). A bounded number of
+batches is in flight, so decoding the next batch overlaps the store's write of the previous.
+When the store is unavailable a batch goes to the on-disk spool instead (durable too, so it is
+acknowledged), and a drain task replays the spool oldest-first once the store answers again,
+while live traffic flows. Rejected messages become dead-letter points in the same store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter as Tally
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+from paho.mqtt.client import topic_matches_sub
+
+from ingest import metrics as metrics_http
+from ingest import topics
+from ingest.decode import Decoder, Limits
+from ingest.decode.native import NativeDecoder
+from ingest.model import (
+    DEAD_LETTER_MEASUREMENT,
+    Decoded,
+    Point,
+    Reason,
+    Rejection,
+    dead_letter,
+)
+from ingest.mqtt import Message, MqttOptions, Subscriber
+from ingest.spool import Spool
+from ingest.stores.base import RejectedPoint, Store, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A subscription filter and the decoder for what arrives on it."""
+
+    filter: str
+    decoder: Decoder
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorOptions:
+    mqtt: MqttOptions
+    spool_dir: Path
+    share_group: str | None = None
+    spool_max_bytes: int = 1 << 30
+    batch_max_messages: int = 5000
+    batch_interval_s: float = 0.1
+    max_batches_in_flight: int = 2
+    limits: Limits = field(default_factory=Limits)
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = 0
+    routes: tuple[Route, ...] = ()
+    drain_interval_s: float = 1.0
+
+
+@dataclass(slots=True)
+class Stats:
+    """Running totals, for the demo's live summary (Prometheus has the same figures)."""
+
+    received: int = 0
+    stored: int = 0
+    spooled: int = 0
+    dead_letters: int = 0
+    by_kind: Tally[str] = field(default_factory=Tally)
+    by_reason: Tally[str] = field(default_factory=Tally)
+
+
+def encode_points(points: Sequence[Point]) -> bytes:
+    return orjson.dumps([[p.measurement, p.tags, p.fields, p.ts] for p in points])
+
+
+def decode_points(body: bytes) -> list[Point]:
+    return [Point(m, tuple((k, v) for k, v in tags), fields, ts)
+            for m, tags, fields, ts in orjson.loads(body)]
+
+
+class Collector:
+    def __init__(self, options: CollectorOptions, store: Store) -> None:
+        self.options = options
+        self.store = store
+        self.stats = Stats()
+        self.metrics = metrics_http.CollectorMetrics()
+        native = Route(topics.subscription(), NativeDecoder(options.limits))
+        self._routes = (native, *options.routes)
+        share = options.share_group
+        filters = [f"$share/{share}/{r.filter}" if share else r.filter for r in self._routes]
+        mqtt = options.mqtt
+        if mqtt.receive_maximum < options.batch_max_messages * options.max_batches_in_flight:
+            log.info("receive maximum %d is below batch size x batches in flight",
+                     mqtt.receive_maximum)
+        self.subscriber = Subscriber(mqtt, filters)
+        self.spool = Spool(options.spool_dir, max_bytes=options.spool_max_bytes)
+        self._store_ok = True
+        self._stopping = asyncio.Event()
+        self._warned_unknown: set[str] = set()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask the collector to flush what it holds and exit (SIGTERM)."""
+        self._stopping.set()
+        self.subscriber.interrupt()
+
+    async def run(self) -> None:
+        # Subscribe first: no store check and no spool recovery before the subscription.
+        async with self.subscriber:
+            await asyncio.to_thread(self.spool.open)
+            try:
+                async with self.store, asyncio.TaskGroup() as tg:
+                    background = [tg.create_task(self._drain_loop(), name="spool-drain")]
+                    if self.options.metrics_port:
+                        app = metrics_http.build_app(self.metrics, self._readiness)
+                        background.append(tg.create_task(metrics_http.serve(
+                            app, self.options.metrics_host, self.options.metrics_port),
+                            name="metrics-http"))
+                    await self._batch_loop()
+                    for task in background:
+                        task.cancel()
+            finally:
+                await asyncio.to_thread(self.spool.close)
+        log.info("collector stopped: %d received, %d points stored, %d spooled, "
+                 "%d dead letters", self.stats.received, self.stats.stored,
+                 self.stats.spooled, self.stats.dead_letters)
+
+    def _readiness(self) -> tuple[bool, dict[str, object]]:
+        connected = self.subscriber.connected
+        return connected, {"mqtt_connected": connected, "store_ok": self._store_ok,
+                           "mqtt_protocol": self.subscriber.protocol}
+
+    # -- the batch pipeline ----------------------------------------------------------------
+    async def _batch_loop(self) -> None:
+        opts = self.options
+        pending: deque[tuple[asyncio.Task[None], list[Message]]] = deque()
+        while not self._stopping.is_set():
+            batch = await self.subscriber.take(opts.batch_max_messages, opts.batch_interval_s)
+            if batch:
+                pending.append((asyncio.create_task(self._process(batch)), batch))
+            while pending and (len(pending) >= opts.max_batches_in_flight
+                               or pending[0][0].done()):
+                await self._complete(pending.popleft())
+        # Flush: what was received but not yet processed is written and acknowledged too.
+        while batch := self.subscriber.take_nowait(opts.batch_max_messages):
+            pending.append((asyncio.create_task(self._process(batch)), batch))
+        while pending:
+            await self._complete(pending.popleft())
+
+    async def _complete(self, item: tuple[asyncio.Task[None], list[Message]]) -> None:
+        task, batch = item
+        await task  # an exception here (spool unusable) stops the collector unacknowledged
+        self.subscriber.ack(batch)
+
+    async def _process(self, batch: list[Message]) -> None:
+        points: list[Point] = []
+        for msg in batch:
+            decoded = self._decode(msg)
+            points.extend(decoded.points)
+            for rejection in decoded.rejections:
+                points.append(dead_letter(msg.topic, rejection, msg.received_ns))
+            if decoded.skipped:
+                self.metrics.skipped.inc(decoded.skipped)
+            if decoded.unknown_metrics:
+                self._note_unknown(decoded.unknown_metrics)
+        self.stats.received += len(batch)
+        self.metrics.received.inc(len(batch))
+        await self._persist(points)
+
+    def _decode(self, msg: Message) -> Decoded:
+        decoder = self._routes[0].decoder
+        if not msg.topic.startswith(topics.PREFIX + "/"):
+            for route in self._routes[1:]:
+                if topic_matches_sub(route.filter, msg.topic):
+                    decoder = route.decoder
+                    break
+        try:
+            return decoder(msg.topic, msg.payload, msg.received_ns)
+        except Exception as exc:  # a decoder bug must not stall the pipeline
+            log.exception("decoder failed on %s", msg.topic)
+            return Decoded(rejections=[Rejection(Reason.UNDECODABLE,
+                                                 f"decoder error: {exc!r}", msg.payload)])
+
+    def _note_unknown(self, names: list[str]) -> None:
+        self.metrics.unknown_metrics.inc(len(names))
+        for name in names:
+            if name not in self._warned_unknown and len(self._warned_unknown) < 1000:
+                self._warned_unknown.add(name)
+                log.info("metric %r is not in the registry: stored without unit", name)
+
+    async def _persist(self, points: list[Point]) -> None:
+        if not points:
+            return
+        if self._store_ok:
+            try:
+                await self._write(points)
+                return
+            except StoreUnavailable as exc:
+                self._set_store_ok(False, str(exc))
+        await self._spool(points)
+
+    async def _write(self, points: list[Point]) -> None:
+        """Write to the store; refused points become dead letters (raises StoreUnavailable)."""
+        started = time.monotonic()
+        refused = await self.store.write(points)
+        self.metrics.store_latency.observe(time.monotonic() - started)
+        self._count_stored(points, refused)
+        if refused:
+            letters = [_refused_letter(r) for r in refused]
+            await self.store.write(letters)
+            self._count_stored(letters, [])
+
+    def _count_stored(self, points: list[Point], refused: list[RejectedPoint]) -> None:
+        gone = {id(r.point) for r in refused}
+        for p in points:
+            if id(p) in gone:
+                continue
+            if p.measurement == DEAD_LETTER_MEASUREMENT:
+                reason = p.tag("reason")
+                self.stats.dead_letters += 1
+                self.stats.by_reason[reason] += 1
+                self.metrics.rejected.labels(reason).inc()
+            else:
+                self.stats.by_kind[p.measurement] += 1
+        stored = len(points) - len(gone)
+        self.stats.stored += stored
+        self.metrics.stored.inc(stored)
+
+    async def _spool(self, points: list[Point]) -> None:
+        dropped = await asyncio.to_thread(self.spool.put, encode_points(points), len(points))
+        self.stats.spooled += len(points)
+        self.metrics.spooled.inc(len(points))
+        if dropped:
+            self.metrics.spool_dropped.set(self.spool.dropped)
+
+    def _set_store_ok(self, ok: bool, why: str = "") -> None:
+        if ok != self._store_ok:
+            if ok:
+                log.info("store is back; draining the spool")
+            else:
+                log.warning("store unavailable, spooling to %s: %s",
+                            self.options.spool_dir, why)
+        self._store_ok = ok
+        self.metrics.store_up.set(1 if ok else 0)
+
+    # -- the spool drain -------------------------------------------------------------------
+    async def _drain_loop(self) -> None:
+        while True:
+            drained = await self._drain_once()
+            depth = await asyncio.to_thread(self.spool.depth)
+            self.metrics.spool_depth.set(depth.items)
+            self.metrics.mqtt_connected.set(1 if self.subscriber.connected else 0)
+            if not drained:
+                await asyncio.sleep(self.options.drain_interval_s)
+
+    async def _drain_once(self) -> bool:
+        """Replay the oldest spooled records; True when something was drained."""
+        records = await asyncio.to_thread(self.spool.peek, 4)
+        if not records:
+            return False
+        if not self._store_ok:
+            try:
+                await self.store.ping()
+            except StoreUnavailable:
+                return False
+            self._set_store_ok(True)
+        for record in records:
+            try:
+                await self._write(decode_points(record.body))
+            except StoreUnavailable as exc:
+                self._set_store_ok(False, str(exc))
+                return False
+            await asyncio.to_thread(self.spool.remove, [record.id])
+        return True
+
+
+def _refused_letter(refused: RejectedPoint) -> Point:
+    p = refused.point
+    payload = encode_points([p])
+    return dead_letter(f"(store) {p.measurement}",
+                       Rejection(Reason.STORE_REJECTED, refused.detail, payload), p.ts)

@@ -1,0 +1,107 @@
+"""The collector's own health: Prometheus counters and the `/metrics`, `/healthz`, `/readyz`
+endpoints (never in the store: DESIGN.md keeps the store for pilot data).
+
+Each collector owns a `CollectorRegistry` (no import-time global), so several collectors can
+run in one process (tests, `citypilot up`). The HTTP side is a tiny Starlette app on uvicorn
+in the collector's own event loop; the port is bound first, so a busy port is a logged
+warning, not a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Callable, Iterator
+
+import uvicorn
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+log = logging.getLogger(__name__)
+
+
+class CollectorMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.received = Counter("citypilot_messages_received", "MQTT messages received",
+                                registry=r)
+        self.stored = Counter("citypilot_points_stored", "points written to the store "
+                              "(live and drained from the spool)", registry=r)
+        self.rejected = Counter("citypilot_messages_rejected", "dead letters by reason",
+                                ["reason"], registry=r)
+        self.skipped = Counter("citypilot_messages_skipped", "messages of a source format "
+                               "that carry no readings", registry=r)
+        self.unknown_metrics = Counter("citypilot_unknown_metric_values", "values whose "
+                                       "metric name the registry does not know", registry=r)
+        self.spooled = Counter("citypilot_points_spooled", "points written to the on-disk "
+                               "spool because the store was unavailable", registry=r)
+        self.spool_dropped = Gauge("citypilot_spool_dropped_points", "points the full spool "
+                                   "dropped (oldest first), since the spool was created",
+                                   registry=r)
+        self.spool_depth = Gauge("citypilot_spool_depth_points", "points waiting in the spool",
+                                 registry=r)
+        self.store_latency = Histogram(
+            "citypilot_store_write_seconds", "store write latency per batch", registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.store_up = Gauge("citypilot_store_up", "1 when the last store write succeeded",
+                              registry=r)
+        self.mqtt_connected = Gauge("citypilot_mqtt_connected", "1 while connected to the "
+                                    "broker", registry=r)
+
+
+def build_app(metrics: CollectorMetrics, ready: Callable[[], tuple[bool, dict[str, object]]]
+              ) -> Starlette:
+    async def prometheus(_: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        ok, detail = ready()
+        return JSONResponse({"ready": ok, **detail}, status_code=200 if ok else 503)
+
+    return Starlette(routes=[Route("/metrics", prometheus), Route("/healthz", healthz),
+                             Route("/readyz", readyz)])
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers: the collector owns SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(app: Starlette, host: str, port: int) -> None:
+    """Serve until cancelled; a port already in use is logged and the collector goes on."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        log.warning("metrics port %s:%d unavailable (%s); /metrics, /healthz and /readyz are "
+                    "off for this collector (set CITYPILOT_METRICS_PORT)", host, port, exc)
+        await asyncio.Event().wait()  # stay a quiet task until the collector stops
+        return
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    server = _Server(config)
+    log.info("metrics on http://%s:%d/metrics", host, port)
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        sock.close()

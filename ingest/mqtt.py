@@ -1,0 +1,308 @@
+"""The one module that knows the MQTT library (paho-mqtt 2.x).
+
+Why paho and not aiomqtt: acknowledging a QoS-1 message only once it is durable needs manual
+acks (`manual_ack=True`, `ack(mid, qos)`), which aiomqtt 2.x does not expose (its issue #345).
+paho runs its network loop in its own thread (keepalive, reconnect with backoff); messages
+cross into asyncio through a deque, and the asyncio side acks them in arrival order once the
+batch they belong to is stored or spooled. `tests/integration/test_collector.py` holds messages
+unacknowledged and restarts the subscriber, so a library upgrade that breaks manual acks fails
+a test.
+
+MQTT 5 with a Receive Maximum sized to the batch lets the broker keep a batch's worth of
+messages unacknowledged (an MQTT 3.1.1 subscriber gets Mosquitto's default 20 in flight); a
+Session Expiry Interval > 0 keeps the session, and its queue, across restarts. A broker that
+refuses MQTT 5 (the demo's embedded one) gets MQTT 3.1.1 with a persistent session, logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+log = logging.getLogger(__name__)
+
+
+class MqttConfigError(ValueError):
+    """The MQTT URL or options are wrong; the message names the fault."""
+
+
+@dataclass(frozen=True, slots=True)
+class Broker:
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: str | None
+
+    def __str__(self) -> str:
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+def parse_url(url: str) -> Broker:
+    """`mqtt://user:pass@host:1883` or `mqtts://...`; user and password are percent-decoded."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts"):
+        raise MqttConfigError(f"MQTT URL {_redact(url)!r} must start with mqtt:// or mqtts://")
+    if not parts.hostname:
+        raise MqttConfigError(f"MQTT URL {_redact(url)!r} has no host")
+    try:
+        port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+    except ValueError:
+        raise MqttConfigError(f"MQTT URL {_redact(url)!r} has an invalid port") from None
+    user = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password is not None else None
+    return Broker(parts.hostname, port, parts.scheme == "mqtts", user, password)
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
+
+
+@dataclass(frozen=True, slots=True)
+class MqttOptions:
+    url: str
+    client_id: str
+    session_expiry_s: float = 86400.0
+    receive_maximum: int = 10_000
+    keepalive_s: int = 30
+    ca_file: str | None = None
+    tls_insecure: bool = False
+    connect_timeout_s: float = 10.0
+
+
+@dataclass(slots=True)
+class Message:
+    topic: str
+    payload: bytes
+    received_ns: int
+    mid: int
+    qos: int
+    generation: int
+
+
+class MqttTimeout(TimeoutError):
+    pass
+
+
+def make_client(options: MqttOptions, protocol: MQTTProtocolVersion, *,
+                manual_ack: bool, clean: bool) -> tuple[paho.Client, Broker]:
+    """A configured paho client (credentials, TLS) that is not yet connected."""
+    broker = parse_url(options.url)
+    v5 = protocol == MQTTProtocolVersion.MQTTv5
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=options.client_id,
+                         clean_session=None if v5 else clean, protocol=protocol,
+                         manual_ack=manual_ack)
+    if broker.username is not None:
+        client.username_pw_set(broker.username, broker.password)
+    if broker.tls:
+        client.tls_set(ca_certs=options.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+        if options.tls_insecure:
+            log.warning("TLS certificate verification is OFF for %s: anyone on the path can "
+                        "read and forge this connection", broker)
+            client.tls_insecure_set(True)
+    elif broker.username is not None:
+        log.warning("credentials for %s travel in clear text (mqtt://); use mqtts://", broker)
+    client.reconnect_delay_set(min_delay=1, max_delay=15)
+    return client, broker
+
+
+class Subscriber:
+    """A QoS-1 subscription whose messages are acknowledged only when the caller says so.
+
+    `take()` returns messages in arrival order; `ack()` acknowledges them. Acks for messages
+    of an earlier connection are never sent: after a reconnect the broker redelivers them
+    (and may have reused their packet ids), and they are stored again, idempotently.
+    """
+
+    V5_PROBE_S = 3.0
+
+    def __init__(self, options: MqttOptions, filters: list[str]) -> None:
+        self.options = options
+        self.filters = filters
+        self.protocol = "5"
+        self._inbox: deque[Message] = deque()
+        self._armed = False
+        self._wake = asyncio.Event()
+        self._connected = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._generation = 0
+        self._gen_lock = threading.Lock()
+        self._client: paho.Client | None = None
+        self._refused_v5 = False
+        self._interrupted = False
+        self._socket_opened_at = 0.0
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def __aenter__(self) -> Self:
+        self._loop = asyncio.get_running_loop()
+        self._start(MQTTProtocolVersion.MQTTv5)
+        self._probe = asyncio.create_task(self._probe_v5(), name="mqtt5-probe")
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        self._probe.cancel()
+        self._stop()
+
+    async def _probe_v5(self) -> None:
+        """Fall back to MQTT 3.1.1 when a broker takes the TCP connection but never answers
+        an MQTT 5 CONNECT (amqtt, the demo's broker, does that instead of refusing it)."""
+        while not self._connected.is_set() and self.protocol == "5":
+            await asyncio.sleep(0.1)
+            opened = self._socket_opened_at
+            if opened and time.monotonic() - opened > self.V5_PROBE_S \
+                    and not self._connected.is_set() and self.protocol == "5":
+                self._fallback()
+
+    def _start(self, protocol: MQTTProtocolVersion) -> None:
+        v5 = protocol == MQTTProtocolVersion.MQTTv5
+        self.protocol = "5" if v5 else "3.1.1"
+        client, broker = make_client(self.options, protocol, manual_ack=True, clean=False)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_socket_open = self._on_socket_open
+        props = None
+        if v5:
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = int(self.options.session_expiry_s)
+            props.ReceiveMaximum = max(1, min(65535, self.options.receive_maximum))
+        self._client = client
+        client.connect_async(broker.host, broker.port, keepalive=self.options.keepalive_s,
+                             clean_start=False if v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
+                             properties=props)
+        client.loop_start()
+        log.info("connecting to %s as %r (MQTT %s)", broker, self.options.client_id,
+                 self.protocol)
+
+    def _stop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.disconnect()
+            client.loop_stop()
+        self._connected.clear()
+
+    async def wait_connected(self, within_s: float | None = None) -> None:
+        limit = within_s or self.options.connect_timeout_s
+        try:
+            await asyncio.wait_for(self._connected.wait(), limit)
+        except TimeoutError:
+            raise MqttTimeout(f"no connection to {parse_url(self.options.url)} after "
+                              f"{limit:g} s") from None
+
+    # -- paho thread -----------------------------------------------------------------------
+    def _on_connect(self, client: paho.Client, userdata: Any, flags: paho.ConnectFlags,
+                    reason: ReasonCode, properties: Properties | None) -> None:
+        if reason.is_failure:
+            if self.protocol == "5" and reason.value in (0x84, 1):  # unsupported protocol
+                self._refused_v5 = True
+                self._call(self._fallback)
+                return
+            log.error("broker refused the connection: %s", reason)
+            return
+        with self._gen_lock:
+            self._generation += 1
+        for topic in self.filters:
+            client.subscribe(topic, qos=1)
+        log.info("connected (MQTT %s, session present: %s), subscribed to %s",
+                 self.protocol, flags.session_present, ", ".join(self.filters))
+        self._call(self._connected.set)
+
+    def _on_disconnect(self, client: paho.Client, userdata: Any,
+                       flags: paho.DisconnectFlags, reason: ReasonCode,
+                       properties: Properties | None) -> None:
+        with self._gen_lock:
+            self._generation += 1
+        if self.protocol == "5" and not self._connected.is_set() and not self._refused_v5 \
+                and reason.value in (0x84, 1):
+            self._refused_v5 = True
+            self._call(self._fallback)
+            return
+        self._call(self._connected.clear)
+        if client is self._client:
+            log.warning("disconnected from broker (%s); reconnecting", reason)
+
+    def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        self._socket_opened_at = time.monotonic()
+
+    def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        self._inbox.append(Message(msg.topic, bytes(msg.payload), time.time_ns(), msg.mid, msg.qos,
+                                   self._generation))
+        if self._armed:
+            self._armed = False
+            self._call(self._wake.set)
+
+    def _call(self, fn: Any) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(fn)
+
+    def _fallback(self) -> None:
+        log.warning("broker refused MQTT 5; falling back to MQTT 3.1.1 (the broker's "
+                    "in-flight limit, not our Receive Maximum, bounds throughput)")
+        self._stop()
+        self._start(MQTTProtocolVersion.MQTTv311)
+
+    # -- asyncio side ----------------------------------------------------------------------
+    async def take(self, max_messages: int, max_wait_s: float) -> list[Message]:
+        """Wait for at least one message, then up to `max_wait_s` for a full batch."""
+        while not self._inbox:
+            if self._interrupted:
+                return []
+            self._armed = True
+            if self._inbox:
+                break
+            await self._wake.wait()
+            self._wake.clear()
+        deadline = time.monotonic() + max_wait_s
+        # Polling a few ms while a batch fills costs less than a cross-thread wake-up per
+        # message, which is what an Event set from the paho thread would need.
+        while len(self._inbox) < max_messages and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(min(0.005, max_wait_s))
+        n = min(max_messages, len(self._inbox))
+        return [self._inbox.popleft() for _ in range(n)]
+
+    def interrupt(self) -> None:
+        """Make a waiting `take()` return (empty-handed if nothing arrived): shutdown."""
+        self._interrupted = True
+        self._wake.set()
+
+    def take_nowait(self, max_messages: int) -> list[Message]:
+        n = min(max_messages, len(self._inbox))
+        return [self._inbox.popleft() for _ in range(n)]
+
+    def ack(self, messages: list[Message]) -> int:
+        """Acknowledge, in order, the messages of the current connection; returns how many."""
+        client = self._client
+        if client is None:
+            return 0
+        sent = 0
+        with self._gen_lock:
+            for m in messages:
+                if m.qos and m.generation == self._generation:
+                    client.ack(m.mid, m.qos)
+                    sent += 1
+        return sent
+
+    @property
+    def backlog(self) -> int:
+        return len(self._inbox)
