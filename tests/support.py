@@ -11,7 +11,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-async def eventually(check: Callable[[], Awaitable[T] | T], timeout: float = 10.0,
+async def eventually(check: Callable[[], Awaitable[T] | T], timeout: float = 10.0,  # noqa: ASYNC109
                      interval: float = 0.05) -> T:
     """Call `check` until it returns without AssertionError (and truthy), or fail at the deadline
     with its last error: the test waits for a condition, never for a fixed time."""

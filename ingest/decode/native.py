@@ -6,6 +6,7 @@ reading is dead-lettered while its neighbours are stored.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -36,6 +37,9 @@ _MODELS: dict[topics.Channel, type[BaseModel]] = {
     topics.Channel.EVENT: Event,
     topics.Channel.STATUS: Status,
 }
+# What JSON encoders write for non-finite floats (Python's json: NaN, Infinity): invalid JSON,
+# but the reason a user needs is "not finite", not "bad json".
+_NON_FINITE = re.compile(rb"[:\[,]\s*-?(?:NaN|Infinity)\s*[,\]}]")
 _STATUS_FIELDS = ("state", "battery", "rssi", "snr", "linkquality", "spool_depth")
 
 
@@ -58,7 +62,7 @@ class NativeDecoder:
         except orjson.JSONDecodeError as exc:
             text = str(exc).lower()
             reason = (Reason.BAD_ENCODING if "utf-8" in text
-                      else Reason.NOT_FINITE if "infinity" in text or "nan" in text
+                      else Reason.NOT_FINITE if "infinity" in text or _NON_FINITE.search(payload)
                       else Reason.BAD_JSON)
             return _reject(out, reason, str(exc), payload)
         if isinstance(doc, dict):

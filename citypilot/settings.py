@@ -1,0 +1,134 @@
+"""Settings: `CITYPILOT_*` environment variables over an optional TOML file over defaults.
+
+The only place that reads the environment. The file is named by `--config` or
+`CITYPILOT_CONFIG` and uses the same keys in lower case (`store_url = "..."`); it also holds
+what an environment variable cannot (`[[sources]]`). A bad value becomes one line naming the
+key and the fix (`SettingsError`, exit code 2). Defaults point at the embedded demo.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+ENV_PREFIX = "CITYPILOT_"
+DATA_DIR = Path("./citypilot-data")
+
+
+class SettingsError(Exception):
+    """A one-line, user-fixable configuration error."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid",
+                                      validate_default=True)
+
+    mqtt_url: str = Field("mqtt://127.0.0.1:1883", description="broker URL, "
+                          "mqtt://user:pass@host:1883 or mqtts://... (TLS)")
+    mqtt_client_id: str = Field("citypilot-collector", description="the collector's "
+                                "persistent-session identity; unique per collector")
+    mqtt_share_group: str | None = Field(None, description="join this shared-subscription "
+                                         "group ($share/<group>/...) to split the load")
+    mqtt_session_expiry_s: float = Field(86400.0, gt=0, description="how long the broker "
+                                         "keeps a disconnected collector's session and queue")
+    mqtt_ca_file: Path | None = Field(None, description="CA bundle to verify an mqtts:// "
+                                      "broker (system CAs when unset)")
+    mqtt_tls_insecure: bool = Field(False, description="turn TLS certificate verification "
+                                    "off (loudly logged; tests only)")
+    store_url: str = Field(f"sqlite:///{DATA_DIR}/citypilot.db", description="sqlite:///path "
+                           "or influxdb://user:pass@host:8086/db (influxdbs:// for TLS)")
+    store_timeout_s: float = Field(5.0, gt=0, description="how long a store write may retry "
+                                   "before its batch goes to the spool")
+    spool_dir: Path = Field(DATA_DIR / "spool", description="the on-disk spool; one per "
+                            "collector")
+    spool_max_bytes: int = Field(1 << 30, gt=0, description="spool bound; the oldest "
+                                 "records are dropped (and counted) beyond it")
+    metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics, "
+                              "/healthz, /readyz port; 0: off")
+    catalog_url: str = Field(f"sqlite:///{DATA_DIR}/catalog.db", description="pilot "
+                             "registry and hashed API keys")
+    batch_max_messages: int = Field(5000, ge=1, le=65535, description="messages per store "
+                                    "write (also sizes the MQTT 5 Receive Maximum)")
+    batch_interval_s: float = Field(0.1, gt=0, description="longest wait to fill a batch")
+    max_payload_bytes: int = Field(256 * 1024, ge=64, description="larger messages are "
+                                   "dead-lettered as too_large")
+    max_future_s: float = Field(300.0, ge=0, description="a ts further ahead than this is "
+                                "rejected")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO",
+                                                                    description="log level")
+    log_format: Literal["text", "json"] = Field("text", description="log line format")
+    sources: list[dict[str, Any]] = Field(default_factory=list, description="[[sources]] of "
+                                          "other gateway formats (config file only)")
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_scheme(cls, v: str) -> str:
+        if not v.startswith(("mqtt://", "mqtts://")):
+            raise ValueError("must start with mqtt:// or mqtts://")
+        return v
+
+    @field_validator("store_url", "catalog_url")
+    @classmethod
+    def _store_scheme(cls, v: str) -> str:
+        if not v.startswith(("sqlite:///", "influxdb://", "influxdbs://")):
+            raise ValueError("must be sqlite:///path or influxdb://host:8086/db")
+        return v
+
+
+def load(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from overrides > environment > TOML file > defaults, or SettingsError."""
+    path = config_file or (Path(os.environ[f"{ENV_PREFIX}CONFIG"])
+                           if os.environ.get(f"{ENV_PREFIX}CONFIG") else None)
+    file_values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            file_values = tomllib.loads(path.read_text())
+        except OSError as exc:
+            raise SettingsError(f"config file {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"config file {path}: not valid TOML ({exc})") from None
+
+    class _FromFile(PydanticBaseSettingsSource):
+        def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+            return file_values.get(field_name), field_name, False
+
+        def __call__(self) -> dict[str, Any]:
+            return dict(file_values)
+
+    class _Settings(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return init_settings, env_settings, _FromFile(settings_cls)
+
+    try:
+        return _Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_one_line(exc, path)) from None
+
+
+def _one_line(exc: ValidationError, path: Path | None) -> str:
+    err = exc.errors(include_url=False)[0]
+    key = str(err["loc"][0]) if err["loc"] else "?"
+    where = f"{ENV_PREFIX}{key.upper()}" + (f" (or {key} in {path})" if path else "")
+    if err["type"] == "extra_forbidden":
+        where = f"{key} in {path}" if path else key
+        return f"{where}: unknown setting (see `citypilot --help` and README's configuration)"
+    value = err.get("input")
+    shown = f" (got {value!r})" if isinstance(value, str | int | float) and value != "" else ""
+    more = f" [+{exc.error_count() - 1} more]" if exc.error_count() > 1 else ""
+    return f"{where}: {err['msg']}{shown}{more}"
+
