@@ -181,6 +181,7 @@ class Subscriber:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         client.on_socket_open = self._on_socket_open
         props = None
         if v5:
@@ -222,11 +223,18 @@ class Subscriber:
             return
         with self._gen_lock:
             self._generation += 1
-        for topic in self.filters:
-            client.subscribe(topic, qos=1)
-        log.info("connected (MQTT %s, session present: %s), subscribed to %s",
+        client.subscribe([(topic, 1) for topic in self.filters])
+        log.info("connected (MQTT %s, session present: %s), subscribing to %s",
                  self.protocol, flags.session_present, ", ".join(self.filters))
-        self._call(self._connected.set)
+
+    def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int,
+                      reasons: list[ReasonCode], properties: Properties | None) -> None:
+        refused = [f for f, r in zip(self.filters, reasons, strict=False) if r.is_failure]
+        if refused:
+            log.error("broker refused the subscription to %s (check the ACL)",
+                      ", ".join(refused))
+            return
+        self._call(self._connected.set)  # ready: the subscription is in place
 
     def _on_disconnect(self, client: paho.Client, userdata: Any,
                        flags: paho.DisconnectFlags, reason: ReasonCode,

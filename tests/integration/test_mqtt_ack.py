@@ -1,0 +1,75 @@
+"""Manual acknowledgement through ingest/mqtt.py against a stock-configured Mosquitto.
+
+If an upgrade of the MQTT library starts acking on receipt, or stops honouring our Receive
+Maximum, these tests fail: unacknowledged messages must come back after a reconnect, and an
+MQTT 5 subscriber must be able to hold far more than Mosquitto's 3.1.1 in-flight default (20).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from ingest.mqtt import Message, MqttOptions, Subscriber
+from tests.mqttclient import publish
+from tests.servers import Mosquitto
+
+
+async def take_all(sub: Subscriber, n: int, within_s: float = 20.0) -> list[Message]:
+    got: list[Message] = []
+
+    async def loop() -> None:
+        while len(got) < n:
+            got.extend(await sub.take(n - len(got), 0.05))
+
+    await asyncio.wait_for(loop(), within_s)
+    return got
+
+
+async def test_unacked_messages_come_back_and_acked_ones_do_not(mosquitto: Mosquitto,
+                                                                prefix: str) -> None:
+    topic = f"ack/{prefix}/#"
+    opts = MqttOptions(mosquitto.url, f"ack-{prefix}", receive_maximum=5000)
+    async with Subscriber(opts, [topic]) as sub:
+        await sub.wait_connected()
+        sent = [(f"ack/{prefix}/{i}", str(i).encode()) for i in range(1000)]
+        await asyncio.to_thread(publish, mosquitto.url, sent)
+        # All 1000 arrive while none is acknowledged: the broker honours Receive Maximum,
+        # far above the 20 in flight it allows an MQTT 3.1.1 subscriber.
+        held = await take_all(sub, 1000)
+        assert sorted(int(m.payload) for m in held) == list(range(1000))
+        assert sub.ack(held[:300]) == 300  # the PUBACKs leave before the DISCONNECT
+    async with Subscriber(opts, [topic]) as again:
+        await again.wait_connected()
+        redelivered = await take_all(again, 700)
+        assert sorted(int(m.payload) for m in redelivered) == list(range(300, 1000))
+        again.ack(redelivered)
+        await asyncio.sleep(0.5)  # an absence: give a wrong extra delivery time to show up
+        assert again.take_nowait(10) == []
+
+
+async def test_mqtt_311_subscriber_is_limited_by_the_broker(mosquitto: Mosquitto,
+                                                            prefix: str) -> None:
+    """The contrast that motivates MQTT 5: the stock broker gives a 3.1.1 subscriber 20."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    got: list[int] = []
+    c = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"v311-{prefix}",
+                    clean_session=True, manual_ack=True)
+    c.on_message = lambda cl, ud, msg: got.append(msg.mid)
+    c.connect("127.0.0.1", mosquitto.port)
+    c.subscribe(f"v311/{prefix}/#", qos=1)
+    c.loop_start()
+    try:
+        from tests.support import eventually
+
+        await eventually(lambda: c.is_connected(), timeout=10)
+        await asyncio.sleep(0.2)  # SUBACK has no event in this bare client
+        await asyncio.to_thread(publish, mosquitto.url,
+                                [(f"v311/{prefix}/{i}", b"x") for i in range(200)])
+        await eventually(lambda: len(got) >= 20, timeout=10)
+        await asyncio.sleep(0.5)  # an absence: more than 20 would arrive now if allowed
+        assert len(got) == 20
+    finally:
+        c.disconnect()
+        c.loop_stop()
