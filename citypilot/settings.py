@@ -44,7 +44,7 @@ class Settings(BaseSettings):
                                       "broker (system CAs when unset)")
     mqtt_tls_insecure: bool = Field(False, description="turn TLS certificate verification "
                                     "off (loudly logged; tests only)")
-    store_url: str = Field(f"sqlite:///{DATA_DIR}/citypilot.db", description="sqlite:///path "
+    store_url: str = Field("sqlite:///./citypilot-data/citypilot.db", description="sqlite:///path "
                            "or influxdb://user:pass@host:8086/db (influxdbs:// for TLS)")
     store_timeout_s: float = Field(5.0, gt=0, description="how long a store write may retry "
                                    "before its batch goes to the spool")
@@ -54,7 +54,7 @@ class Settings(BaseSettings):
                                  "records are dropped (and counted) beyond it")
     metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics, "
                               "/healthz, /readyz port; 0: off")
-    catalog_url: str = Field(f"sqlite:///{DATA_DIR}/catalog.db", description="pilot "
+    catalog_url: str = Field("sqlite:///./citypilot-data/catalog.db", description="pilot "
                              "registry and hashed API keys")
     batch_max_messages: int = Field(5000, ge=1, le=65535, description="messages per store "
                                     "write (also sizes the MQTT 5 Receive Maximum)")
@@ -132,3 +132,17 @@ def _one_line(exc: ValidationError, path: Path | None) -> str:
     more = f" [+{exc.error_count() - 1} more]" if exc.error_count() > 1 else ""
     return f"{where}: {err['msg']}{shown}{more}"
 
+
+
+def markdown_table() -> str:
+    """The README's configuration table, generated from the fields (a test keeps it true)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, f in Settings.model_fields.items():
+        if name == "sources":
+            default = "(config file only: `[[sources]]`)"
+        else:
+            value = f.get_default(call_default_factory=True)
+            default = "unset" if value is None else f"`{value}`"
+        rows.append(f"| `{ENV_PREFIX}{name.upper()}` | {default} | {f.description} |")
+    rows.append(f"| `{ENV_PREFIX}CONFIG` | unset | the TOML file with these keys (or `--config`) |")
+    return "\n".join(rows)
