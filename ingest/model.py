@@ -53,6 +53,8 @@ class Reason(StrEnum):
     EMPTY = "empty"
     STORE_REJECTED = "store_rejected"
     UNDECODABLE = "undecodable"
+    NO_CODEC = "no_codec"  # a LoRaWAN uplink carries only raw bytes and no codec is configured
+    UNKNOWN_UNIT = "unknown_unit"  # a format states a unit the unit registry cannot convert
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,3 +71,124 @@ REGISTRY: dict[str, Metric] = {m.name: m for m in _METRICS}
 def lookup(name: str) -> Metric | None:
     """The registered metric of this name, or None when the registry does not know it."""
     return REGISTRY.get(name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Unit conversion (added for the gateway-format adapters, ingest/decode/fields.py).
+#
+# Foreign formats state readings in their own units (Tasmota `TempUnit: "F"`, Zigbee2MQTT
+# battery voltage in mV, a `[sources.fields]` mapping saying `unit = "inHg"`); the stored value
+# is always in the registry's unit above. Each unit belongs to one dimension and converts to the
+# dimension's base unit as `base = (value + offset) * scale`, so °F -> °C is the textbook
+# `(F - 32) * 5/9`, not a round trip through kelvin that would add float noise.
+# ---------------------------------------------------------------------------------------------
+
+
+class UnitError(ValueError):
+    """A unit nobody registered, or two units of different quantities."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Unit:
+    dimension: str
+    scale: float
+    offset: float = 0.0
+
+
+_UNITS: dict[str, _Unit] = {
+    # temperature, base °C
+    "°C": _Unit("temperature", 1.0),
+    "°F": _Unit("temperature", 5.0 / 9.0, -32.0),
+    "K": _Unit("temperature", 1.0, -273.15),
+    # pressure, base hPa (mmHg and inHg: the conventional 133.322387415 Pa and 3386.38866667 Pa)
+    "hPa": _Unit("pressure", 1.0),
+    "mbar": _Unit("pressure", 1.0),
+    "Pa": _Unit("pressure", 0.01),
+    "kPa": _Unit("pressure", 10.0),
+    "bar": _Unit("pressure", 1000.0),
+    "mmHg": _Unit("pressure", 1.33322387415),
+    "inHg": _Unit("pressure", 33.8638866667),
+    "psi": _Unit("pressure", 68.9475729318),
+    # dimensionless fractions, base 1 (battery "%" becomes the 0-1 fraction)
+    "1": _Unit("fraction", 1.0),
+    "%": _Unit("fraction", 0.01),
+    # electricity, bases V, W, Wh
+    "V": _Unit("voltage", 1.0),
+    "mV": _Unit("voltage", 0.001),
+    "W": _Unit("power", 1.0),
+    "mW": _Unit("power", 0.001),
+    "kW": _Unit("power", 1000.0),
+    "Wh": _Unit("energy", 1.0),
+    "kWh": _Unit("energy", 1000.0),
+    "MWh": _Unit("energy", 1.0e6),
+    # speed, base m/s
+    "m/s": _Unit("speed", 1.0),
+    "km/h": _Unit("speed", 1.0 / 3.6),
+    "mph": _Unit("speed", 0.44704),
+    "kn": _Unit("speed", 1852.0 / 3600.0),
+    "ft/s": _Unit("speed", 0.3048),
+    "yd/s": _Unit("speed", 0.9144),
+    # concentrations, bases ppm and µg/m³
+    "ppm": _Unit("mixing_ratio", 1.0),
+    "ppb": _Unit("mixing_ratio", 0.001),
+    "µg/m³": _Unit("mass_concentration", 1.0),
+    "mg/m³": _Unit("mass_concentration", 1000.0),
+    # light, length, volume, flow
+    "lx": _Unit("illuminance", 1.0),
+    "klx": _Unit("illuminance", 1000.0),
+    "mm": _Unit("length", 1.0),
+    "cm": _Unit("length", 10.0),
+    "m": _Unit("length", 1000.0),
+    "in": _Unit("length", 25.4),
+    "m³": _Unit("volume", 1.0),
+    "l": _Unit("volume", 0.001),
+    "m³/h": _Unit("flow", 1.0),
+    "l/h": _Unit("flow", 0.001),
+    "l/min": _Unit("flow", 0.06),
+}
+
+# Spellings seen in the wild (Tasmota's "C"/"F", ASCII stand-ins for ³ and µ, the Greek mu).
+_UNIT_ALIASES: dict[str, str] = {
+    "C": "°C", "degC": "°C", "℃": "°C", "celsius": "°C", "Celsius": "°C",
+    "F": "°F", "degF": "°F", "℉": "°F", "fahrenheit": "°F", "Fahrenheit": "°F",
+    "kelvin": "K", "mb": "mbar", "hpa": "hPa", "mmhg": "mmHg", "inhg": "inHg",
+    "percent": "%", "mv": "mV", "kwh": "kWh",
+    "kph": "km/h", "kmh": "km/h", "kt": "kn", "knots": "kn",
+    "ug/m3": "µg/m³", "μg/m³": "µg/m³", "µg/m3": "µg/m³", "mg/m3": "mg/m³",
+    "lux": "lx", "m3": "m³", "L": "l", "m3/h": "m³/h",
+}
+
+
+def unit_name(unit: str) -> str | None:
+    """The registry's spelling of a unit, or None when no conversion knows it."""
+    unit = unit.strip()
+    if unit in _UNITS:
+        return unit
+    return _UNIT_ALIASES.get(unit)
+
+
+def can_convert(from_unit: str, to_unit: str) -> bool:
+    try:
+        convert(0.0, from_unit, to_unit)
+    except UnitError:
+        return False
+    return True
+
+
+def convert(value: float, from_unit: str, to_unit: str) -> float:
+    """`value` in `from_unit`, expressed in `to_unit`; UnitError when that is not possible."""
+    if from_unit == to_unit:
+        return value
+    a, b = unit_name(from_unit), unit_name(to_unit)
+    if a is None:
+        raise UnitError(f"unknown unit {from_unit!r}")
+    if a == b:
+        return value
+    if b is None:
+        raise UnitError(f"unknown unit {to_unit!r}")
+    src, dst = _UNITS[a], _UNITS[b]
+    if src.dimension != dst.dimension:
+        raise UnitError(f"cannot convert {from_unit!r} ({src.dimension}) to {to_unit!r} "
+                        f"({dst.dimension})")
+    base = (value + src.offset) * src.scale
+    return base / dst.scale - dst.offset
