@@ -453,3 +453,26 @@ def test_sources_check_preview_lines() -> None:
         "dead letter  reason=no_codec  uplink carries only raw bytes (no decoder on the network "
         'server) and the source sets no codec (e.g. codec = "cayenne-lpp")',
     ]
+
+
+def test_too_large_and_the_backstop(monkeypatch: pytest.MonkeyPatch) -> None:
+    z2m = adapter("zigbee2mqtt", "z2m", "zigbee2mqtt/#")
+    big = z2m("zigbee2mqtt/t", b" " * (Limits().max_payload_bytes + 1), 0)
+    assert [r.reason for r in big.rejections] == [Reason.TOO_LARGE]
+
+    def boom(*_: Any) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(z2m, "decode", boom)
+    decoded = z2m("zigbee2mqtt/t", b"{}", 0)
+    assert rejections(decoded) == [(Reason.UNDECODABLE, "internal error: RuntimeError: bug")]
+
+
+def test_zoneless_tasmota_time_without_a_timezone_is_a_bad_timestamp() -> None:
+    from ingest.decode.adapter import AdapterConfig
+    from ingest.decode.tasmota import TasmotaDecoder
+
+    decoder = TasmotaDecoder(AdapterConfig(pilot=PILOT, gateway="tasmota"))
+    decoded = decoder("tele/pond/SENSOR", sample("tasmota-tele-sensor-bme280.json"), 0)
+    assert rejections(decoded) == [(Reason.BAD_TIMESTAMP, "Time '2019-11-03T19:34:28' has no "
+                                    "zone and the source sets no timezone")]
