@@ -23,6 +23,8 @@ app = typer.Typer(name="citypilot", no_args_is_help=True, add_completion=False,
                   help="Smart City pilot backend: MQTT gateways -> store -> KPIs.")
 deadletters_app = typer.Typer(no_args_is_help=True, help="Inspect rejected messages.")
 app.add_typer(deadletters_app, name="deadletters")
+sources_app = typer.Typer(no_args_is_help=True, help="Other gateway formats ([[sources]]).")
+app.add_typer(sources_app, name="sources")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file "
                                                 "(or CITYPILOT_CONFIG)", exists=False)]
@@ -35,6 +37,13 @@ def settings(config: Path | None = None, **overrides: object) -> Settings:
         typer.echo(f"citypilot: configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
     logs.configure(s.log_level, s.log_format)
+    from ingest.sources import SourceConfigError, load_sources
+
+    try:
+        load_sources(s.sources)
+    except SourceConfigError as exc:
+        typer.echo(f"citypilot: configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
     return s
 
 
@@ -81,6 +90,62 @@ def deadletters_list(
             sys.stdout.write(f"{when:%Y-%m-%d %H:%M:%S} {row['reason']:<16} {row['topic']}  "
                              f"{row['detail']}\n")
     typer.echo(f"{len(rows)} dead letter(s)", err=True)
+
+
+@sources_app.command("check")
+def sources_check(
+    file: Annotated[Path, typer.Argument(help="a sample payload, as it arrives on the topic",
+                                         exists=True, dir_okay=False)],
+    fmt: Annotated[str | None, typer.Option("--format", help="citypilot, ttn-v3, chirpstack-v4,"
+                                            " zigbee2mqtt, tasmota, influx-lp")] = None,
+    source: Annotated[str | None, typer.Option(help="decode as this configured source "
+                                               "(its mappings and codec)")] = None,
+    topic: Annotated[str | None, typer.Option(help="the topic it arrives on (a typical one "
+                                              "of the format by default)")] = None,
+    timezone: Annotated[str | None, typer.Option(help="zone for clocks without one")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Decode a sample offline: the points it would store, or the dead-letter reason."""
+    import time
+
+    from ingest.decode.preview import SAMPLE_TOPICS, preview
+    from ingest.sources import SourceConfigError, adhoc_source, decoder_for, load_sources
+
+    s = settings(config)
+    try:
+        if source is not None:
+            chosen = [x for x in load_sources(s.sources) if x.name == source]
+            if not chosen:
+                raise SourceConfigError(f"--source: no [[sources]] entry named {source!r}")
+            src = chosen[0]
+        elif fmt is not None:
+            src = adhoc_source(fmt, timezone)
+        else:
+            raise SourceConfigError("give --format F or --source NAME")
+        decoder = decoder_for(src)
+    except SourceConfigError as exc:
+        typer.echo(f"citypilot: {exc}", err=True)
+        raise typer.Exit(2) from None
+    the_topic = topic or SAMPLE_TOPICS.get(src.format.value, src.topic)
+    for line in preview(decoder, the_topic, file.read_bytes(), time.time_ns()):
+        sys.stdout.write(line + "\n")
+
+
+@sources_app.command("list")
+def sources_list(config: ConfigOpt = None,
+                 as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The configured sources: name, format, pilot, topic filter, broker."""
+    from ingest.mqtt import _redact
+    from ingest.sources import load_sources
+
+    s = settings(config)
+    rows = [{"name": x.name, "format": x.format.value, "pilot": x.pilot, "topic": x.topic,
+             "broker": _redact(x.mqtt_url or s.mqtt_url)} for x in load_sources(s.sources)]
+    for row in rows:
+        sys.stdout.write(orjson.dumps(row).decode() + "\n" if as_json else
+                         "{name:<20} {format:<14} {pilot:<16} {topic:<32} {broker}\n"
+                         .format(**row))
+    typer.echo(f"{len(rows)} source(s)", err=True)
 
 
 def main() -> None:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 from citypilot.settings import Settings
-from ingest.collector import Collector, CollectorOptions
+from ingest.collector import Collector, CollectorOptions, Connection, Route
 from ingest.decode import Limits
 from ingest.mqtt import MqttOptions
+from ingest.sources import Source, decoder_for, load_sources
 from ingest.stores import open_store
 from ingest.stores.base import Store
 
@@ -28,16 +30,40 @@ def collector_options(s: Settings, *, mqtt_url: str | None = None,
         receive_maximum=min(65535, s.batch_max_messages * in_flight),
         ca_file=str(s.mqtt_ca_file) if s.mqtt_ca_file else None,
         tls_insecure=s.mqtt_tls_insecure)
+    limits = Limits(max_payload_bytes=s.max_payload_bytes, max_future_s=s.max_future_s)
+    main, others = source_routes(load_sources(s.sources), mqtt, limits)
     return CollectorOptions(
         mqtt=mqtt, spool_dir=spool_dir or s.spool_dir, share_group=s.mqtt_share_group,
         spool_max_bytes=s.spool_max_bytes, batch_max_messages=s.batch_max_messages,
-        batch_interval_s=s.batch_interval_s, max_batches_in_flight=in_flight,
-        limits=Limits(max_payload_bytes=s.max_payload_bytes, max_future_s=s.max_future_s),
-        metrics_port=s.metrics_port if metrics_port is None else metrics_port)
+        batch_interval_s=s.batch_interval_s, max_batches_in_flight=in_flight, limits=limits,
+        metrics_port=s.metrics_port if metrics_port is None else metrics_port,
+        routes=main, connections=others)
+
+
+def source_routes(sources: list[Source], mqtt: MqttOptions, limits: Limits
+                  ) -> tuple[tuple[Route, ...], tuple[Connection, ...]]:
+    """Routes on the main broker, and one connection per other broker (its client id is the
+    collector's plus the first source's name, so it keeps a persistent session too)."""
+    main: list[Route] = []
+    others: dict[str, list[tuple[Source, Route]]] = {}
+    for src in sources:
+        route = Route(src.topic, decoder_for(src, limits))
+        if src.mqtt_url is None or src.mqtt_url == mqtt.url:
+            main.append(route)
+        else:
+            others.setdefault(src.mqtt_url, []).append((src, route))
+    connections = tuple(
+        Connection(replace(mqtt, url=url, client_id=f"{mqtt.client_id}-{group[0][0].name}"),
+                   tuple(r for _, r in group))
+        for url, group in others.items())
+    return tuple(main), connections
 
 
 def store(s: Settings) -> Store:
-    return open_store(s.store_url, timeout_s=s.store_timeout_s)
+    # How long a write may keep failing before its batch is spooled: SQLite waits on a busy
+    # lock, InfluxDB retries with backoff.
+    option = "busy_timeout_s" if s.store_url.startswith("sqlite") else "deadline_s"
+    return open_store(s.store_url, **{option: s.store_timeout_s})
 
 
 def build_collector(s: Settings, **overrides: object) -> Collector:

@@ -12,6 +12,7 @@ while live traffic flows. Rejected messages become dead-letter points in the sam
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter as Tally
@@ -51,6 +52,14 @@ class Route:
 
 
 @dataclass(frozen=True, slots=True)
+class Connection:
+    """Another broker (a source's `mqtt_url`) and the routes subscribed on it."""
+
+    mqtt: MqttOptions
+    routes: tuple[Route, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class CollectorOptions:
     mqtt: MqttOptions
     spool_dir: Path
@@ -62,7 +71,8 @@ class CollectorOptions:
     limits: Limits = field(default_factory=Limits)
     metrics_host: str = "0.0.0.0"
     metrics_port: int = 0
-    routes: tuple[Route, ...] = ()
+    routes: tuple[Route, ...] = ()  # sources on the main broker, beside the native topics
+    connections: tuple[Connection, ...] = ()  # sources on other brokers
     drain_interval_s: float = 1.0
 
 
@@ -94,14 +104,14 @@ class Collector:
         self.stats = Stats()
         self.metrics = metrics_http.CollectorMetrics()
         native = Route(topics.subscription(), NativeDecoder(options.limits))
-        self._routes = (native, *options.routes)
+        wiring = [(options.mqtt, (native, *options.routes)),
+                  *((c.mqtt, c.routes) for c in options.connections)]
         share = options.share_group
-        filters = [f"$share/{share}/{r.filter}" if share else r.filter for r in self._routes]
-        mqtt = options.mqtt
-        if mqtt.receive_maximum < options.batch_max_messages * options.max_batches_in_flight:
-            log.info("receive maximum %d is below batch size x batches in flight",
-                     mqtt.receive_maximum)
-        self.subscriber = Subscriber(mqtt, filters)
+        self._links: list[tuple[Subscriber, tuple[Route, ...]]] = []
+        for mqtt, routes in wiring:
+            filters = [f"$share/{share}/{r.filter}" if share else r.filter for r in routes]
+            self._links.append((Subscriber(mqtt, filters), routes))
+        self.subscriber = self._links[0][0]
         self.spool = Spool(options.spool_dir, max_bytes=options.spool_max_bytes)
         self._store_ok = True
         self._stopping = asyncio.Event()
@@ -111,11 +121,14 @@ class Collector:
     def stop(self) -> None:
         """Ask the collector to flush what it holds and exit (SIGTERM)."""
         self._stopping.set()
-        self.subscriber.interrupt()
+        for sub, _ in self._links:
+            sub.interrupt()
 
     async def run(self) -> None:
         # Subscribe first: no store check and no spool recovery before the subscription.
-        async with self.subscriber:
+        async with contextlib.AsyncExitStack() as subscriptions:
+            for sub, _ in self._links:
+                await subscriptions.enter_async_context(sub)
             await asyncio.to_thread(self.spool.open)
             try:
                 async with self.store, asyncio.TaskGroup() as tg:
@@ -125,7 +138,9 @@ class Collector:
                         background.append(tg.create_task(metrics_http.serve(
                             app, self.options.metrics_host, self.options.metrics_port),
                             name="metrics-http"))
-                    await self._batch_loop()
+                    loops = [tg.create_task(self._batch_loop(sub, routes), name=f"batches-{i}")
+                             for i, (sub, routes) in enumerate(self._links)]
+                    await asyncio.gather(*loops)
                     for task in background:
                         task.cancel()
             finally:
@@ -135,36 +150,37 @@ class Collector:
                  self.stats.spooled, self.stats.dead_letters)
 
     def _readiness(self) -> tuple[bool, dict[str, object]]:
-        connected = self.subscriber.connected
+        connected = all(sub.connected for sub, _ in self._links)
         return connected, {"mqtt_connected": connected, "store_ok": self._store_ok,
                            "mqtt_protocol": self.subscriber.protocol}
 
     # -- the batch pipeline ----------------------------------------------------------------
-    async def _batch_loop(self) -> None:
+    async def _batch_loop(self, sub: Subscriber, routes: tuple[Route, ...]) -> None:
         opts = self.options
         pending: deque[tuple[asyncio.Task[None], list[Message]]] = deque()
+
+        async def complete() -> None:
+            task, batch = pending.popleft()
+            await task  # an exception here (spool unusable) stops the collector unacknowledged
+            sub.ack(batch)
+
         while not self._stopping.is_set():
-            batch = await self.subscriber.take(opts.batch_max_messages, opts.batch_interval_s)
+            batch = await sub.take(opts.batch_max_messages, opts.batch_interval_s)
             if batch:
-                pending.append((asyncio.create_task(self._process(batch)), batch))
+                pending.append((asyncio.create_task(self._process(batch, routes)), batch))
             while pending and (len(pending) >= opts.max_batches_in_flight
                                or pending[0][0].done()):
-                await self._complete(pending.popleft())
+                await complete()
         # Flush: what was received but not yet processed is written and acknowledged too.
-        while batch := self.subscriber.take_nowait(opts.batch_max_messages):
-            pending.append((asyncio.create_task(self._process(batch)), batch))
+        while batch := sub.take_nowait(opts.batch_max_messages):
+            pending.append((asyncio.create_task(self._process(batch, routes)), batch))
         while pending:
-            await self._complete(pending.popleft())
+            await complete()
 
-    async def _complete(self, item: tuple[asyncio.Task[None], list[Message]]) -> None:
-        task, batch = item
-        await task  # an exception here (spool unusable) stops the collector unacknowledged
-        self.subscriber.ack(batch)
-
-    async def _process(self, batch: list[Message]) -> None:
+    async def _process(self, batch: list[Message], routes: tuple[Route, ...]) -> None:
         points: list[Point] = []
         for msg in batch:
-            decoded = self._decode(msg)
+            decoded = self._decode(msg, routes)
             points.extend(decoded.points)
             for rejection in decoded.rejections:
                 points.append(dead_letter(msg.topic, rejection, msg.received_ns))
@@ -176,10 +192,10 @@ class Collector:
         self.metrics.received.inc(len(batch))
         await self._persist(points)
 
-    def _decode(self, msg: Message) -> Decoded:
-        decoder = self._routes[0].decoder
-        if not msg.topic.startswith(topics.PREFIX + "/"):
-            for route in self._routes[1:]:
+    def _decode(self, msg: Message, routes: tuple[Route, ...]) -> Decoded:
+        decoder = routes[0].decoder  # native first: its topics are the hot path
+        if len(routes) > 1 and not msg.topic.startswith(topics.PREFIX + "/"):
+            for route in routes:
                 if topic_matches_sub(route.filter, msg.topic):
                     decoder = route.decoder
                     break
