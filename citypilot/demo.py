@@ -15,7 +15,8 @@ import logging
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from amqtt.broker import Broker
 
@@ -66,7 +67,7 @@ async def _report(c: Collector, every_s: float) -> None:
 
 
 async def run(settings: Settings, *, port: int,
-              publisher: Callable[[str], Awaitable[object]] | None,
+              publisher: Callable[[str], Coroutine[Any, Any, object]] | None,
               report_every_s: float = 2.0) -> None:
     broker = await embedded_broker(port)
     url = f"mqtt://127.0.0.1:{port}"

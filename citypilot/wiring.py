@@ -60,10 +60,8 @@ def source_routes(sources: list[Source], mqtt: MqttOptions, limits: Limits
 
 
 def store(s: Settings) -> Store:
-    # How long a write may keep failing before its batch is spooled: SQLite waits on a busy
-    # lock, InfluxDB retries with backoff.
-    option = "busy_timeout_s" if s.store_url.startswith("sqlite") else "deadline_s"
-    return open_store(s.store_url, **{option: s.store_timeout_s})
+    # How long a write may keep failing before its batch is spooled.
+    return open_store(s.store_url, deadline_s=s.store_timeout_s)
 
 
 def build_collector(s: Settings, **overrides: object) -> Collector:

@@ -46,7 +46,7 @@ class ServerProcess:
 
     def start(self) -> None:
         assert self.proc is None or self.proc.poll() is not None, f"{self.name} already runs"
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
                                      cwd=self.workdir, start_new_session=True)
         log.close()
