@@ -1,0 +1,147 @@
+"""`python -m bench` (`make bench`): ceilings, then citypilot's scenarios, then the table.
+
+Progress goes to stderr, the table to stdout, the full record (every figure, the CPU seconds
+of each process, RSS samples, profiles) to bench/results/bench-<time>.json and latest.json.
+`--quick` is a smoke run (smaller loads, under two minutes); `--only A,C` picks scenarios;
+`--profile` samples the collector with py-spy in each scenario and prints where its time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import ceilings, profile, report, scenarios
+from bench.rig import BenchError, Rig
+
+log = logging.getLogger("bench")
+
+Scenario = Callable[[Rig, scenarios.Sizes, Path | None], dict[str, Any]]
+SCENARIOS: dict[str, Scenario] = {
+    "A": scenarios.scenario_a, "B": scenarios.scenario_b,
+    "C": scenarios.scenario_c, "D": scenarios.scenario_d,
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller loads (smoke run)")
+    parser.add_argument("--only", default="A,B,C,D", help="scenarios to run, e.g. A,B")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample the collector with py-spy (pip install py-spy)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the temp dir (server and collector logs)")
+    parser.add_argument("--results", type=Path, default=report.RESULTS_DIR,
+                        help="where the JSON record goes (default: bench/results)")
+    args = parser.parse_args(argv)
+    args.only = [s.strip().upper() for s in args.only.split(",") if s.strip()]
+    unknown = [s for s in args.only if s not in SCENARIOS]
+    if unknown:
+        parser.error(f"--only: unknown scenario {', '.join(unknown)} (choose from A, B, C, D)")
+    return args
+
+
+def run_ceilings(rig: Rig, sizes: scenarios.Sizes) -> dict[str, Any]:
+    log.info("ceiling: mosquitto_pub -> mosquitto_sub, %d messages", sizes.broker_msgs)
+    broker = ceilings.broker(rig, sizes.broker_msgs)
+    log.info("  %.0f msg/s", broker["msgs_s"])
+    log.info("ceiling: bare paho subscriber, %d messages", sizes.paho_msgs)
+    paho = ceilings.paho(rig, sizes.paho_msgs)
+    log.info("  %.0f msg/s", paho["msgs_s"])
+    log.info("ceiling: bare paho subscriber, MQTT 3.1.1, %d messages", sizes.paho_msgs)
+    paho311 = ceilings.paho(rig, sizes.paho_msgs, protocol="3.1.1")
+    log.info("  %.0f msg/s", paho311["msgs_s"])
+    log.info("ceiling: InfluxDB raw line protocol, %d points", sizes.influx_points)
+    influx = ceilings.influx(rig, sizes.influx_points)
+    log.info("  %.0f points/s", influx["points_s"])
+    return {"broker": broker, "paho": paho, "paho_311": paho311, "influx": influx}
+
+
+def run_scenarios(rig: Rig, args: argparse.Namespace, sizes: scenarios.Sizes,
+                  profiles_dir: Path | None) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for name in args.only:
+        log.info("scenario %s ...", name)
+        started = time.monotonic()
+        try:
+            results[name] = SCENARIOS[name](rig, sizes, profiles_dir)
+        except BenchError as exc:
+            log.error("scenario %s failed: %s", name, exc)
+            results[name] = None
+            continue
+        log.info("scenario %s done in %.0f s: %s", name, time.monotonic() - started,
+                 _headline(name, results[name]))
+        if profiles_dir is not None:
+            raw = profiles_dir / f"profile-{name}.txt"
+            if raw.exists():
+                results[name]["profile"] = profile.summarise(raw)
+    return results
+
+
+def _headline(name: str, r: dict[str, Any]) -> str:
+    if name in "AB":
+        return f"{r['msgs_s']:,.0f} msg/s, {r['readings_s']:,.0f} readings/s"
+    if name == "C":
+        return f"p50 {r['p50_s']:.3f} s, p99 {r['p99_s']:.3f} s"
+    return f"peak RSS {r['peak_rss_mb']:.0f} MB, lost {r['lost']}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s bench: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    sizes = scenarios.QUICK if args.quick else scenarios.FULL
+    started = time.time()
+    before = report.machine()
+    tmp = Path(tempfile.mkdtemp(prefix="citypilot-bench-"))
+    profiles_dir = args.results / "profiles" if args.profile else None
+    try:
+        with Rig(tmp) as rig:
+            ceiling = run_ceilings(rig, sizes)
+            results = run_scenarios(rig, args, sizes, profiles_dir)
+    except BenchError as exc:
+        log.error("%s", exc)
+        return 1
+    finally:
+        if args.keep:
+            log.info("logs kept in %s", tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return _finish(args, sizes, ceiling, results, before, started)
+
+
+def _finish(args: argparse.Namespace, sizes: scenarios.Sizes, ceiling: dict[str, Any],
+            results: dict[str, Any], before: dict[str, Any], started: float) -> int:
+    flat = {"broker_msgs_s": ceiling["broker"]["msgs_s"],
+            "paho_msgs_s": ceiling["paho"]["msgs_s"],
+            "influx_points_s": ceiling["influx"]["points_s"]}
+    ok = {k: v for k, v in results.items() if v is not None}
+    rows = [*report.ceiling_rows(ceiling), *report.throughput_rows(ok, flat),
+            *report.latency_rows(ok), *report.outage_rows(ok), *report.resource_rows(ok)]
+    mode = "quick" if args.quick else "full"
+    print(f"citypilot ingest benchmark ({mode}; python -m bench{' --quick' if args.quick else ''}"
+          f"; {before['cpus']} CPUs, load {before['loadavg'][0]:.2f} at start)")
+    print(report.render(rows))
+    for name, r in ok.items():
+        if "profile" in r:
+            print(profile.render(name, r["profile"]))
+    path = report.save({"mode": mode, "sizes": dataclasses.asdict(sizes),
+                        "machine_before": before, "machine_after": report.machine(),
+                        "seconds": time.time() - started, "ceilings": ceiling,
+                        "scenarios": results}, args.results)
+    log.info("record: %s (%.0f s in all)", path, time.time() - started)
+    return 0 if len(ok) == len(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

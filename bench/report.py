@@ -1,0 +1,131 @@
+"""The benchmark's table (stdout) and its JSON record (bench/results/, not committed).
+
+Each row is one figure with its target and its ratio to the ceilings measured in the same
+run: ÷broker is messages/s over Mosquitto's C-to-C rate, ÷paho over a bare paho subscriber's,
+÷influx is readings/s over InfluxDB's raw line-protocol ingest in points/s.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).with_name("results")
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    figure: str
+    measured: str
+    target: str = ""
+    vs_broker: float | None = None
+    vs_paho: float | None = None
+    vs_influx: float | None = None
+    verdict: str = ""
+
+
+def _n(value: float, unit: str) -> str:
+    return f"{value:,.0f} {unit}"
+
+
+def _ratio(value: float | None) -> str:
+    return "" if value is None or math.isnan(value) else f"{value:.2f}"
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def ceiling_rows(c: dict[str, Any]) -> list[Row]:
+    return [
+        Row("ceiling: Mosquitto, C pub -> C sub (QoS 1)", _n(c["broker"]["msgs_s"], "msg/s")),
+        Row("ceiling: bare paho subscriber, MQTT 5", _n(c["paho"]["msgs_s"], "msg/s")),
+        Row("(info) bare paho subscriber, MQTT 3.1.1", _n(c["paho_311"]["msgs_s"], "msg/s")),
+        Row("ceiling: InfluxDB raw line protocol", _n(c["influx"]["points_s"], "points/s")),
+    ]
+
+
+def throughput_rows(results: dict[str, Any], c: dict[str, float]) -> list[Row]:
+    rows = []
+    if a := results.get("A"):
+        rows.append(Row("A: 1 reading/msg, end to end", _n(a["msgs_s"], "msg/s"),
+                        ">= 20,000 msg/s", a["msgs_s"] / c["broker_msgs_s"],
+                        a["msgs_s"] / c["paho_msgs_s"], a["readings_s"] / c["influx_points_s"],
+                        _verdict(a["msgs_s"] >= 20_000)))
+    if b := results.get("B"):
+        rows.append(Row(f"B: {b['readings_per_msg']} readings/msg, end to end",
+                        _n(b["readings_s"], "readings/s"), ">= 100,000 readings/s",
+                        vs_influx=b["readings_s"] / c["influx_points_s"],
+                        verdict=_verdict(b["readings_s"] >= 100_000)))
+    return rows
+
+
+def latency_rows(results: dict[str, Any]) -> list[Row]:
+    c = results.get("C")
+    if not c:
+        return []
+    at = f"@ {c['rate_achieved']:,.0f} msg/s"
+    missing = c["markers"] - c["markers_seen"]
+    return [
+        Row(f"C: publish->queryable p50 {at}", f"{c['p50_s']:.3f} s"),
+        Row(f"C: publish->queryable p99 {at}", f"{c['p99_s']:.3f} s", "< 2 s",
+            verdict=_verdict(c["p99_s"] < 2 and missing == 0)),
+    ]
+
+
+def outage_rows(results: dict[str, Any]) -> list[Row]:
+    d = results.get("D")
+    if not d:
+        return []
+    at = f"{d['outage_s']:g} s outage @ {d['rate_achieved']:,.0f} msg/s"
+    return [
+        Row(f"D: peak RSS, {at}", f"{d['peak_rss_mb']:.0f} MB", "< 200 MB",
+            verdict=_verdict(d["peak_rss_mb"] < 200)),
+        Row("D: readings lost", f"{d['lost']:,} of {d['messages']:,}", "0",
+            verdict=_verdict(d["lost"] == 0)),
+        Row("D: drain after InfluxDB is back", f"{d['drain_s']:.1f} s"),
+    ]
+
+
+def resource_rows(results: dict[str, Any]) -> list[Row]:
+    rows = []
+    for name in ("A", "B", "C"):
+        r = results.get(name)
+        if r:
+            rows.append(Row(f"{name}: collector peak RSS / CPU",
+                            f"{r['peak_rss_mb']:.0f} MB / {r['collector_cores']:.2f} cores"))
+    return rows
+
+
+def render(rows: list[Row]) -> str:
+    header = ("figure", "measured", "target", "÷broker", "÷paho", "÷influx", "verdict")
+    cells = [header] + [(r.figure, r.measured, r.target, _ratio(r.vs_broker),
+                         _ratio(r.vs_paho), _ratio(r.vs_influx), r.verdict) for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    right = {1, 3, 4, 5}
+
+    def line(row: tuple[str, ...]) -> str:
+        return "| " + " | ".join(c.rjust(w) if i in right else c.ljust(w)
+                                 for i, (c, w) in enumerate(zip(row, widths, strict=True))) + " |"
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(cells[0]), rule, *(line(c) for c in cells[1:])])
+
+
+def machine() -> dict[str, Any]:
+    return {"cpus": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "loadavg": os.getloadavg()}
+
+
+def save(record: dict[str, Any], directory: Path = RESULTS_DIR) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    text = json.dumps(record, indent=2, default=str)
+    path.write_text(text)
+    (directory / "latest.json").write_text(text)
+    return path
