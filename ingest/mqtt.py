@@ -148,6 +148,7 @@ class Subscriber:
         self._refused_v5 = False
         self._interrupted = False
         self._socket_opened_at = 0.0
+        self._closed = threading.Event()
 
     @property
     def connected(self) -> bool:
@@ -199,7 +200,12 @@ class Subscriber:
     def _stop(self) -> None:
         client, self._client = self._client, None
         if client is not None:
-            client.disconnect()
+            if client.is_connected():
+                # loop_stop() right after disconnect() can end the network thread before the
+                # last PUBACKs are written; wait for the DISCONNECT to go out after them.
+                self._closed.clear()
+                client.disconnect()
+                self._closed.wait(5.0)
             client.loop_stop()
         self._connected.clear()
 
@@ -249,6 +255,8 @@ class Subscriber:
         self._call(self._connected.clear)
         if client is self._client:
             log.warning("disconnected from broker (%s); reconnecting", reason)
+        else:
+            self._closed.set()
 
     def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
         self._socket_opened_at = time.monotonic()
