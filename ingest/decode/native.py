@@ -66,10 +66,10 @@ class NativeDecoder:
                       else Reason.BAD_JSON)
             return _reject(out, reason, str(exc), payload)
         if isinstance(doc, dict):
-            self._element(out, doc, payload, identity, channel, received_ns, "")
+            self._element(out, doc, _Raw(doc, payload), identity, channel, received_ns, "")
         elif isinstance(doc, list) and doc:
             for i, element in enumerate(doc):
-                raw = orjson.dumps(element) if len(doc) > 1 else payload
+                raw = _Raw(element, None if len(doc) > 1 else payload)
                 self._element(out, element, raw, identity, channel, received_ns, f"element {i}: ")
         elif isinstance(doc, list):
             _reject(out, Reason.EMPTY, "empty array", payload)
@@ -78,23 +78,23 @@ class NativeDecoder:
                     f"{type(doc).__name__}", payload)
         return out
 
-    def _element(self, out: Decoded, doc: Any, raw: bytes, identity: topics.Identity,
+    def _element(self, out: Decoded, doc: Any, raw: _Raw, identity: topics.Identity,
                  channel: topics.Channel, received_ns: int, where: str) -> None:
         try:
             msg = _MODELS[channel].model_validate(doc)
         except ValidationError as exc:
             reason, detail = _classify(exc)
-            _reject(out, reason, where + detail, raw)
+            _reject(out, reason, where + detail, raw.get())
             return
         try:
             ts = to_ns(msg.ts, received_ns)  # type: ignore[attr-defined]
         except TimestampError as exc:
-            _reject(out, Reason.BAD_TIMESTAMP, where + str(exc), raw)
+            _reject(out, Reason.BAD_TIMESTAMP, where + str(exc), raw.get())
             return
         if ts > received_ns + int(self.limits.max_future_s * 1e9):
             ahead = (ts - received_ns) / 1e9
             _reject(out, Reason.FUTURE_TIMESTAMP, f"{where}ts is {ahead:.0f} s ahead of the "
-                    f"collector (limit {self.limits.max_future_s:g} s)", raw)
+                    f"collector (limit {self.limits.max_future_s:g} s)", raw.get())
             return
         base = (("pilot", identity.pilot), ("gateway", identity.gateway),
                 ("device", identity.device))
@@ -106,33 +106,34 @@ class NativeDecoder:
             fields: dict[str, FieldValue] = {"value": float(msg.value), DELAY_FIELD: delay}
             if msg.user is not None:
                 fields["user"] = msg.user
-            out.points.append(Point(EVENT_MEASUREMENT, tags, fields, spread_ns(ts, raw)))
+            out.points.append(Point(EVENT_MEASUREMENT, tags, fields, spread_ns(ts, raw.get())))
         else:
             assert isinstance(msg, Status)
             self._status(out, msg, raw, base, ts, where)
 
-    def _telemetry(self, out: Decoded, msg: Telemetry, raw: bytes, tags: topics_tags,
+    def _telemetry(self, out: Decoded, msg: Telemetry, raw: _Raw, tags: topics_tags,
                    ts: int, delay: float, where: str) -> None:
         if msg.kind in RESERVED_KINDS:
-            _reject(out, Reason.BAD_NAME, f"{where}kind {msg.kind!r} is reserved", raw)
+            _reject(out, Reason.BAD_NAME, f"{where}kind {msg.kind!r} is reserved", raw.get())
             return
         fields: dict[str, FieldValue] = {}
         for name, value in msg.values.items():
             if name == DELAY_FIELD:
-                _reject(out, Reason.BAD_NAME, f"{where}value name {name!r} is reserved", raw)
+                _reject(out, Reason.BAD_NAME, f"{where}value name {name!r} is reserved",
+                        raw.get())
                 return
             metric = units.lookup(name)
             if metric is None:
                 out.unknown_metrics.append(name)
             elif not metric.in_range(value):
                 _reject(out, Reason.OUT_OF_RANGE, f"{where}{name}={value!r} outside "
-                        f"[{metric.low:g}, {metric.high:g}] {metric.unit}", raw)
+                        f"[{metric.low:g}, {metric.high:g}] {metric.unit}", raw.get())
                 return
             fields[name] = float(value)
         fields[DELAY_FIELD] = delay
         out.points.append(Point(msg.kind, tags, fields, ts))
 
-    def _status(self, out: Decoded, msg: Status, raw: bytes, tags: topics_tags, ts: int,
+    def _status(self, out: Decoded, msg: Status, raw: _Raw, tags: topics_tags, ts: int,
                 where: str) -> None:
         fields: dict[str, FieldValue] = {}
         for name in _STATUS_FIELDS:
@@ -142,16 +143,31 @@ class NativeDecoder:
             metric = units.lookup(name)
             if metric is not None and not isinstance(value, str) and not metric.in_range(value):
                 _reject(out, Reason.OUT_OF_RANGE, f"{where}{name}={value!r} outside "
-                        f"[{metric.low:g}, {metric.high:g}] {metric.unit}", raw)
+                        f"[{metric.low:g}, {metric.high:g}] {metric.unit}", raw.get())
                 return
             fields[name] = value if isinstance(value, str) else float(value)
         if not fields:
-            _reject(out, Reason.EMPTY, f"{where}status carries no field besides ts", raw)
+            _reject(out, Reason.EMPTY, f"{where}status carries no field besides ts", raw.get())
             return
         out.points.append(Point(STATUS_MEASUREMENT, tags, fields, ts))
 
 
 topics_tags = tuple[tuple[str, str], ...]
+
+
+class _Raw:
+    """An element's own bytes, encoded only when needed (a rejection, an event's hash): in
+    an array of 50 good readings, re-encoding each one would cost more than decoding it."""
+
+    __slots__ = ("doc", "raw")
+
+    def __init__(self, doc: Any, raw: bytes | None) -> None:
+        self.doc, self.raw = doc, raw
+
+    def get(self) -> bytes:
+        if self.raw is None:
+            self.raw = orjson.dumps(self.doc)
+        return self.raw
 
 
 def _reject(out: Decoded, reason: Reason, detail: str, raw: bytes) -> Decoded:
