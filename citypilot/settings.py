@@ -12,6 +12,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
@@ -56,6 +57,11 @@ class Settings(BaseSettings):
                               "/healthz, /readyz port; 0: off")
     catalog_url: str = Field("sqlite:///./citypilot-data/catalog.db", description="pilot "
                              "registry and hashed API keys")
+    mosquitto_password_file: Path = Field(Path("deploy/mosquitto/auth/passwd"),
+                                          description="Mosquitto password file that "
+                                          "`citypilot gateway add/revoke` edit")
+    mosquitto_acl_file: Path = Field(Path("deploy/mosquitto/auth/acl"), description="Mosquitto "
+                                     "ACL file that `citypilot gateway add/revoke` edit")
     batch_max_messages: int = Field(5000, ge=1, le=65535, description="messages per store "
                                     "write (also sizes the MQTT 5 Receive Maximum)")
     batch_interval_s: float = Field(0.1, gt=0, description="longest wait to fill a batch")
@@ -132,6 +138,31 @@ def _one_line(exc: ValidationError, path: Path | None) -> str:
     more = f" [+{exc.error_count() - 1} more]" if exc.error_count() > 1 else ""
     return f"{where}: {err['msg']}{shown}{more}"
 
+
+# Secrets that ship with citypilot: the placeholders of .env.example (tests/deploy/ keep this
+# set and that file in step) and the example passwords of the README. Outside the demo they
+# are refused, so a copied example never guards a real broker or database.
+SHIPPED_SECRETS = frozenset({
+    "change-me-collector", "change-me-influxdb-admin", "change-me-influxdb",
+    "change-me-grafana-reader", "secret", "password", "changeme",
+})
+
+
+def refuse_shipped_secrets(settings: Settings) -> None:
+    """Raise SettingsError when a URL carries a shipped default password (any `change-me...`
+    placeholder included). Every command but the demo's calls it after loading settings."""
+    urls = [(f"{ENV_PREFIX}{key.upper()}", getattr(settings, key))
+            for key in ("mqtt_url", "store_url", "catalog_url")]
+    urls += [(f"[[sources]] {src.get('name', '?')} mqtt_url", src["mqtt_url"])
+             for src in settings.sources if isinstance(src.get("mqtt_url"), str)]
+    for where, url in urls:
+        password = urlsplit(url).password
+        if password is None:
+            continue
+        plain = unquote(password)
+        if plain in SHIPPED_SECRETS or plain.lower().startswith("change-me"):
+            raise SettingsError(f"{where}: its password is a shipped default; set your own "
+                                "(in .env for docker compose) — defaults only work in the demo")
 
 
 def markdown_table() -> str:
