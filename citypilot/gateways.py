@@ -1,0 +1,393 @@
+"""Gateway credentials on a Mosquitto broker: `citypilot gateway add|revoke|collector|ca`.
+
+One MQTT identity per gateway. The username is `{pilot}.{gateway}`: ids match
+`[A-Za-z0-9_-]{1,64}`, so the dot cannot occur inside either and `p1/gw1` (`p1.gw1`) and
+`p2/gw1` (`p2.gw1`) are two identities; the collectors' account (`citypilot-collector`) has no
+dot, so it can never collide with a gateway. Each gateway gets an explicit ACL section that
+lets it write below `citypilot/v1/{pilot}/{gateway}/` and read nothing (explicit sections, not
+`pattern` lines with `%u`: the username is not a topic path).
+
+Passwords are hashed the way Mosquitto 2.0's password file stores them (`mosquitto_passwd`'s
+default): `$7$<iterations>$<base64 salt>$<base64 PBKDF2-HMAC-SHA512>`, 101 iterations, 12-byte
+salt. The files are edited under a lock, written to a temp file and renamed into place
+(mode and owner kept), so the broker never reads half a file; it re-reads both on SIGHUP.
+
+`ca` makes a self-signed CA and a server certificate with the `openssl` command: for test
+pilots only (a real deployment uses certificates from the city's PKI or a public CA).
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import hashlib
+import hmac
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+
+from citypilot.settings import SettingsError, load
+from ingest.topics import ID_PATTERN, PREFIX, is_id
+
+COLLECTOR_USER = "citypilot-collector"
+HASH_ITERATIONS = 101  # what mosquitto_passwd 2.0 writes
+SALT_BYTES = 12
+NEW_FILE_MODE = 0o640  # owner writes; the broker's group reads (docker-compose.yml: HOST_GID)
+
+BASE_ACL = f"""\
+# citypilot: Mosquitto ACL (acl_file). `citypilot gateway add|revoke` edit this file;
+# reload the broker (SIGHUP) after any edit.
+#
+# Nothing stands above the first `user` line: a client without a section of its own may
+# neither read nor write (and anonymous clients are refused by mosquitto.conf anyway).
+
+# The collectors: one account, a client id each. They read all citypilot traffic (a shared
+# subscription $share/<group>/citypilot/v1/# is checked against this line too) and write
+# nothing but Sparkplug B rebirth requests. For each [[sources]] entry served by this broker
+# add its filter, e.g. `topic read zigbee2mqtt/#` or `topic read spBv1.0/#`.
+user {COLLECTOR_USER}
+topic read {PREFIX}/#
+topic write spBv1.0/+/NCMD/+
+
+# Gateways, one section each (user `{{pilot}}.{{gateway}}`): write below their own
+# {PREFIX}/{{pilot}}/{{gateway}}/ (status and last will included), read nothing.
+"""
+
+
+class GatewayError(Exception):
+    """A refused credential operation; the message says what to do."""
+
+
+def username(pilot: str, gateway: str) -> str:
+    for label, value in (("pilot", pilot), ("gateway", gateway)):
+        if not is_id(value):
+            raise GatewayError(f"{label} {value!r} does not match {ID_PATTERN}")
+    return f"{pilot}.{gateway}"
+
+
+def mosquitto_hash(password: str, *, salt: bytes | None = None,
+                   iterations: int = HASH_ITERATIONS) -> str:
+    """The `$7$` PBKDF2-SHA512 hash that Mosquitto 2.0 reads from its password file."""
+    salt = secrets.token_bytes(SALT_BYTES) if salt is None else salt
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
+    return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def verify_hash(password: str, hashed: str) -> bool:
+    """Check a password against a `$7$` entry (what the broker does at CONNECT)."""
+    try:
+        _, kind, iterations, salt, digest = hashed.split("$")
+        if kind != "7":
+            return False
+        expected = hashlib.pbkdf2_hmac("sha512", password.encode(), base64.b64decode(salt),
+                                       int(iterations))
+        return hmac.compare_digest(expected, base64.b64decode(digest))
+    except ValueError:
+        return False
+
+
+def new_password() -> str:
+    """256 random bits, URL-safe (no `:` for the password file, no `@` or `/` for URLs)."""
+    return secrets.token_urlsafe(32)
+
+
+def acl_section(pilot: str, gateway: str) -> str:
+    return (f"# gateway {pilot}/{gateway}\nuser {username(pilot, gateway)}\n"
+            f"topic write {PREFIX}/{pilot}/{gateway}/#\n")
+
+
+# -- files -----------------------------------------------------------------------------------
+def write_atomic(path: Path, text: str) -> None:
+    """Replace `path` by a complete new file: temp file in the same directory, fsync, rename.
+    An existing file keeps its mode and (where permitted) owner; a new one gets NEW_FILE_MODE."""
+    try:
+        st: os.stat_result | None = path.stat()
+    except FileNotFoundError:
+        st = None
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, st.st_mode & 0o7777 if st else NEW_FILE_MODE)
+        if st is not None:
+            try:
+                os.chown(tmp, st.st_uid, st.st_gid)
+            except PermissionError:
+                pass  # not root: the file stays ours, with the old mode
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def locked(password_file: Path) -> Iterator[None]:
+    """One editor at a time: an exclusive lock on a file beside the password file."""
+    password_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(password_file.parent / f".{password_file.name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def read_passwords(path: Path) -> list[tuple[str, str]]:
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            user, _, hashed = line.partition(":")
+            rows.append((user, hashed))
+    return rows
+
+
+def set_password(path: Path, user: str, password: str) -> bool:
+    """Add or replace one entry; True when the user already had one."""
+    rows = read_passwords(path)
+    existed = any(u == user for u, _ in rows)
+    rows = [(u, h) for u, h in rows if u != user] + [(user, mosquitto_hash(password))]
+    write_atomic(path, "".join(f"{u}:{h}\n" for u, h in rows))
+    return existed
+
+
+def drop_password(path: Path, user: str) -> bool:
+    rows = read_passwords(path)
+    kept = [(u, h) for u, h in rows if u != user]
+    if len(kept) != len(rows):
+        write_atomic(path, "".join(f"{u}:{h}\n" for u, h in kept))
+    return len(kept) != len(rows)
+
+
+def acl_text(path: Path) -> str:
+    return path.read_text() if path.exists() else BASE_ACL
+
+
+def without_section(text: str, user: str) -> tuple[str, bool]:
+    """The ACL without `user`'s section: its `user` line, the `topic` lines and blank lines
+    that follow it, and our `# gateway` comment right above it."""
+    out: list[str] = []
+    found = skipping = False
+    for line in text.splitlines(keepends=True):
+        word = line.split(maxsplit=1)[0] if line.strip() else ""
+        if line.rstrip("\n") == f"user {user}":
+            found, skipping = True, True
+            if out and out[-1].startswith("# gateway "):
+                out.pop()
+            continue
+        if skipping and word in ("topic", ""):
+            continue
+        skipping = False
+        out.append(line)
+    return "".join(out), found
+
+
+def with_section(text: str, pilot: str, gateway: str) -> str:
+    text, _ = without_section(text, username(pilot, gateway))
+    return text.rstrip("\n") + "\n\n" + acl_section(pilot, gateway)
+
+
+# -- operations ------------------------------------------------------------------------------
+def add_gateway(password_file: Path, acl_file: Path, pilot: str, gateway: str, *,
+                rotate: bool = False) -> tuple[str, str]:
+    """Create (or with `rotate`, replace) a gateway's credentials; returns (user, password).
+    The ACL goes first: a section without a password lets nobody in."""
+    user = username(pilot, gateway)
+    password = new_password()
+    with locked(password_file):
+        if not rotate and any(u == user for u, _ in read_passwords(password_file)):
+            raise GatewayError(f"gateway {pilot}/{gateway} already has credentials; "
+                               "`--rotate` gives it a new password, `revoke` removes it")
+        acl_file.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(acl_file, with_section(acl_text(acl_file), pilot, gateway))
+        set_password(password_file, user, password)
+    return user, password
+
+
+def revoke_gateway(password_file: Path, acl_file: Path, pilot: str, gateway: str) -> bool:
+    """Remove a gateway's password and ACL section (password first: no login from then on)."""
+    user = username(pilot, gateway)
+    with locked(password_file):
+        had_password = drop_password(password_file, user)
+        text, had_section = without_section(acl_text(acl_file), user)
+        if had_section:
+            write_atomic(acl_file, text)
+    return had_password or had_section
+
+
+def set_collector(password_file: Path, acl_file: Path, password: str) -> None:
+    """Set the collectors' account password; write the base ACL when there is none yet."""
+    with locked(password_file):
+        if not acl_file.exists():
+            acl_file.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(acl_file, BASE_ACL)
+        set_password(password_file, COLLECTOR_USER, password)
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    binary = shutil.which("openssl")
+    if binary is None:
+        raise GatewayError("openssl not found: install it (`apt-get install openssl`)")
+    done = subprocess.run([binary, *args], cwd=cwd, capture_output=True, text=True,
+                          check=False)
+    if done.returncode != 0:
+        raise GatewayError(f"openssl {args[0]} failed: {done.stderr.strip()}")
+
+
+def make_ca(out: Path, hosts: list[str], *, days: int = 825, force: bool = False
+            ) -> list[Path]:
+    """A self-signed CA (ca.crt, ca.key) and a server certificate signed by it (server.crt,
+    server.key) naming `hosts` (DNS names or IP addresses). Test pilots only."""
+    names = {n: out / n for n in ("ca.crt", "ca.key", "server.crt", "server.key")}
+    clash = [p for p in names.values() if p.exists()]
+    if clash and not force:
+        raise GatewayError(f"{clash[0]} exists; `--force` replaces the CA and certificate")
+    out.mkdir(parents=True, exist_ok=True)
+    san = ",".join(f"IP:{h}" if h.replace(".", "").isdigit() or ":" in h else f"DNS:{h}"
+                   for h in hosts)
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    with tempfile.TemporaryDirectory(dir=out) as tmp:
+        work = Path(tmp)
+        _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days",
+                 str(days), "-subj", "/O=citypilot/CN=citypilot test CA (not for production)",
+                 "-addext", "basicConstraints=critical,CA:TRUE",
+                 "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=work)
+        _openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr",
+                 "-subj", f"/O=citypilot/CN={hosts[0]}", cwd=work)
+        (work / "server.ext").write_text(
+            "basicConstraints=critical,CA:FALSE\n"
+            "keyUsage=critical,digitalSignature,keyEncipherment\n"
+            "extendedKeyUsage=serverAuth\nsubjectKeyIdentifier=hash\n"
+            f"authorityKeyIdentifier=keyid,issuer\nsubjectAltName={san}\n")
+        _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                 "-set_serial", f"0x{secrets.token_hex(16)}", "-days", str(days),
+                 "-extfile", "server.ext", "-out", "server.crt", cwd=work)
+        for name, path in names.items():
+            mode = 0o600 if name == "ca.key" else 0o640 if name == "server.key" else 0o644
+            os.chmod(work / name, mode)
+            os.replace(work / name, path)
+    return list(names.values())
+
+
+# -- command line ----------------------------------------------------------------------------
+admin_app = typer.Typer(no_args_is_help=True, add_completion=False,
+                        help="Gateway credentials on the Mosquitto broker.")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file "
+                                                "(or CITYPILOT_CONFIG)")]
+PasswordFileOpt = Annotated[Path | None, typer.Option(
+    "--password-file", help="Mosquitto password file [CITYPILOT_MOSQUITTO_PASSWORD_FILE]")]
+AclFileOpt = Annotated[Path | None, typer.Option(
+    "--acl-file", help="Mosquitto ACL file [CITYPILOT_MOSQUITTO_ACL_FILE]")]
+PilotOpt = Annotated[str, typer.Option("--pilot", help="pilot id")]
+GatewayOpt = Annotated[str, typer.Option("--gateway", help="gateway id, unique per pilot")]
+RELOAD = ("reload the broker so it reads the change (SIGHUP): `docker compose kill -s HUP "
+          "mosquitto`, or `systemctl reload mosquitto` on a Debian host")
+
+
+def _files(config: Path | None, password_file: Path | None, acl_file: Path | None
+           ) -> tuple[Path, Path]:
+    try:
+        s = load(config)
+    except SettingsError as exc:
+        typer.echo(f"citypilot: configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    return password_file or s.mosquitto_password_file, acl_file or s.mosquitto_acl_file
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    typer.echo(f"citypilot: {exc}", err=True)
+    return typer.Exit(1)
+
+
+@admin_app.command("add")
+def add(pilot: PilotOpt, gateway: GatewayOpt, password_file: PasswordFileOpt = None,
+        acl_file: AclFileOpt = None, config: ConfigOpt = None,
+        rotate: Annotated[bool, typer.Option(help="give an existing gateway a new "
+                                             "password")] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="print "
+                                              "{username, password, ...} as JSON")] = False,
+        ) -> None:
+    """Create a gateway's MQTT credentials and ACL section; print the password once."""
+    pw_file, acl = _files(config, password_file, acl_file)
+    try:
+        user, password = add_gateway(pw_file, acl, pilot, gateway, rotate=rotate)
+    except (GatewayError, OSError) as exc:
+        raise _fail(exc) from None
+    if as_json:
+        sys.stdout.write(orjson.dumps({"pilot": pilot, "gateway": gateway, "username": user,
+                                       "password": password}).decode() + "\n")
+    else:
+        sys.stdout.write(password + "\n")
+    typer.echo(f"gateway {pilot}/{gateway}: MQTT username {user!r}; the password above is "
+               "shown only now (store it on the gateway). It may publish below "
+               f"{PREFIX}/{pilot}/{gateway}/ only. Files: {pw_file}, {acl}", err=True)
+    typer.echo(RELOAD, err=True)
+
+
+@admin_app.command("revoke")
+def revoke(pilot: PilotOpt, gateway: GatewayOpt, password_file: PasswordFileOpt = None,
+           acl_file: AclFileOpt = None, config: ConfigOpt = None) -> None:
+    """Remove a gateway's credentials and ACL section."""
+    pw_file, acl = _files(config, password_file, acl_file)
+    try:
+        found = revoke_gateway(pw_file, acl, pilot, gateway)
+    except (GatewayError, OSError) as exc:
+        raise _fail(exc) from None
+    if not found:
+        typer.echo(f"citypilot: gateway {pilot}/{gateway} has no credentials", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"gateway {pilot}/{gateway} revoked; new connections are refused once the "
+               "broker has reloaded", err=True)
+    typer.echo(RELOAD, err=True)
+
+
+@admin_app.command("collector")
+def collector(password_file: PasswordFileOpt = None, acl_file: AclFileOpt = None,
+              config: ConfigOpt = None,
+              password_stdin: Annotated[bool, typer.Option(
+                  "--password-stdin", help="read the password from stdin (e.g. the one in "
+                  ".env) instead of making one")] = False) -> None:
+    """Set the collectors' account (`citypilot-collector`) password; print a made one once."""
+    pw_file, acl = _files(config, password_file, acl_file)
+    password = sys.stdin.readline().strip() if password_stdin else new_password()
+    if not password or ":" in password:
+        raise _fail(GatewayError("the password must be one non-empty line without ':'"))
+    try:
+        set_collector(pw_file, acl, password)
+    except (GatewayError, OSError) as exc:
+        raise _fail(exc) from None
+    if not password_stdin:
+        sys.stdout.write(password + "\n")
+    typer.echo(f"collector account {COLLECTOR_USER!r} set in {pw_file}", err=True)
+    typer.echo(RELOAD, err=True)
+
+
+@admin_app.command("ca")
+def ca(out: Annotated[Path, typer.Option("--out", help="directory for ca.crt, ca.key, "
+                                         "server.crt, server.key")],
+       host: Annotated[list[str] | None, typer.Option(
+           "--host", help="a name or IP gateways use for the broker (repeat); default: "
+           "localhost, mosquitto, 127.0.0.1")] = None,
+       days: Annotated[int, typer.Option(min=1, max=3650, help="validity")] = 825,
+       force: Annotated[bool, typer.Option(help="replace existing files")] = False) -> None:
+    """A self-signed CA and broker certificate, FOR TEST PILOTS ONLY."""
+    try:
+        paths = make_ca(out, host or ["localhost", "mosquitto", "127.0.0.1"], days=days,
+                        force=force)
+    except (GatewayError, OSError) as exc:
+        raise _fail(exc) from None
+    for path in paths:
+        sys.stdout.write(f"{path}\n")
+    typer.echo("test pilots only: a self-signed CA. Give ca.crt to every gateway and "
+               "collector (CITYPILOT_MQTT_CA_FILE); keep ca.key off the broker.", err=True)
