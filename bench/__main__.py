@@ -27,7 +27,7 @@ log = logging.getLogger("bench")
 Scenario = Callable[[Rig, scenarios.Sizes, Path | None], dict[str, Any]]
 SCENARIOS: dict[str, Scenario] = {
     "A": scenarios.scenario_a, "B": scenarios.scenario_b,
-    "C": scenarios.scenario_c, "D": scenarios.scenario_d,
+    "C": scenarios.scenario_c, "D": scenarios.scenario_d, "A2": scenarios.scenario_a2,
 }
 
 
@@ -35,7 +35,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller loads (smoke run)")
-    parser.add_argument("--only", default="A,B,C,D", help="scenarios to run, e.g. A,B")
+    parser.add_argument("--only", default="A,B,C,D",
+                        help="scenarios to run, e.g. A,B; A2 (A through two collectors in a "
+                        "shared subscription) runs only when named")
     parser.add_argument("--profile", action="store_true",
                         help="sample the collector with py-spy (pip install py-spy)")
     parser.add_argument("--keep", action="store_true",
@@ -46,7 +48,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.only = [s.strip().upper() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in args.only if s not in SCENARIOS]
     if unknown:
-        parser.error(f"--only: unknown scenario {', '.join(unknown)} (choose from A, B, C, D)")
+        parser.error(f"--only: unknown scenario {', '.join(unknown)} "
+                     f"(choose from {', '.join(SCENARIOS)})")
     return args
 
 
@@ -88,7 +91,7 @@ def run_scenarios(rig: Rig, args: argparse.Namespace, sizes: scenarios.Sizes,
 
 
 def _headline(name: str, r: dict[str, Any]) -> str:
-    if name in "AB":
+    if name in ("A", "A2", "B"):
         return f"{r['msgs_s']:,.0f} msg/s, {r['readings_s']:,.0f} readings/s"
     if name == "C":
         return f"p50 {r['p50_s']:.3f} s, p99 {r['p99_s']:.3f} s"
@@ -130,7 +133,8 @@ def _finish(args: argparse.Namespace, sizes: scenarios.Sizes, ceiling: dict[str,
             *report.latency_rows(ok), *report.outage_rows(ok), *report.resource_rows(ok)]
     mode = "quick" if args.quick else "full"
     print(f"citypilot ingest benchmark ({mode}; python -m bench{' --quick' if args.quick else ''}"
-          f"; {before['cpus']} CPUs, load {before['loadavg'][0]:.2f} at start)")
+          f"; {before['cpus']} CPUs, load {before['loadavg'][0]:.2f} at start; "
+          f"code {before['code']})")
     print(report.render(rows))
     for name, r in ok.items():
         if "profile" in r:

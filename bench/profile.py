@@ -71,7 +71,8 @@ def render(name: str, summary: dict[str, Any]) -> str:
     """Plain-text lines for the report (stdout)."""
     if not summary.get("samples"):
         return f"profile {name}: no samples"
-    out = [f"profile {name}: {summary['samples']} samples at 200 Hz (non-idle threads)"]
+    out = [f"profile {name}: {summary['samples']} samples at 200 Hz of the thread holding "
+           "the GIL"]
     for title, key in (("by thread", "threads"), ("self time by file", "self_by_file"),
                        ("inclusive by function", "inclusive")):
         out.append(f"  {title}:")

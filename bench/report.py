@@ -11,6 +11,7 @@ import json
 import math
 import os
 import platform
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,12 @@ def throughput_rows(results: dict[str, Any], c: dict[str, float]) -> list[Row]:
                         ">= 20,000 msg/s", a["msgs_s"] / c["broker_msgs_s"],
                         a["msgs_s"] / c["paho_msgs_s"], a["readings_s"] / c["influx_points_s"],
                         _verdict(a["msgs_s"] >= 20_000)))
+    if a2 := results.get("A2"):
+        rows.append(Row(f"A2: as A, {a2['collectors']} collectors sharing the subscription",
+                        _n(a2["msgs_s"], "msg/s"), ">= 20,000 msg/s",
+                        a2["msgs_s"] / c["broker_msgs_s"], a2["msgs_s"] / c["paho_msgs_s"],
+                        a2["readings_s"] / c["influx_points_s"],
+                        _verdict(a2["msgs_s"] >= 20_000)))
     if b := results.get("B"):
         rows.append(Row(f"B: {b['readings_per_msg']} readings/msg, end to end",
                         _n(b["readings_s"], "readings/s"), ">= 100,000 readings/s",
@@ -95,11 +102,15 @@ def outage_rows(results: dict[str, Any]) -> list[Row]:
 
 def resource_rows(results: dict[str, Any]) -> list[Row]:
     rows = []
-    for name in ("A", "B", "C"):
+    for name in ("A", "A2", "B", "C"):
         r = results.get(name)
         if r:
             rows.append(Row(f"{name}: collector peak RSS / CPU",
                             f"{r['peak_rss_mb']:.0f} MB / {r['collector_cores']:.2f} cores"))
+    other = [f"{name} {r['cpu_s']['other'] / r['cpu_s']['wall']:.2f}"
+             for name, r in results.items() if r and "cpu_s" in r]
+    if other:
+        rows.append(Row("CPU taken by other processes (cores)", ", ".join(other)))
     return rows
 
 
@@ -117,9 +128,24 @@ def render(rows: list[Row]) -> str:
     return "\n".join([line(cells[0]), rule, *(line(c) for c in cells[1:])])
 
 
+def code_version() -> str:
+    """The commit measured, and whether the collector's code differs from it."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--",
+                                "ingest", "citypilot"], capture_output=True, text=True,
+                               check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" + uncommitted changes in ingest/ or citypilot/" if dirty else "")
+
+
 def machine() -> dict[str, Any]:
     return {"cpus": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "loadavg": os.getloadavg()}
+            "python": platform.python_version(), "loadavg": os.getloadavg(),
+            "code": code_version()}
 
 
 def save(record: dict[str, Any], directory: Path = RESULTS_DIR) -> Path:

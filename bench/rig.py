@@ -45,6 +45,16 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime (fields 14, 15)
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all CPUs of the machine spent busy (not idle, not waiting for I/O) since
+    boot: the whole machine, so a window of it shows what other processes took too."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    guest = sum(values[8:10]) if len(values) > 9 else 0  # already counted in user and nice
+    return (sum(values) - idle - guest) / _TICKS
+
+
 class Rig:
     """Mosquitto and InfluxDB for one benchmark run; a context manager that stops both."""
 
@@ -56,6 +66,7 @@ class Rig:
         self.mosquitto = Mosquitto(root / "mosquitto", "log_type subscribe\n")
         self.influx = InfluxDB(root / "influxdb")
         self.http = httpx.Client(base_url=self.influx.http, timeout=30, trust_env=False)
+        self.retired_influx_cpu_s = 0.0  # of influxd processes stopped by stop_influx()
 
     def __enter__(self) -> Self:
         self.mosquitto.start()
@@ -119,6 +130,15 @@ class Rig:
             return None
         series = result.get("series") or []
         return [int(row[0]) for row in series[0]["values"]] if series else []
+
+    def stop_influx(self) -> None:
+        """Stop InfluxDB (for an outage), keeping its CPU time for the CPU accounting."""
+        self.retired_influx_cpu_s += cpu_seconds(self.server_pids()["influxd"])
+        self.influx.stop()
+
+    def influx_cpu_s(self) -> float:
+        """CPU seconds of every influxd this rig ran, the current one included."""
+        return self.retired_influx_cpu_s + cpu_seconds(self.server_pids()["influxd"])
 
     def server_pids(self) -> dict[str, int | None]:
         def pid(p: Mosquitto | InfluxDB) -> int | None:

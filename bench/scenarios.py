@@ -16,13 +16,15 @@ import logging
 import math
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.ceilings import split_lines
 from bench.load import CPublishers, MarkerPublisher, array_lines, past_base_ms, topic
-from bench.rig import BenchError, Rig, cpu_seconds
+from bench.measure import CpuWindow, MarkerPoller, percentile, poll_stored, wait_stored
+from bench.rig import Rig
 from bench.subject import Collector, RssSampler
 
 log = logging.getLogger(__name__)
@@ -54,83 +56,45 @@ def _devices(name: str) -> list[str]:
     return [topic(f"{name.lower()}-dev{i}") for i in range(PUBLISHERS)]
 
 
-class CpuWindow:
-    """CPU seconds each process spent between `start()` and `stop()`."""
-
-    def __init__(self, rig: Rig, collector: Collector, publishers: CPublishers) -> None:
-        self.rig, self.collector, self.publishers = rig, collector, publishers
-        self.begin: dict[str, float] = {}
-        self.used: dict[str, float] = {}
-
-    def _now(self) -> dict[str, float]:
-        pids = self.rig.server_pids()
-        return {"collector": self.collector.cpu_s(),
-                "mosquitto": cpu_seconds(pids["mosquitto"]),
-                "influxd": cpu_seconds(pids["influxd"]),
-                "publishers": sum(cpu_seconds(p) for p in self.publishers.pids)}
-
-    def start(self) -> None:
-        self.begin = self._now()
-
-    def stop(self) -> dict[str, float]:
-        end = self._now()
-        self.used = {k: round(end[k] - self.begin[k], 2) for k in end}
-        return self.used
-
-
-def poll_stored(rig: Rig, collector: Collector, database: str, expected: int,
-                timeout_s: float) -> float | None:
-    """Wall time at which InfluxDB first answers a count >= expected (None: not within
-    timeout_s). The collector's `stored` counter gates the costlier InfluxDB count."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if collector.metrics().get("citypilot_points_stored_total", 0) >= expected:
-            count = rig.count(database)
-            if count is not None and count >= expected:
-                return time.time()
-            time.sleep(0.02)
-        else:
-            time.sleep(0.05)
-    return None
-
-
-def wait_stored(rig: Rig, collector: Collector, database: str, expected: int,
-                timeout_s: float) -> float:
-    """`poll_stored`, or BenchError naming what is missing."""
-    t_end = poll_stored(rig, collector, database, expected, timeout_s)
-    if t_end is None:
-        raise BenchError(f"InfluxDB holds {rig.count(database)} of {expected} points after "
-                         f"{timeout_s:g} s; collector log:\n{collector.log_tail()}")
-    return t_end
-
-
 def throughput(rig: Rig, name: str, lines: list[list[bytes]], readings: int,
-               profile_dir: Path | None) -> dict[str, Any]:
-    """Publish everything at once; readings/s until the last reading is queryable."""
+               profile_dir: Path | None, processes: int = 1) -> dict[str, Any]:
+    """Publish everything at once; readings/s until the last reading is queryable. With
+    `processes` > 1 the collectors share the subscription (`CITYPILOT_MQTT_SHARE_GROUP`)."""
     database = f"bench_{name.lower()}"
     rig.create_database(database)
     messages = sum(len(chunk) for chunk in lines)
-    with Collector(rig, name, database, profile_dir=profile_dir) as collector, \
-            CPublishers(rig, _devices(name), f"bench-{name}-pub") as pubs:
-        cpu = CpuWindow(rig, collector, pubs)
+    env = {"CITYPILOT_MQTT_SHARE_GROUP": f"bench-{name}"} if processes > 1 else {}
+    with ExitStack() as stack:
+        collectors = [stack.enter_context(Collector(rig, f"{name}{i or ''}", database,
+                                                    profile_dir=profile_dir, **env))
+                      for i in range(processes)]
+        pubs = stack.enter_context(CPublishers(rig, _devices(name), f"bench-{name}-pub"))
+        cpu = CpuWindow(rig, collectors, pubs.pids)
         cpu.start()
         t0 = pubs.feed_all(lines)
-        t_end = wait_stored(rig, collector, database, readings, 600)
-        seconds = t_end - t0
+        seconds = wait_stored(rig, collectors, database, readings, 600) - t0
         used = cpu.stop()
-        collector.stop_profiler()
-        metrics = collector.metrics()
-        peak = collector.peak_rss_mb()
+        for c in collectors:
+            c.stop_profiler()
+        rejected = sum(c.metrics().get("citypilot_messages_rejected_total", 0.0)
+                       for c in collectors)
+        peak = max(c.peak_rss_mb() for c in collectors)
     return {"messages": messages, "readings": readings, "seconds": seconds,
-            "msgs_s": messages / seconds, "readings_s": readings / seconds,
-            "peak_rss_mb": peak, "cpu_s": used,
-            "collector_cores": used["collector"] / seconds,
-            "dead_letters": metrics.get("citypilot_messages_rejected_total", 0.0)}
+            "collectors": processes, "msgs_s": messages / seconds,
+            "readings_s": readings / seconds, "peak_rss_mb": peak, "cpu_s": used,
+            "collector_cores": used["collector"] / seconds, "dead_letters": rejected}
 
 
 def scenario_a(rig: Rig, sizes: Sizes, profile_dir: Path | None) -> dict[str, Any]:
     return throughput(rig, "A", split_lines(sizes.a_msgs, PUBLISHERS), sizes.a_msgs,
                       profile_dir)
+
+
+def scenario_a2(rig: Rig, sizes: Sizes, profile_dir: Path | None) -> dict[str, Any]:
+    """A through two collector processes in one shared-subscription group (not run by
+    default: it shows what the design's scale-out path buys on this machine)."""
+    return throughput(rig, "A2", split_lines(sizes.a_msgs, PUBLISHERS), sizes.a_msgs,
+                      profile_dir, processes=2)
 
 
 def scenario_b(rig: Rig, sizes: Sizes, profile_dir: Path | None) -> dict[str, Any]:
@@ -141,56 +105,6 @@ def scenario_b(rig: Rig, sizes: Sizes, profile_dir: Path | None) -> dict[str, An
     result = throughput(rig, "B", lines, readings, profile_dir)
     result["readings_per_msg"] = sizes.b_per_msg
     return result
-
-
-class MarkerPoller:
-    """Polls InfluxDB for the markers and records when each first shows up."""
-
-    def __init__(self, rig: Rig, database: str, markers: MarkerPublisher,
-                 interval_s: float = 0.02) -> None:
-        self.rig, self.database, self.markers = rig, database, markers
-        self.interval_s = interval_s
-        self.seen: dict[int, float] = {}  # ts ms -> wall time of the answer that showed it
-        self.queries = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="marker-poll", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _unseen(self) -> list[int]:
-        return [ts for ts in list(self.markers.published) if ts not in self.seen]
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            unseen = self._unseen()
-            if unseen:
-                where = f"\"device\" = 'marker' AND time >= {min(unseen) * 1_000_000}"
-                found = self.rig.times(self.database, where)
-                answered = time.time()
-                self.queries += 1
-                for ts_ns in found or []:
-                    self.seen.setdefault(ts_ns // 1_000_000, answered)
-            self._stop.wait(self.interval_s)
-
-    def wait_all(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while self._unseen() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        self._stop.set()
-        self._thread.join(5)
-
-    def latencies(self) -> list[float]:
-        return sorted(self.seen[ts] - self.markers.published[ts] for ts in self.seen
-                      if ts in self.markers.published)
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile of sorted values."""
-    if not values:
-        return float("nan")
-    rank = max(1, min(len(values), math.ceil(p / 100 * len(values))))
-    return values[rank - 1]
 
 
 def _paced_lines(rate: float, seconds: float) -> list[list[bytes]]:
@@ -207,7 +121,7 @@ def scenario_c(rig: Rig, sizes: Sizes, profile_dir: Path | None) -> dict[str, An
             CPublishers(rig, _devices("C"), "bench-C-pub") as pubs:
         markers = MarkerPublisher(rig)
         poller = MarkerPoller(rig, database, markers)
-        cpu = CpuWindow(rig, collector, pubs)
+        cpu = CpuWindow(rig, [collector], pubs.pids)
         cpu.start()
         t0 = time.time()
         markers.start()
@@ -216,7 +130,7 @@ def scenario_c(rig: Rig, sizes: Sizes, profile_dir: Path | None) -> dict[str, An
         published_s = time.time() - t0
         markers.stop()
         poller.wait_all(60)
-        wait_stored(rig, collector, database, total + len(markers.published), 120)
+        wait_stored(rig, [collector], database, total + len(markers.published), 120)
         used = cpu.stop()
         peak = collector.peak_rss_mb()
     lat = poller.latencies()
@@ -225,14 +139,14 @@ def scenario_c(rig: Rig, sizes: Sizes, profile_dir: Path | None) -> dict[str, An
             "poll_interval_s": poller.interval_s, "p50_s": percentile(lat, 50),
             "p99_s": percentile(lat, 99), "max_s": max(lat, default=float("nan")),
             "peak_rss_mb": peak, "cpu_s": used,
-            "collector_cores": used["collector"] / published_s}
+            "collector_cores": used["collector"] / used["wall"]}
 
 
 def _outage(rig: Rig, t0: float, sizes: Sizes, events: dict[str, float]) -> None:
     """Stop InfluxDB `d_before_s` after t0, start it again `d_outage_s` later."""
     time.sleep(max(0.0, t0 + sizes.d_before_s - time.time()))
     events["influx_stopped"] = time.time() - t0
-    rig.influx.stop()
+    rig.stop_influx()
     log.info("D: InfluxDB stopped for %g s", sizes.d_outage_s)
     time.sleep(max(0.0, t0 + sizes.d_before_s + sizes.d_outage_s - time.time()))
     events["influx_starting"] = time.time() - t0
@@ -251,15 +165,18 @@ def scenario_d(rig: Rig, sizes: Sizes, profile_dir: Path | None) -> dict[str, An
     events: dict[str, float] = {}
     with Collector(rig, "D", database, profile_dir=profile_dir) as collector, \
             RssSampler(collector) as rss, CPublishers(rig, _devices("D"), "bench-D-pub") as pubs:
+        cpu = CpuWindow(rig, [collector], pubs.pids)
+        cpu.start()
         t0 = time.time()
         outage = threading.Thread(target=_outage, args=(rig, t0, sizes, events), daemon=True)
         outage.start()
         pubs.feed_paced(lines, sizes.d_rate, t0)
         events["published"] = time.time() - t0
         outage.join()
-        t_end = poll_stored(rig, collector, database, total, 300)
+        t_end = poll_stored(rig, [collector], database, total, 300)
         if t_end is not None:
             events["all_queryable"] = t_end - t0
+        used = cpu.stop()
         metrics = collector.metrics()
         peak = collector.peak_rss_mb()
     stored = rig.count(database) or 0
@@ -270,4 +187,4 @@ def scenario_d(rig: Rig, sizes: Sizes, profile_dir: Path | None) -> dict[str, An
             "peak_rss_mb": peak, "peak_rss_sampled_mb": rss.peak_mb,
             "rss_samples_mb": [(round(t, 1), round(mb, 1)) for t, mb in rss.samples],
             "spooled_points": metrics.get("citypilot_points_spooled_total", 0.0),
-            "stored": stored, "lost": total - stored}
+            "stored": stored, "lost": total - stored, "cpu_s": used}

@@ -150,6 +150,10 @@ class Collector:
              "--gil", "--threads", "--nonblocking", "--output", str(self.profile_path)],
             stdout=subprocess.DEVNULL, stderr=(directory / f"py-spy-{self.name}.log").open("wb"))
 
+    @property
+    def profiler_pid(self) -> int | None:
+        return self._spy.pid if self._spy is not None else None
+
     def stop_profiler(self) -> None:
         spy, self._spy = self._spy, None
         if spy is None:
