@@ -71,6 +71,109 @@ class DeadLetter:
     detail: str
 
 
+# ---------------------------------------------------------------------------------------------
+# Aggregation queries for the KPIs and the API (issue 4). The KPI service asks the store for
+# aggregates over explicit time windows that it computes itself in the pilot's timezone: the
+# stores know no calendar (InfluxQL has no month and aligns `1w` to a Thursday; SQLite has no
+# timezone database), so a window is just [start ns, end ns). Windows may overlap.
+
+Window = tuple[int, int]
+TagFilter = tuple[tuple[str, tuple[str, ...]], ...]  # (tag key, accepted values): key IN values
+
+
+class Stat(StrEnum):
+    """A statistic over the numbers (or, for COUNT and COUNT_DISTINCT, any values) of a field."""
+
+    MEAN = "mean"
+    MIN = "min"
+    MAX = "max"
+    SUM = "sum"
+    COUNT = "count"
+    COUNT_DISTINCT = "count_distinct"
+    P95 = "p95"  # nearest rank, InfluxDB's rule: the floor(n * 0.95 + 0.5)-th smallest value
+    MEAN_EXP10 = "mean_exp10"  # mean of 10**(x/10): the energy average of decibel levels
+
+
+ROLLUP_STATS = frozenset({Stat.MEAN, Stat.MIN, Stat.MAX, Stat.SUM, Stat.COUNT})
+
+
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    """An inner aggregation: `stat` per `every_s` sub-interval, aligned to each window's start
+    (empty sub-intervals are left out); the query's own stat then runs over these values."""
+
+    stat: Stat
+    every_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    """`stat` of `field` over each window, per measurement and per combination of `by` tags.
+
+    `where` keeps points whose tag is one of the given values. `inner` rolls the points up per
+    sub-interval first (e.g. hourly means), and `above` then keeps only rolled-up values
+    greater than it (e.g. hours with a mean NO2 above 200). `prefix` keeps points whose string
+    field starts with it (dead letters of one pilot's topics). Rows without data are absent.
+    """
+
+    measurements: tuple[str, ...]
+    field: str
+    stat: Stat
+    windows: tuple[Window, ...]
+    by: tuple[str, ...] = ()
+    where: TagFilter = ()
+    inner: Rollup | None = None
+    above: float | None = None
+    prefix: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.measurements or not self.windows:
+            raise ValueError("an aggregate needs at least one measurement and one window")
+        if any(hi <= lo for lo, hi in self.windows):
+            raise ValueError("every window must end after it starts")
+        if self.inner is not None and (self.inner.stat not in ROLLUP_STATS
+                                       or self.stat not in ROLLUP_STATS
+                                       or round(self.inner.every_s * 1e9) < 1):
+            raise ValueError("a rollup takes mean/min/max/sum/count at a positive interval")
+        if self.above is not None and self.inner is None:
+            raise ValueError("`above` filters rolled-up values: give `inner` too")
+        if self.prefix is not None and self.stat is not Stat.COUNT:
+            raise ValueError("`prefix` filters a string field: only COUNT applies")
+
+
+@dataclass(frozen=True, slots=True)
+class AggRow:
+    window: int  # index into Aggregate.windows
+    measurement: str
+    tags: tuple[tuple[str, str], ...]  # the `by` tags, in order ('' where a point lacks one)
+    value: float
+
+    def tag(self, key: str) -> str:
+        return dict(self.tags).get(key, "")
+
+
+@dataclass(frozen=True, slots=True)
+class Distinct:
+    """The distinct values of a field in each window (e.g. the pseudonymous users of a week:
+    the returning-user rate needs set operations, which neither query language offers)."""
+
+    measurement: str
+    field: str
+    windows: tuple[Window, ...]
+    where: TagFilter = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """When a device last sent a point of a measurement."""
+
+    measurement: str
+    pilot: str
+    gateway: str
+    device: str
+    ts: int
+
+
 class Store(Protocol):
     """An async context manager; enter it before any other call."""
 
@@ -104,3 +207,20 @@ class Store(Protocol):
     async def dead_letters(self, *, reason: str | None = None, since: int | None = None,
                            limit: int = 100) -> list[DeadLetter]:
         """Kept dead letters, newest first."""
+
+    # The read side of the API and the KPIs (issue 4).
+
+    async def measurements(self) -> list[str]:
+        """Every measurement in the store, sorted."""
+
+    async def aggregate(self, query: Aggregate) -> list[AggRow]:
+        """The rows of `query`, ordered by window, measurement and tags."""
+
+    async def distinct(self, query: Distinct) -> list[set[str]]:
+        """One set of values per window."""
+
+    async def last_seen(self, measurements: Sequence[str], field: str, *,
+                        start: int | None = None, end: int | None = None,
+                        where: TagFilter = ()) -> list[Seen]:
+        """The newest point carrying `field` of each (measurement, pilot, gateway, device)
+        in [start, end), ordered by pilot, gateway, device, measurement."""

@@ -38,15 +38,22 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from ingest.model import DEAD_LETTER_MEASUREMENT, TAG_KEYS, FieldValue, Point
+from ingest.model import DEAD_LETTER_MEASUREMENT, Point
+from ingest.stores import influxql
 from ingest.stores.base import (
+    Aggregate,
+    AggRow,
     DeadLetter,
+    Distinct,
     RejectedPoint,
+    Seen,
     SeriesQuery,
     StoreConfigError,
     StoreError,
     StoreUnavailable,
+    TagFilter,
 )
+from ingest.stores.influxql import quote_ident, row_point, where_clause
 from ingest.stores.lineprotocol import UnrepresentablePoint, check_shape, encode
 
 log = logging.getLogger(__name__)
@@ -56,22 +63,6 @@ _REFUSED = ("partial write", "unable to parse", "field type conflict",
             "points beyond retention policy")
 _RETRY_STATUS = frozenset({408, 429})
 _GROUP_TAGS = ("pilot", "gateway", "device")
-
-
-def quote_ident(name: str) -> str:
-    """An InfluxQL identifier in double quotes (keywords such as `user` included)."""
-    return '"' + _escape_influxql(name) + '"'
-
-
-def quote_literal(value: str) -> str:
-    """An InfluxQL string literal in single quotes."""
-    return "'" + _escape_influxql(value) + "'"
-
-
-def _escape_influxql(text: str) -> str:
-    # influxql.ScanString knows exactly these escapes; a raw newline ends the string.
-    return (text.replace("\\", "\\\\").replace('"', '\\"').replace("'", "\\'")
-            .replace("\n", "\\n"))
 
 
 class _Kind(Enum):
@@ -357,8 +348,8 @@ class InfluxStore:
         every_ns = round(query.every_s * 1e9)
         if every_ns < 1:
             raise ValueError(f"every_s must be positive, got {query.every_s}")
-        where = _where(query.start, query.end, pilot=query.pilot, gateway=query.gateway,
-                       device=query.device)
+        where = where_clause(query.start, query.end, pilot=query.pilot,
+                             gateway=query.gateway, device=query.device)
         values = await self._values(
             f"SELECT {query.agg.value}({quote_ident(query.field)}) "
             f"FROM {quote_ident(query.measurement)}{where} "
@@ -371,9 +362,9 @@ class InfluxStore:
         group = ",".join(quote_ident(t) for t in _GROUP_TAGS)
         rows = await self._query(
             f"SELECT * FROM {quote_ident(measurement)}"
-            f"{_where(None, None, pilot=pilot, gateway=gateway, device=device)}"
+            f"{where_clause(None, None, pilot=pilot, gateway=gateway, device=device)}"
             f" GROUP BY {group} ORDER BY time DESC LIMIT 1")
-        points = [_row_point(measurement, s) for s in rows if s.get("values")]
+        points = [row_point(measurement, s) for s in rows if s.get("values")]
         return sorted(points, key=lambda p: (p.tag("pilot"), p.tag("gateway"), p.tag("device")))
 
     async def count(self, measurement: str, field: str, *, start: int | None = None,
@@ -381,7 +372,7 @@ class InfluxStore:
                     gateway: str | None = None, device: str | None = None) -> int:
         values = await self._values(
             f"SELECT count({quote_ident(field)}) FROM {quote_ident(measurement)}"
-            f"{_where(start, end, pilot=pilot, gateway=gateway, device=device)}")
+            f"{where_clause(start, end, pilot=pilot, gateway=gateway, device=device)}")
         return int(values[0][1]) if values else 0
 
     async def dead_letters(self, *, reason: str | None = None, since: int | None = None,
@@ -390,37 +381,47 @@ class InfluxStore:
             return []
         values = await self._values(
             f'SELECT "topic","payload","detail","reason" FROM '
-            f"{quote_ident(DEAD_LETTER_MEASUREMENT)}{_where(since, None, reason=reason)} "
+            f"{quote_ident(DEAD_LETTER_MEASUREMENT)}{where_clause(since, None, reason=reason)} "
             f"ORDER BY time DESC LIMIT {int(limit)}")
         return [DeadLetter(ts=int(row[0]), topic=row[1] or "", payload=row[2] or "",
                            detail=row[3] or "", reason=row[4] or "") for row in values]
 
 
-def _where(start: int | None, end: int | None, **tags: str | None) -> str:
-    """A WHERE clause: times as integers, tag values as quoted literals, nothing raw."""
-    conditions = [f"{quote_ident(key)} = {quote_literal(value)}"
-                  for key, value in tags.items() if value is not None]
-    if start is not None:
-        conditions.append(f"time >= {int(start)}")
-    if end is not None:
-        conditions.append(f"time < {int(end)}")
-    return " WHERE " + " AND ".join(conditions) if conditions else ""
+    # The read side of the API and the KPIs: statements from `influxql`, sent together.
 
+    async def _results(self, statements: Sequence[str]) -> list[list[dict[str, Any]]]:
+        """The series of each statement; all in one request (`;`-separated)."""
+        if not statements:
+            return []
 
-def _row_point(measurement: str, series: dict[str, Any]) -> Point:
-    """A `SELECT *` row back into a Point: known tag keys are tags, all else are fields."""
-    tags: dict[str, str] = {k: v for k, v in (series.get("tags") or {}).items() if v}
-    fields: dict[str, FieldValue] = {}
-    row = series["values"][0]
-    for column, value in zip(series["columns"][1:], row[1:], strict=True):
-        if value is None:
-            continue
-        if column in TAG_KEYS:
-            tags[column] = str(value)
-        else:
-            fields[column] = value if isinstance(value, str) else float(value)
-    ordered = tuple((k, tags[k]) for k in TAG_KEYS if tags.get(k))
-    return Point(measurement, ordered, fields, int(row[0]))
+        async def once(budget: _Budget) -> httpx.Response:
+            resp = await self._send("POST", "/query", budget, data={
+                "q": ";\n".join(statements), "db": self.database, "epoch": "ns"})
+            self._raise_for_query(resp)
+            return resp
+
+        resp = await self._retrying(once, self._budget())
+        return influxql.statement_results(resp.content, len(statements))
+
+    async def measurements(self) -> list[str]:
+        [series] = await self._results(["SHOW MEASUREMENTS"])
+        return influxql.measurement_names(series)
+
+    async def aggregate(self, query: Aggregate) -> list[AggRow]:
+        results = await self._results(influxql.aggregate_statements(query))
+        return influxql.aggregate_rows(query, results)
+
+    async def distinct(self, query: Distinct) -> list[set[str]]:
+        return influxql.distinct_sets(await self._results(influxql.distinct_statements(query)))
+
+    async def last_seen(self, measurements: Sequence[str], field: str, *,
+                        start: int | None = None, end: int | None = None,
+                        where: TagFilter = ()) -> list[Seen]:
+        if not measurements:
+            return []
+        [series] = await self._results([influxql.last_seen_statement(
+            measurements, field, start, end, where)])
+        return influxql.seen_rows(series)
 
 
 def _error_text(resp: httpx.Response) -> str:

@@ -31,14 +31,20 @@ from typing import Any, Self, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from ingest.model import DEAD_LETTER_MEASUREMENT, TAG_KEYS, FieldValue, Point
+from ingest.stores import sqlite_queries
 from ingest.stores.base import (
     Agg,
+    Aggregate,
+    AggRow,
     DeadLetter,
+    Distinct,
     RejectedPoint,
+    Seen,
     SeriesQuery,
     StoreConfigError,
     StoreError,
     StoreUnavailable,
+    TagFilter,
 )
 from ingest.stores.lineprotocol import UnrepresentablePoint, check_shape, encode
 
@@ -275,6 +281,31 @@ class SqliteStore:
         return [DeadLetter(ts=int(ts), reason=reason_, topic=topic or "", payload=payload or "",
                            detail=detail or "")
                 for ts, reason_, topic, payload, detail in rows]
+
+
+    # The read side of the API and the KPIs: SQL in `sqlite_queries`, run on the reader.
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._reader is None:
+            raise StoreError("SqliteStore used outside `async with`")
+        return await self._reader.run(fn)
+
+    async def measurements(self) -> list[str]:
+        return await self._run(sqlite_queries.measurements)
+
+    async def aggregate(self, query: Aggregate) -> list[AggRow]:
+        return await self._run(lambda conn: sqlite_queries.aggregate(conn, query))
+
+    async def distinct(self, query: Distinct) -> list[set[str]]:
+        return await self._run(lambda conn: sqlite_queries.distinct(conn, query))
+
+    async def last_seen(self, measurements: Sequence[str], field: str, *,
+                        start: int | None = None, end: int | None = None,
+                        where: TagFilter = ()) -> list[Seen]:
+        if not measurements:
+            return []
+        return await self._run(lambda conn: sqlite_queries.last_seen(
+            conn, measurements, field, start, end, where))
 
 
 def _points(measurement: str, rows: list[Row]) -> list[Point]:

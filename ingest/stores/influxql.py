@@ -1,0 +1,232 @@
+"""InfluxQL for the read side: statements built from typed queries, answers parsed back.
+
+Kept apart from `influx.py` (the HTTP client and its error semantics) because it is pure: text
+in, text out, testable without a server. Nothing from a request reaches a statement raw:
+identifiers are double-quoted, tag values single-quoted with InfluxQL's escapes, regexes built
+from escaped literals, numbers formatted from floats and ints. Tag keys must be citypilot's
+own (`TAG_KEYS`); the quoting also covers InfluxQL keywords such as `user`.
+
+The stores know no calendar, so every window is one statement with its own time range, and
+all the statements of a query go to InfluxDB in one request (`;`-separated): that gives
+windows aligned to local midnights, weeks and months across DST changes, which `GROUP BY
+time()` cannot (it aligns to the epoch; `1w` starts on a Thursday; there is no month).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from ingest.model import TAG_KEYS, FieldValue, Point
+from ingest.stores.base import (
+    Aggregate,
+    AggRow,
+    Distinct,
+    Seen,
+    Stat,
+    StoreError,
+    TagFilter,
+)
+
+_LN10_OVER_10 = math.log(10) / 10  # 10**(x/10) == exp(x * ln(10) / 10)
+_FUNCTIONS = {Stat.MEAN: "mean", Stat.MIN: "min", Stat.MAX: "max", Stat.SUM: "sum",
+              Stat.COUNT: "count"}
+_DEVICE_TAGS = ("pilot", "gateway", "device")
+Series = dict[str, Any]
+
+
+def quote_ident(name: str) -> str:
+    """An InfluxQL identifier in double quotes (keywords such as `user` included)."""
+    return '"' + _escape(name) + '"'
+
+
+def quote_literal(value: str) -> str:
+    """An InfluxQL string literal in single quotes."""
+    return "'" + _escape(value) + "'"
+
+
+def _escape(text: str) -> str:
+    # influxql.ScanString knows exactly these escapes; a raw newline ends the string.
+    return (text.replace("\\", "\\\\").replace('"', '\\"').replace("'", "\\'")
+            .replace("\n", "\\n"))
+
+
+def number(value: float) -> str:
+    """A finite float as an InfluxQL number literal (which has no exponent notation)."""
+    if not math.isfinite(value):
+        raise ValueError(f"not a finite number: {value!r}")
+    return format(Decimal(repr(float(value))), "f")
+
+
+def prefix_regex(prefix: str) -> str:
+    """A regex literal matching strings that start with `prefix`, every character escaped
+    (Go's RE2 takes `\\x{..}` for any code point, which also hides `/` and newlines)."""
+    body = "".join(ch if ch.isalnum() and ch.isascii() else f"\\x{{{ord(ch):x}}}"
+                   for ch in prefix)
+    return f"/^{body}/"
+
+
+def _tag_key(key: str) -> str:
+    if key not in TAG_KEYS:
+        raise ValueError(f"{key!r} is not a tag citypilot writes")
+    return quote_ident(key)
+
+
+def conditions(where: TagFilter, start: int | None, end: int | None) -> list[str]:
+    """Tag filters (`key IN values` as ORs) and the time range, as WHERE conditions."""
+    out: list[str] = []
+    for key, values in where:
+        if not values:
+            out.append("false")  # IN () matches nothing
+            continue
+        ors = " OR ".join(f"{_tag_key(key)} = {quote_literal(v)}" for v in values)
+        out.append(f"({ors})" if len(values) > 1 else ors)
+    if start is not None:
+        out.append(f"time >= {int(start)}")
+    if end is not None:
+        out.append(f"time < {int(end)}")
+    return out
+
+
+def _where(parts: Sequence[str]) -> str:
+    return " WHERE " + " AND ".join(parts) if parts else ""
+
+
+def _group(by: Sequence[str], time_part: str = "") -> str:
+    keys = [time_part] if time_part else []
+    keys += [_tag_key(k) for k in by]
+    return " GROUP BY " + ",".join(keys) if keys else ""
+
+
+def _sources(measurements: Sequence[str]) -> str:
+    return ",".join(quote_ident(m) for m in measurements)
+
+
+def aggregate_statements(q: Aggregate) -> list[str]:
+    """One statement per window (see the module docstring)."""
+    return [_aggregate_statement(q, lo, hi) for lo, hi in q.windows]
+
+
+def _aggregate_statement(q: Aggregate, lo: int, hi: int) -> str:
+    field = quote_ident(q.field)
+    where = conditions(q.where, lo, hi)
+    if q.prefix is not None:
+        where.insert(0, f"{field} =~ {prefix_regex(q.prefix)}")
+    source, by = _sources(q.measurements), _group(q.by)
+    if q.inner is not None:
+        every = round(q.inner.every_s * 1e9)
+        inner = (f"SELECT {_FUNCTIONS[q.inner.stat]}({field}) AS \"r\" FROM {source}"
+                 f"{_where(where)}{_group(q.by, f'time({every}ns, {lo % every}ns)')} fill(none)")
+        outer = conditions((), lo, hi)
+        if q.above is not None:
+            outer.insert(0, f'"r" > {number(q.above)}')
+        return f'SELECT {_FUNCTIONS[q.stat]}("r") FROM ({inner}){_where(outer)}{by}'
+    if q.stat is Stat.MEAN_EXP10:
+        inner = (f'SELECT exp({field} * {number(_LN10_OVER_10)}) AS "e" FROM {source}'
+                 f"{_where(where)}{by}")
+        return f'SELECT mean("e") FROM ({inner}){_where(conditions((), lo, hi))}{by}'
+    if q.stat is Stat.COUNT_DISTINCT:
+        call = f"count(distinct({field}))"
+    elif q.stat is Stat.P95:
+        call = f"percentile({field}, 95)"
+    else:
+        call = f"{_FUNCTIONS[q.stat]}({field})"
+    return f"SELECT {call} FROM {source}{_where(where)}{by}"
+
+
+def aggregate_rows(q: Aggregate, results: list[list[Series]]) -> list[AggRow]:
+    rows: list[AggRow] = []
+    for window, series_list in enumerate(results):
+        for series in series_list:
+            tags = series.get("tags") or {}
+            for row in series.get("values") or []:
+                if row[1] is not None:
+                    rows.append(AggRow(window, series["name"],
+                                       tuple((k, str(tags.get(k, ""))) for k in q.by),
+                                       float(row[1])))
+    rows.sort(key=lambda r: (r.window, r.measurement, r.tags))
+    return rows
+
+
+def distinct_statements(q: Distinct) -> list[str]:
+    return [f"SELECT distinct({quote_ident(q.field)}) FROM {quote_ident(q.measurement)}"
+            f"{_where(conditions(q.where, lo, hi))}" for lo, hi in q.windows]
+
+
+def distinct_sets(results: list[list[Series]]) -> list[set[str]]:
+    return [{str(row[1]) for series in series_list for row in series.get("values") or []
+             if row[1] is not None} for series_list in results]
+
+
+def last_seen_statement(measurements: Sequence[str], field: str, start: int | None,
+                        end: int | None, where: TagFilter) -> str:
+    return (f"SELECT last({quote_ident(field)}) FROM {_sources(measurements)}"
+            f"{_where(conditions(where, start, end))}{_group(_DEVICE_TAGS)}")
+
+
+def seen_rows(series_list: list[Series]) -> list[Seen]:
+    seen: list[Seen] = []
+    for s in series_list:
+        if s.get("values"):
+            tags = s.get("tags") or {}
+            seen.append(Seen(s["name"], str(tags.get("pilot", "")), str(tags.get("gateway", "")),
+                             str(tags.get("device", "")), int(s["values"][0][0])))
+    return sorted(seen, key=lambda x: (x.pilot, x.gateway, x.device, x.measurement))
+
+
+def measurement_names(series_list: list[Series]) -> list[str]:
+    return sorted(str(row[0]) for s in series_list for row in s.get("values") or [])
+
+
+def statement_results(body: bytes, expected: int) -> list[list[Series]]:
+    """The series of each statement of a `/query` answer; "database not found" is no data
+    (the collector creates the database on its first write)."""
+    try:
+        results = orjson.loads(body)["results"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        raise StoreError(f"InfluxDB sent an unexpected answer: {body[:200]!r}") from None
+    out: list[list[Series]] = [[] for _ in range(expected)]
+    for result in results:
+        error = result.get("error")
+        if error and "database not found" in str(error):
+            continue
+        if error:
+            raise StoreError(f"InfluxDB query failed: {error}")
+        index = int(result.get("statement_id", 0))
+        if 0 <= index < expected:
+            out[index] = list(result.get("series") or [])
+    return out
+
+
+# Used by the collector-side reads in influx.py (`latest`, `count`, `dead_letters`).
+
+def where_clause(start: int | None, end: int | None, **tags: str | None) -> str:
+    """A WHERE clause: times as integers, tag values as quoted literals, nothing raw."""
+    conditions = [f"{quote_ident(key)} = {quote_literal(value)}"
+                  for key, value in tags.items() if value is not None]
+    if start is not None:
+        conditions.append(f"time >= {int(start)}")
+    if end is not None:
+        conditions.append(f"time < {int(end)}")
+    return " WHERE " + " AND ".join(conditions) if conditions else ""
+
+
+def row_point(measurement: str, series: dict[str, Any]) -> Point:
+    """A `SELECT *` row back into a Point: known tag keys are tags, all else are fields."""
+    tags: dict[str, str] = {k: v for k, v in (series.get("tags") or {}).items() if v}
+    fields: dict[str, FieldValue] = {}
+    row = series["values"][0]
+    for column, value in zip(series["columns"][1:], row[1:], strict=True):
+        if value is None:
+            continue
+        if column in TAG_KEYS:
+            tags[column] = str(value)
+        else:
+            fields[column] = value if isinstance(value, str) else float(value)
+    ordered = tuple((k, tags[k]) for k in TAG_KEYS if tags.get(k))
+    return Point(measurement, ordered, fields, int(row[0]))
+

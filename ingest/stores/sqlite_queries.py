@@ -1,0 +1,154 @@
+"""SQL for the read side of the SQLite store: the same answers as `influxql.py` gives.
+
+Pure functions of a connection, run on the store's reader thread. Windows arrive as bound
+parameters (a `VALUES` table joined to the points), never as SQL text, and so do tag values
+and thresholds; tag keys are checked against `TAG_KEYS` before they become column names. Time
+zones never enter SQL (SQLite has none): the caller computes each window's bounds.
+
+Each statistic follows InfluxDB's definition, so both stores agree: COUNT counts the points
+carrying the field, P95 is InfluxDB's nearest rank (the floor(n*95/100 + 0.5)-th smallest
+value), rollups start at each window's start and leave empty sub-intervals out.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from ingest.model import TAG_KEYS
+from ingest.stores.base import Aggregate, AggRow, Distinct, Seen, Stat, TagFilter, Window
+
+_EXP10 = "cp_exp10"  # registered per connection: SQLite's math functions are a build option
+_SQL = {Stat.MEAN: "AVG({x})", Stat.MIN: "MIN({x})", Stat.MAX: "MAX({x})",
+        Stat.SUM: "SUM({x})", Stat.COUNT: "COUNT(*)",
+        Stat.COUNT_DISTINCT: "COUNT(DISTINCT COALESCE(p.str, p.num))",
+        Stat.MEAN_EXP10: f"AVG({_EXP10}({{x}}))"}
+Row = tuple[Any, ...]
+
+
+def _exp10(x: float | None) -> float | None:
+    return None if x is None else 10.0 ** (x / 10.0)
+
+
+def _column(key: str) -> str:
+    if key not in TAG_KEYS:
+        raise ValueError(f"{key!r} is not a tag citypilot writes")
+    return key
+
+
+def _windows(windows: Sequence[Window]) -> tuple[str, list[int]]:
+    """`WITH w(i, lo, hi) AS (VALUES ...)` with the bounds as parameters."""
+    values = ", ".join("(?, ?, ?)" for _ in windows)
+    args = [int(v) for i, (lo, hi) in enumerate(windows) for v in (i, lo, hi)]
+    return f"WITH w(i, lo, hi) AS (VALUES {values})", args
+
+
+def tag_conditions(where: TagFilter, alias: str = "p") -> tuple[str, list[Any]]:
+    sql, args = "", list[Any]()
+    for key, values in where:
+        marks = ", ".join("?" for _ in values)
+        sql += f" AND {alias}.{_column(key)} IN ({marks})" if values else " AND 0"
+        args += list(values)
+    return sql, args
+
+
+def _source(q: Aggregate) -> tuple[str, list[Any]]:
+    """FROM ... WHERE for the points of `q` in each window (the window table leads the join,
+    so each window is one range scan of the (measurement, field, ts) index)."""
+    marks = ", ".join("?" for _ in q.measurements)
+    tags, tag_args = tag_conditions(q.where)
+    sql = (f" FROM w CROSS JOIN points p WHERE p.measurement IN ({marks}) AND p.field = ?"
+           f" AND p.ts >= w.lo AND p.ts < w.hi{tags}")
+    args: list[Any] = [*q.measurements, q.field, *tag_args]
+    if q.prefix is not None:
+        sql += " AND substr(p.str, 1, ?) = ?"
+        args += [len(q.prefix), q.prefix]
+    return sql, args
+
+
+def aggregate(conn: sqlite3.Connection, q: Aggregate) -> list[AggRow]:
+    if q.stat is Stat.MEAN_EXP10:
+        conn.create_function(_EXP10, 1, _exp10, deterministic=True)
+    head, args = _windows(q.windows)
+    source, source_args = _source(q)
+    by = [f"p.{_column(k)}" for k in q.by]
+    keys = ", ".join(["w.i", "p.measurement", *by])
+    if q.inner is not None:
+        sql, extra = _rollup_sql(q, keys, source)
+    elif q.stat is Stat.P95:
+        sql, extra = _p95_sql(keys, source), []
+    else:
+        sql = (f"SELECT {keys}, {_SQL[q.stat].format(x='p.num')} AS v{source} "
+               f"GROUP BY {keys} HAVING v IS NOT NULL")
+        extra = []
+    rows = conn.execute(f"{head} {sql}", [*args, *source_args, *extra]).fetchall()
+    out = [AggRow(int(r[0]), str(r[1]), tuple(zip(q.by, map(str, r[2:-1]), strict=True)),
+                  float(r[-1])) for r in rows]
+    return sorted(out, key=lambda r: (r.window, r.measurement, r.tags))
+
+
+def _rollup_sql(q: Aggregate, keys: str, source: str) -> tuple[str, list[Any]]:
+    assert q.inner is not None
+    every = round(q.inner.every_s * 1e9)
+    names = ["i", "m", *(f"t{n}" for n in range(len(q.by)))]
+    aliased = ", ".join(f"{k} AS {n}" for k, n in zip(keys.split(", "), names, strict=True))
+    inner = (f"SELECT {aliased}, (p.ts - w.lo) / {every} AS sub, "
+             f"{_SQL[q.inner.stat].format(x='p.num')} AS r{source} GROUP BY {keys}, sub")
+    outer_keys = ", ".join(names)
+    having, extra = "r IS NOT NULL", list[Any]()
+    if q.above is not None:
+        if not math.isfinite(q.above):
+            raise ValueError(f"`above` must be finite, got {q.above!r}")
+        having, extra = having + " AND r > ?", [float(q.above)]
+    return (f"SELECT {outer_keys}, {_SQL[q.stat].format(x='r')} AS v FROM ({inner}) "
+            f"WHERE {having} GROUP BY {outer_keys}"), extra
+
+
+def _p95_sql(keys: str, source: str) -> str:
+    # InfluxDB: i = floor(n * 95 / 100.0 + 0.5) - 1 (0-based) over the values sorted.
+    names = ["i", "m", *(f"t{n}" for n in range(len(keys.split(", ")) - 2))]
+    aliased = ", ".join(f"{k} AS {n}" for k, n in zip(keys.split(", "), names, strict=True))
+    return (f"SELECT {', '.join(names)}, v FROM (SELECT {aliased}, p.num AS v, "
+            f"ROW_NUMBER() OVER (PARTITION BY {keys} ORDER BY p.num) AS rn, "
+            f"COUNT(*) OVER (PARTITION BY {keys}) AS n{source} AND p.num IS NOT NULL) "
+            "WHERE rn = CAST(n * 95 / 100.0 + 0.5 AS INTEGER)")
+
+
+def distinct(conn: sqlite3.Connection, q: Distinct) -> list[set[str]]:
+    head, args = _windows(q.windows)
+    tags, tag_args = tag_conditions(q.where)
+    rows = conn.execute(
+        f"{head} SELECT DISTINCT w.i, COALESCE(p.str, p.num) FROM w CROSS JOIN points p "
+        f"WHERE p.measurement = ? AND p.field = ? AND p.ts >= w.lo AND p.ts < w.hi{tags}",
+        [*args, q.measurement, q.field, *tag_args]).fetchall()
+    sets: list[set[str]] = [set() for _ in q.windows]
+    for i, value in rows:
+        sets[int(i)].add(str(value))
+    return sets
+
+
+def last_seen(conn: sqlite3.Connection, measurements: Sequence[str], field: str,
+              start: int | None, end: int | None, where: TagFilter) -> list[Seen]:
+    marks = ", ".join("?" for _ in measurements)
+    tags, tag_args = tag_conditions(where)
+    sql = (f"SELECT measurement, pilot, gateway, device, MAX(ts) FROM points p "
+           f"WHERE measurement IN ({marks}) AND field = ?{tags}")
+    args: list[Any] = [*measurements, field, *tag_args]
+    if start is not None:
+        sql, args = sql + " AND ts >= ?", [*args, int(start)]
+    if end is not None:
+        sql, args = sql + " AND ts < ?", [*args, int(end)]
+    rows = conn.execute(sql + " GROUP BY measurement, pilot, gateway, device", args).fetchall()
+    seen = [Seen(str(m), str(p), str(g), str(d), int(ts)) for m, p, g, d, ts in rows]
+    return sorted(seen, key=lambda x: (x.pilot, x.gateway, x.device, x.measurement))
+
+
+def measurements(conn: sqlite3.Connection) -> list[str]:
+    # A skip scan of the primary key: one index seek per measurement, not a table scan.
+    rows = conn.execute(
+        "WITH RECURSIVE m(name) AS (SELECT MIN(measurement) FROM points UNION ALL "
+        "SELECT (SELECT MIN(measurement) FROM points WHERE measurement > m.name) FROM m "
+        "WHERE m.name IS NOT NULL) SELECT name FROM m WHERE name IS NOT NULL").fetchall()
+    return [str(r[0]) for r in rows]
