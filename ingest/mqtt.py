@@ -212,7 +212,8 @@ class Subscriber:
     async def wait_connected(self, within_s: float | None = None) -> None:
         limit = within_s or self.options.connect_timeout_s
         try:
-            await asyncio.wait_for(self._connected.wait(), limit)
+            async with asyncio.timeout(limit):
+                await self._connected.wait()
         except TimeoutError:
             raise MqttTimeout(f"no connection to {parse_url(self.options.url)} after "
                               f"{limit:g} s") from None
@@ -319,6 +320,140 @@ class Subscriber:
                     sent += 1
         return sent
 
+    def publish(self, topic: str, payload: bytes, qos: int = 0) -> None:
+        """Send a message on this connection (Sparkplug rebirth requests): fire and forget.
+
+        Never raises: when disconnected, or when paho refuses it, the message is logged and
+        dropped; whoever asked will ask again (a rebirth is requested again at the next gap).
+        """
+        client = self._client
+        if client is None or not self._connected.is_set():
+            log.warning("not connected: dropped the publish to %s", topic)
+            return
+        try:
+            info = client.publish(topic, payload, qos=qos)
+        except (ValueError, OSError) as exc:  # a topic or payload paho will not send
+            log.warning("publish to %s refused: %s", topic, exc)
+            return
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            log.warning("publish to %s dropped: %s", topic, paho.error_string(info.rc))
+
     @property
     def backlog(self) -> int:
         return len(self._inbox)
+
+
+@dataclass(frozen=True, slots=True)
+class Will:
+    topic: str
+    payload: bytes
+    retain: bool = True
+
+
+class Publisher:
+    """A QoS-1 publisher whose `publish` resolves when the broker acknowledged the message.
+
+    A clean session: what was not acknowledged when the connection dropped fails (the
+    caller keeps it in its spool and sends it again; the store makes the repeat harmless).
+    `on_connect` callbacks run in the event loop after each (re)connection.
+    """
+
+    def __init__(self, options: MqttOptions, will: Will | None = None,
+                 on_connect: Any = None) -> None:
+        self.options = options
+        self._will = will
+        self._on_connect_cb = on_connect
+        self._pending: dict[int, asyncio.Future[None]] = {}  # touched in the loop only
+        self._connected = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: paho.Client | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def __aenter__(self) -> Self:
+        self._loop = asyncio.get_running_loop()
+        client, broker = make_client(self.options, MQTTProtocolVersion.MQTTv311,
+                                     manual_ack=False, clean=True)
+        client.max_inflight_messages_set(1000)
+        client.max_queued_messages_set(0)
+        if self._will is not None:
+            client.will_set(self._will.topic, self._will.payload, qos=1,
+                            retain=self._will.retain)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        self._client = client
+        client.connect_async(broker.host, broker.port, keepalive=self.options.keepalive_s)
+        client.loop_start()
+        log.info("connecting to %s as %r", broker, self.options.client_id)
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.disconnect()
+            client.loop_stop()
+        self._fail_pending("publisher closed")
+
+    async def wait_connected(self, within_s: float) -> bool:
+        try:
+            async with asyncio.timeout(within_s):
+                await self._connected.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        """Publish with QoS 1; return once acknowledged, raise ConnectionError otherwise."""
+        client = self._client
+        if client is None or not self._connected.is_set():
+            raise ConnectionError("not connected to the broker")
+        assert self._loop is not None
+        future: asyncio.Future[None] = self._loop.create_future()
+        info = client.publish(topic, payload, qos=1, retain=retain)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            raise ConnectionError(f"publish refused: {paho.error_string(info.rc)}")
+        # Registered before this coroutine yields, so before `_acked` can run for this mid.
+        self._pending[info.mid] = future
+        await future
+
+    def _on_connect(self, client: paho.Client, userdata: Any, flags: paho.ConnectFlags,
+                    reason: ReasonCode, properties: Properties | None) -> None:
+        if reason.is_failure:
+            log.error("broker refused the connection: %s", reason)
+            return
+        log.info("connected to the upstream broker")
+        self._call(self._connected.set)
+        if self._on_connect_cb is not None:
+            self._call(self._on_connect_cb)
+
+    def _on_disconnect(self, client: paho.Client, userdata: Any,
+                       flags: paho.DisconnectFlags, reason: ReasonCode,
+                       properties: Properties | None) -> None:
+        self._call(self._connected.clear)
+        if client is self._client:
+            log.warning("upstream broker lost (%s); spooling until it is back", reason)
+        self._call(lambda: self._fail_pending(f"connection lost ({reason})"))
+
+    def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode,
+                    properties: Properties | None) -> None:
+        # paho calls this holding its own message lock: hand over to the loop, take no lock.
+        self._call(lambda: self._acked(mid))
+
+    def _acked(self, mid: int) -> None:
+        future = self._pending.pop(mid, None)
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    def _fail_pending(self, why: str) -> None:
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(ConnectionError(why))
+
+    def _call(self, fn: Any) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(fn)

@@ -120,12 +120,17 @@ class Spool:
 
     def put(self, body: bytes, items: int = 1) -> int:
         """Append one record durably; returns how many items were dropped to make room."""
+        return self.put_many([(body, items)])
+
+    def put_many(self, records: list[tuple[bytes, int]]) -> int:
+        """Append (body, items) records in one durable transaction; returns items dropped."""
         with self._lock:
             db = self._conn
             try:
                 db.execute("BEGIN IMMEDIATE")
-                db.execute("INSERT INTO records (items, body) VALUES (?, ?)", (items, body))
-                self._adjust(db, len(body), items)
+                db.executemany("INSERT INTO records (items, body) VALUES (?, ?)",
+                               [(items, body) for body, items in records])
+                self._adjust(db, sum(len(b) for b, _ in records), sum(n for _, n in records))
                 dropped = self._trim(db)
                 db.execute("COMMIT")
             except sqlite3.Error as exc:

@@ -72,10 +72,12 @@ class Publisher:
 class Recorder:
     """Subscribes (auto-ack) and records every message it sees."""
 
-    def __init__(self, url: str, topic: str) -> None:
+    def __init__(self, url: str, topic: str, *, client_id: str = "",
+                 clean: bool = True) -> None:
         self.messages: list[tuple[str, bytes]] = []
         self._lock = threading.Lock()
-        self.client = _client(url, f"rec-{time.monotonic_ns()}")
+        self.client = _client(url, client_id or f"rec-{time.monotonic_ns()}", clean=clean)
+        self.client.reconnect_delay_set(0.2, 2)
         self.client.on_message = self._on_message
         self.client.subscribe(topic, qos=1)
         self.client.loop_start()

@@ -1,0 +1,299 @@
+"""The gateway agent: the reference software for the Pi at a pilot site.
+
+Readings from local sources (the simulators, handed in by the composition root; a local MQTT
+listener that sensors on the site network publish to) are stamped with device time and put in
+the on-disk spool first; a forwarder publishes the spool oldest-first to the central broker
+with QoS 1 and removes a record only once the broker acknowledged it. So the uplink can come
+and go, the process can lose power, and nothing accepted is lost; memory does not grow with
+the backlog (it is on disk), and when backlogged, records of one topic travel together as
+JSON arrays. The agent announces itself with a retained `online` status, a retained last will
+`offline`, and heartbeats carrying its spool depth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ingest import topics
+from ingest.mqtt import MqttOptions, Publisher, Subscriber, Will
+from ingest.spool import Record, Spool
+
+log = logging.getLogger(__name__)
+
+Reading = tuple[str, str, bytes]  # device, channel, payload (JSON)
+Source = Callable[[], AsyncIterator[Reading]]
+
+EXIT_DRAIN_TIMEOUT = 3
+_CHANNELS = frozenset(c.value for c in topics.Channel)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayOptions:
+    pilot: str
+    gateway: str
+    upstream: MqttOptions
+    spool_dir: Path
+    spool_max_bytes: int = 256 << 20
+    heartbeat_s: float = 30.0
+    max_batch: int = 200
+    listen_port: int | None = None
+    drain_timeout_s: float | None = None
+    flush_interval_s: float = 0.05
+
+
+@dataclass(slots=True)
+class GatewayStats:
+    generated: int = 0  # readings and events the simulated sources produced
+    accepted: int = 0  # messages durably in the spool
+    delivered: int = 0  # messages the central broker acknowledged
+    dropped: int = 0  # messages the full spool dropped (oldest first)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self, spool_depth: int) -> dict[str, Any]:
+        return {"generated": self.generated, "accepted": self.accepted,
+                "delivered": self.delivered, "dropped": self.dropped,
+                "spool_depth": spool_depth, **self.extra}
+
+
+def stamp(payload: bytes, now_ms: int) -> bytes:
+    """Add `ts` (now) to every element without one: the agent always stamps, so that a
+    redelivered message stays idempotent. Unparseable payloads pass untouched (the collector
+    dead-letters them with the reason)."""
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return payload
+    items = doc if isinstance(doc, list) else [doc]
+    if all(not isinstance(d, dict) or "ts" in d for d in items):
+        return payload
+    for d in items:
+        if isinstance(d, dict) and "ts" not in d:
+            d["ts"] = now_ms
+    return orjson.dumps(doc)
+
+
+def _record(topic: str, payload: bytes) -> bytes:
+    return topic.encode() + b"\n" + payload
+
+
+def _split(record: Record) -> tuple[str, bytes]:
+    topic, _, payload = record.body.partition(b"\n")
+    return topic.decode(), payload
+
+
+def batch_messages(records: list[Record]) -> list[tuple[str, bytes, list[int], int]]:
+    """Group records by topic, in order: (topic, payload, record ids, messages). Several
+    records of one topic become one JSON array (their elements concatenated, order kept)."""
+    groups: dict[str, list[tuple[Record, bytes]]] = {}
+    for rec in records:
+        topic, payload = _split(rec)
+        groups.setdefault(topic, []).append((rec, payload))
+    out = []
+    for topic, group in groups.items():
+        if len(group) == 1:
+            rec, payload = group[0]
+            out.append((topic, payload, [rec.id], rec.items))
+            continue
+        elements: list[Any] = []
+        merged: list[Record] = []
+        for rec, payload in group:
+            try:
+                doc = orjson.loads(payload)
+            except orjson.JSONDecodeError:  # sent alone, as it came: the collector judges it
+                out.append((topic, payload, [rec.id], rec.items))
+                continue
+            elements.extend(doc if isinstance(doc, list) else [doc])
+            merged.append(rec)
+        if merged:
+            out.append((topic, orjson.dumps(elements), [r.id for r in merged],
+                        sum(r.items for r in merged)))
+    return out
+
+
+class GatewayAgent:
+    def __init__(self, options: GatewayOptions, sources: list[Source] | None = None) -> None:
+        self.options = options
+        self.sources = sources or []
+        self.stats = GatewayStats()
+        self.spool = Spool(options.spool_dir, max_bytes=options.spool_max_bytes,
+                           name="gateway")
+        self._buffer: list[tuple[bytes, int]] = []
+        self._status_topic = topics.build(
+            topics.Identity(options.pilot, options.gateway, options.gateway),
+            topics.Channel.STATUS)
+        will = Will(self._status_topic, orjson.dumps({"state": "offline"}))
+        self.upstream = Publisher(options.upstream, will, on_connect=self._announce)
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+
+    def topic(self, device: str, channel: str) -> str:
+        return topics.build(topics.Identity(self.options.pilot, self.options.gateway, device),
+                            topics.Channel(channel))
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self, duration_s: float | None = None) -> int:
+        """Run until stopped, or for `duration_s` and then until everything accepted is
+        delivered (exit 0) or the drain timeout expires (exit 3, the rest stays spooled)."""
+        await asyncio.to_thread(self.spool.open)
+        try:
+            async with self.upstream, asyncio.TaskGroup() as tg:
+                helpers = [tg.create_task(self._forward(), name="forward"),
+                           tg.create_task(self._heartbeat(), name="heartbeat"),
+                           tg.create_task(self._flush_loop(), name="spool-flush")]
+                if self.options.listen_port:
+                    helpers.append(tg.create_task(self._listen(), name="site-listener"))
+                code = await self._produce(tg, duration_s)
+                for task in helpers:
+                    task.cancel()
+                await self._flush()
+                await self._status("offline")  # a clean stop says so; a power cut, the will
+        finally:
+            await asyncio.to_thread(self.spool.close)
+        return code
+
+    async def _produce(self, tg: asyncio.TaskGroup, duration_s: float | None) -> int:
+        feeds = [tg.create_task(self._intake(src), name=f"source-{i}")
+                 for i, src in enumerate(self.sources)]
+        stop = asyncio.create_task(self._stopping.wait())
+        if duration_s is None:
+            await stop
+        else:
+            await asyncio.wait([stop], timeout=duration_s)
+        for feed in feeds:
+            feed.cancel()
+        await asyncio.gather(*feeds, return_exceptions=True)
+        await self._flush()
+        if duration_s is None or self._stopping.is_set():
+            stop.cancel()
+            return 0
+        code = await self._drain(self.options.drain_timeout_s)
+        stop.cancel()
+        return code
+
+    async def _drain(self, timeout_s: float | None) -> int:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while (await asyncio.to_thread(self.spool.depth)).records:
+            if self._stopping.is_set():
+                return 0
+            if deadline is not None and time.monotonic() > deadline:
+                log.warning("drain timeout: %d messages stay spooled",
+                            (await asyncio.to_thread(self.spool.depth)).items)
+                return EXIT_DRAIN_TIMEOUT
+            await asyncio.sleep(0.05)
+        return 0
+
+    async def _intake(self, source: Source) -> None:
+        async for device, channel, payload in source():
+            self._buffer.append((_record(self.topic(device, channel), payload), 1))
+            self.stats.generated += 1
+            if len(self._buffer) >= 500:
+                await self._flush()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.flush_interval_s)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if not self._buffer:
+            return
+        batch, self._buffer = self._buffer, []
+        self.stats.dropped += await asyncio.to_thread(self.spool.put_many, batch)
+        self.stats.accepted += len(batch)
+        self._wake.set()
+
+    async def _forward(self) -> None:
+        while True:
+            if not self.upstream.connected:
+                await self.upstream.wait_connected(1.0)
+                continue
+            records = await asyncio.to_thread(self.spool.peek, self.options.max_batch)
+            if not records:
+                self._wake.clear()
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
+                # that races with the event, and this loop would never end.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.5):
+                        await self._wake.wait()
+                continue
+            await self._send(records)
+
+    async def _send(self, records: list[Record]) -> None:
+        messages = batch_messages(records)
+        results = await asyncio.gather(
+            *(self.upstream.publish(topic, payload) for topic, payload, _, _ in messages),
+            return_exceptions=True)
+        done = [i for (_, _, ids, _), r in zip(messages, results, strict=True)
+                if not isinstance(r, BaseException) for i in ids]
+        self.stats.delivered += sum(n for (_, _, _, n), r in zip(messages, results, strict=True)
+                                    if not isinstance(r, BaseException))
+        # Records are removed oldest-first only up to the first failure, so order is kept.
+        ok_prefix = []
+        for rec in records:
+            if rec.id not in done:
+                break
+            ok_prefix.append(rec.id)
+        await asyncio.to_thread(self.spool.remove, ok_prefix)
+        if len(ok_prefix) < len(records):
+            await asyncio.sleep(0.2)  # the connection dropped: let the reconnect happen
+
+    async def _status(self, state: str) -> None:
+        depth = (await asyncio.to_thread(self.spool.depth)).items
+        body = orjson.dumps({"ts": time.time_ns() // 1_000_000, "state": state,
+                             "spool_depth": depth})
+        with contextlib.suppress(ConnectionError, TimeoutError):
+            async with asyncio.timeout(5.0):
+                await self.upstream.publish(self._status_topic, body, retain=True)
+
+    def _announce(self) -> None:
+        asyncio.get_running_loop().create_task(self._status("online"), name="announce")
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.heartbeat_s)
+            await self._status("online")
+
+    async def _listen(self) -> None:
+        """A site broker (embedded, amqtt) that local sensors publish `{device}/{channel}`
+        to; each message is spooled before it is acknowledged to the sensor's broker."""
+        from amqtt.broker import Broker
+
+        port = self.options.listen_port
+        broker = Broker({"listeners": {"default": {"type": "tcp", "bind": f"0.0.0.0:{port}"}},
+                         "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin":
+                                     {"allow_anonymous": True}}})
+        await broker.start()
+        opts = MqttOptions(f"mqtt://127.0.0.1:{port}", f"{self.options.gateway}-site")
+        try:
+            async with Subscriber(opts, ["+/+"]) as site:
+                while True:
+                    batch = await site.take(500, 0.05)
+                    now_ms = time.time_ns() // 1_000_000
+                    records = []
+                    for m in batch:
+                        device, _, channel = m.topic.partition("/")
+                        if topics.is_id(device) and channel in _CHANNELS:
+                            records.append((_record(self.topic(device, channel),
+                                                    stamp(m.payload, now_ms)), 1))
+                        else:
+                            log.warning("site message on %r ignored: use {device}/{channel}",
+                                        m.topic)
+                    if records:
+                        self.stats.dropped += await asyncio.to_thread(self.spool.put_many,
+                                                                      records)
+                        self.stats.accepted += len(records)
+                        self._wake.set()
+                    site.ack(batch)
+        finally:
+            await broker.shutdown()
