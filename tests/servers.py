@@ -172,3 +172,48 @@ class InfluxDB(ServerProcess):
 
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+
+
+class ShippedMosquitto(ServerProcess):
+    """Mosquitto run from the shipped `deploy/mosquitto/mosquitto.conf`, verbatim but for its
+    paths (auth and certificate files from the test's dirs, data in a temp dir) and its two
+    listeners (free loopback ports); as root it also names the user to stay (the shipped file
+    leaves that to the image). `rewritten` lists the lines that differ, for the test that
+    checks nothing else was touched."""
+
+    SHIPPED = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto" / "mosquitto.conf"
+
+    def __init__(self, workdir: Path, auth_dir: Path, certs_dir: Path) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "data").mkdir(exist_ok=True)
+        port, self.tls_port = free_port(), free_port()
+        paths = {"/mosquitto/auth/": f"{auth_dir}/", "/mosquitto/certs/": f"{certs_dir}/",
+                 "/mosquitto/data/": f"{workdir}/data/"}
+        listeners = {"listener 8883": f"listener {self.tls_port} 127.0.0.1",
+                     "listener 1883 127.0.0.1": f"listener {port} 127.0.0.1"}
+        lines, self.rewritten = [], []
+        for line in self.SHIPPED.read_text().splitlines():
+            new = listeners.get(line, line)
+            for old, repl in paths.items():
+                new = new.replace(old, repl)
+            if new != line:
+                self.rewritten.append((line, new))
+            lines.append(new)
+        if os.geteuid() == 0:
+            lines.append("user root")
+        conf = workdir / "mosquitto.conf"
+        conf.write_text("\n".join(lines) + "\n")
+        super().__init__("mosquitto-shipped",
+                         [find_binary("mosquitto", "mosquitto"), "-c", str(conf)],
+                         workdir, port, _tcp_ready(port))
+
+    def url(self, user: str = "", password: str = "", *, tls: bool = False,
+            host: str = "127.0.0.1") -> str:
+        creds = f"{user}:{password}@" if user else ""
+        scheme, port = ("mqtts", self.tls_port) if tls else ("mqtt", self.port)
+        return f"{scheme}://{creds}{host}:{port}"
+
+    def reload(self) -> None:
+        """SIGHUP: Mosquitto re-reads its password file and ACL."""
+        assert self.proc is not None and self.proc.poll() is None
+        self.proc.send_signal(signal.SIGHUP)

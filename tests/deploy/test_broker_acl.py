@@ -1,0 +1,110 @@
+"""The shipped Mosquitto configuration with `citypilot gateway add` credentials: a gateway
+writes only below its own pilot/gateway (the message never reaches the collector); a wrong
+password, an anonymous client and a revoked gateway are refused."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from citypilot.gateways import revoke_gateway
+from ingest.stores import open_store
+from tests.collectors import collector, reading
+from tests.deploy.brokerclient import Refused, close, connect, publish
+from tests.deploy.conftest import Broker, can_log_in
+from tests.support import eventually, wait_until
+
+NOT_AUTHORIZED = 0x87
+
+
+def topic(pilot: str, gw: str, device: str = "aq-1") -> str:
+    return f"citypilot/v1/{pilot}/{gw}/{device}/telemetry"
+
+
+async def stored(store_url: str, pilot: str, gateway: str | None = None) -> int:
+    async with open_store(store_url) as store:
+        return await store.count("air_quality", "pm25", pilot=pilot, gateway=gateway)
+
+
+async def test_gateway_publishes_only_below_its_own_pilot_and_gateway(
+        broker: Broker, gateway: Callable[[str, str], str], prefix: str,
+        tmp_path: Path) -> None:
+    other_pilot, store_url = f"{prefix}x", f"sqlite:///{tmp_path / 'store.db'}"
+    mine = gateway(prefix, "gw1")
+    gateway(prefix, "gw2")
+    gateway(other_pilot, "gw1")  # the same gateway id under another pilot: another identity
+    now = int(time.time() * 1000)
+    async with collector(broker.collector_url(), store_url, tmp_path / "spool"):
+        client = connect(mine)
+        try:
+            codes = await asyncio.to_thread(publish, client, [
+                (topic(prefix, "gw2"), reading(now, 1)),       # another gateway's topic
+                (topic(other_pilot, "gw1"), reading(now, 2)),  # another pilot's gw1
+                ("citypilot/v1/elsewhere", reading(now, 3)),   # below no gateway at all
+                (topic(prefix, "gw1"), reading(now, 4)),       # its own device
+                (topic(prefix, "gw1", "aq-2"), reading(now, 5)),
+            ])
+        finally:
+            close(client)
+        assert codes == [NOT_AUTHORIZED] * 3 + [0, 0]
+
+        async def own_arrived() -> bool:
+            return await stored(store_url, prefix, "gw1") == 2
+        await eventually(own_arrived, timeout=15)
+    # The refused messages went first on one connection: had the broker routed any of them,
+    # the collector would have stored it before the accepted ones.
+    assert await stored(store_url, prefix) == 2
+    assert await stored(store_url, other_pilot) == 0
+
+
+def test_gateway_cannot_read_and_collector_cannot_write(
+        broker: Broker, gateway: Callable[[str, str], str], prefix: str) -> None:
+    col = connect(broker.collector_url())
+    gw = connect(gateway(prefix, "gw1"))
+    try:
+        now = int(time.time() * 1000)
+        assert publish(col, [(topic(prefix, "gw1"), reading(now))]) == [NOT_AUTHORIZED]
+        # ... but it may ask a Sparkplug B edge node for a rebirth (0x10: no subscriber).
+        assert publish(col, [("spBv1.0/g1/NCMD/node1", b"rebirth")])[0] < 0x80
+        seen: dict[str, list[str]] = {"collector": [], "gateway": []}
+        col.on_message = lambda c, ud, msg: seen["collector"].append(msg.topic)
+        gw.on_message = lambda c, ud, msg: seen["gateway"].append(msg.topic)
+        col.subscribe(f"citypilot/v1/{prefix}/#", qos=1)
+        gw.subscribe(f"citypilot/v1/{prefix}/#", qos=1)
+        wait_until(lambda: publish(gw, [(topic(prefix, "gw1"), reading(now))]) == [0]
+                   and seen["collector"], timeout=10)
+        # The broker delivers to every subscriber as the message arrives: the collector's
+        # copy came, the gateway's never does (no read rights).
+        assert seen["gateway"] == []
+    finally:
+        close(gw)
+        close(col)
+
+
+def test_wrong_password_and_anonymous_are_refused(
+        broker: Broker, gateway: Callable[[str, str], str], prefix: str) -> None:
+    url = gateway(prefix, "gw1")
+    parts = urlsplit(url)
+    with pytest.raises(Refused, match=r"Not authorized|Bad user name or password"):
+        connect(url.replace(f":{parts.password}@", ":wrong-password@"))
+    with pytest.raises(Refused, match="Not authorized"):
+        connect(broker.server.url())
+    with pytest.raises(Refused):
+        connect(broker.server.url(f"{prefix}.gw1", ""))
+
+
+def test_revoked_gateway_is_refused_after_the_broker_reloads(
+        broker: Broker, gateway: Callable[[str, str], str], prefix: str) -> None:
+    url = gateway(prefix, "gw1")
+    keep = gateway(prefix, "gw2")
+    assert revoke_gateway(broker.passwd, broker.acl, prefix, "gw1")
+    broker.server.reload()
+    wait_until(lambda: not can_log_in(url), timeout=10)
+    assert can_log_in(keep), "revoking one gateway must not touch the others"
+    with pytest.raises(Refused, match=r"Not authorized|Bad user name or password"):
+        connect(url)
