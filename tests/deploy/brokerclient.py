@@ -26,6 +26,8 @@ def connect(url: str, *, ca_file: str | None = None, timeout: float = 10.0) -> p
     parts = urlsplit(url)
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"t-{time.monotonic_ns()}",
                          protocol=MQTTProtocolVersion.MQTTv5)
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
     if parts.username:
         client.username_pw_set(unquote(parts.username), unquote(parts.password or ""))
     if parts.scheme == "mqtts":
