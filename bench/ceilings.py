@@ -21,6 +21,7 @@ import logging
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,12 @@ class Ceilings:
     def as_dict(self) -> dict[str, float]:
         return {"broker_msgs_s": self.broker_msgs_s, "paho_msgs_s": self.paho_msgs_s,
                 "influx_points_s": self.influx_points_s}
+
+
+def _unique() -> str:
+    """A suffix that keeps client ids, topics and databases of repeated runs apart (the
+    broker log, which the benchmark reads to see a client arrive, keeps the earlier ones)."""
+    return uuid.uuid4().hex[:6]
 
 
 def split_lines(total: int, parts: int) -> list[list[bytes]]:
@@ -71,13 +78,14 @@ def _publish_and_wait(rig: Rig, tag: str, total: int, publishers: int,
 
 def broker(rig: Rig, total: int, publishers: int = 4) -> dict[str, Any]:
     """C publisher -> Mosquitto -> C subscriber (mosquitto_sub), QoS 1."""
-    out = rig.root / "ceiling-mosquitto_sub.txt"
+    tag = f"c{_unique()}"
+    out = rig.root / f"ceiling-mosquitto_sub-{tag}.txt"
     with out.open("wb") as sink_out:
         sink = subprocess.Popen(["mosquitto_sub", *rig.mqtt_host_port, "-q", "1", "-t",
-                                 f"{CEILING_TOPIC}/c/#", "-C", str(total), "-F", "%U",
-                                 "-i", "bench-csub"], stdout=sink_out)
-    rig.wait_broker_log([f"bench-csub 1 {CEILING_TOPIC}/c/#"])
-    t0, broker_cpu = _publish_and_wait(rig, "c", total, publishers, sink, 120)
+                                 f"{CEILING_TOPIC}/{tag}/#", "-C", str(total), "-F", "%U",
+                                 "-i", f"bench-{tag}-sub"], stdout=sink_out)
+    rig.wait_broker_log([f"bench-{tag}-sub 1 {CEILING_TOPIC}/{tag}/#"])
+    t0, broker_cpu = _publish_and_wait(rig, tag, total, publishers, sink, 120)
     stamps = out.read_text().split()
     if len(stamps) != total:
         raise BenchError(f"mosquitto_sub printed {len(stamps)} of {total} receipts")
@@ -89,7 +97,7 @@ def broker(rig: Rig, total: int, publishers: int = 4) -> dict[str, Any]:
 
 def paho(rig: Rig, total: int, publishers: int = 4, protocol: str = "5") -> dict[str, Any]:
     """C publishers -> Mosquitto -> bare paho-mqtt subscriber that only counts."""
-    tag = "p5" if protocol == "5" else "p3"
+    tag = ("p5" if protocol == "5" else "p3") + _unique()
     argv = [sys.executable, "-m", "bench.pahosink", "--port", str(rig.mosquitto.port),
             "--topic", f"{CEILING_TOPIC}/{tag}/#", "--count", str(total),
             "--protocol", protocol]
@@ -142,7 +150,7 @@ async def _post_all(base_url: str, database: str, bodies: list[bytes],
 
 def influx(rig: Rig, points: int, batch: int = 5000, connections: int = 2) -> dict[str, Any]:
     """Raw InfluxDB ingest of pre-encoded line protocol (not counting the encoding)."""
-    database = "bench_ceiling"
+    database = f"bench_ceiling_{_unique()}"
     rig.create_database(database)
     bodies = _line_batches(points, batch)
     influx_cpu = cpu_seconds(rig.server_pids()["influxd"])

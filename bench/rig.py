@@ -55,6 +55,13 @@ def machine_busy_seconds() -> float:
     return (sum(values) - idle - guest) / _TICKS
 
 
+def machine_busy_cores(sample_s: float) -> float:
+    """How many CPUs the machine kept busy, on average, over the next `sample_s` seconds."""
+    start = machine_busy_seconds()
+    time.sleep(sample_s)
+    return (machine_busy_seconds() - start) / sample_s
+
+
 class Rig:
     """Mosquitto and InfluxDB for one benchmark run; a context manager that stops both."""
 

@@ -155,6 +155,13 @@ def _outage(rig: Rig, t0: float, sizes: Sizes, events: dict[str, float]) -> None
     log.info("D: InfluxDB back after %.1f s", events["influx_back"] - events["influx_stopped"])
 
 
+def _rss_phases(rss: RssSampler, t0: float, events: dict[str, float]) -> dict[str, float]:
+    """Highest RSS sample before, during and after the outage (flat memory or not)."""
+    stopped, back = t0 + events["influx_stopped"], t0 + events["influx_back"]
+    return {"before": rss.max_between(t0, stopped), "during": rss.max_between(stopped, back),
+            "after": rss.max_between(back, time.time())}
+
+
 def scenario_d(rig: Rig, sizes: Sizes, profile_dir: Path | None) -> dict[str, Any]:
     """Fixed rate through an InfluxDB outage: memory and loss."""
     database = "bench_d"
@@ -185,6 +192,7 @@ def scenario_d(rig: Rig, sizes: Sizes, profile_dir: Path | None) -> dict[str, An
             "events_s": {k: round(v, 2) for k, v in events.items()},
             "drain_s": events.get("all_queryable", math.nan) - events["influx_back"],
             "peak_rss_mb": peak, "peak_rss_sampled_mb": rss.peak_mb,
+            "rss_phases_mb": _rss_phases(rss, t0, events),
             "rss_samples_mb": [(round(t, 1), round(mb, 1)) for t, mb in rss.samples],
             "spooled_points": metrics.get("citypilot_points_spooled_total", 0.0),
             "stored": stored, "lost": total - stored, "cpu_s": used}

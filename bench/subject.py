@@ -175,9 +175,11 @@ class RssSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss", daemon=True)
         self._t0 = time.monotonic()
+        self.started_wall = time.time()
 
     def __enter__(self) -> Self:
         self._t0 = time.monotonic()
+        self.started_wall = time.time()
         self._thread.start()
         return self
 
@@ -193,3 +195,8 @@ class RssSampler:
     @property
     def peak_mb(self) -> float:
         return max((mb for _, mb in self.samples), default=0.0)
+
+    def max_between(self, start_wall: float, end_wall: float) -> float:
+        """The highest sample taken between two wall-clock times."""
+        lo, hi = start_wall - self.started_wall, end_wall - self.started_wall
+        return max((mb for t, mb in self.samples if lo <= t <= hi), default=0.0)
