@@ -1,0 +1,104 @@
+"""Computing KPIs: validate a request, cut its period into buckets, run the KPI's function.
+
+Used by the API routes, the exports and `citypilot kpi`. A KPI whose inputs are missing
+answers null values with a reason; only a bad request (a period that ends before it starts,
+too long, too many buckets) raises `KpiRequestError`, naming the offending parameters.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from api.kpis import outcomes, pull, push
+from api.kpis.catalog import BY_ID, KPIS, Kpi
+from api.kpis.context import Context, KpiValue
+from api.kpis.periods import NS, Grain, buckets
+from ingest.catalog import Pilot
+from ingest.stores.base import Store
+
+log = logging.getLogger(__name__)
+
+FUNCTIONS: dict[str, Callable[[Context], Awaitable[list[KpiValue]]]] = {
+    **pull.KPIS, **push.KPIS, **outcomes.KPIS}
+if set(FUNCTIONS) != set(BY_ID):  # defined once: a definition without code is a bug
+    raise RuntimeError(f"KPI definitions and functions differ: {set(FUNCTIONS) ^ set(BY_ID)}")
+
+
+class KpiRequestError(ValueError):
+    """A request that cannot be answered as asked; `fields` names the parameters."""
+
+    def __init__(self, message: str, *fields: str) -> None:
+        super().__init__(message)
+        self.fields = fields
+
+
+@dataclass(frozen=True, slots=True)
+class KpiOptions:
+    default_interval_s: float = 300.0  # devices without a registered reporting interval
+    max_days: float = 400.0  # longest period one request may ask for
+    max_buckets: int = 400
+
+
+@dataclass(frozen=True, slots=True)
+class KpiResult:
+    kpi: Kpi
+    pilot: str
+    timezone: ZoneInfo
+    grain: Grain
+    values: list[KpiValue]
+
+
+def check_period(start_ns: int, end_ns: int, grain: Grain, tz: ZoneInfo,
+                 options: KpiOptions) -> None:
+    if end_ns <= start_ns:
+        raise KpiRequestError("`end` must be after `start`", "start", "end")
+    if (end_ns - start_ns) / (86400 * NS) > options.max_days:
+        raise KpiRequestError(f"the period is longer than {options.max_days:g} days: ask "
+                              "for a shorter one", "start", "end")
+    if len(buckets(start_ns, end_ns, grain, tz)) > options.max_buckets:
+        raise KpiRequestError(f"more than {options.max_buckets} periods: use a coarser "
+                              "grain", "grain")
+
+
+def timezone_of(pilot: Pilot) -> ZoneInfo:
+    return ZoneInfo(pilot.timezone)
+
+
+async def compute(store: Store, pilot: Pilot, kpi_id: str, start_ns: int, end_ns: int,
+                  grain: Grain, *, options: KpiOptions = KpiOptions(),
+                  now_ns: int | None = None) -> KpiResult:
+    """The values of one KPI for one pilot, per bucket of `grain` in the pilot's zone."""
+    [result] = await compute_many(store, pilot, [kpi_id], start_ns, end_ns, grain,
+                                  options=options, now_ns=now_ns)
+    return result
+
+
+async def compute_many(store: Store, pilot: Pilot, kpi_ids: Sequence[str], start_ns: int,
+                       end_ns: int, grain: Grain, *, options: KpiOptions = KpiOptions(),
+                       now_ns: int | None = None,
+                       progress: Callable[[Kpi], None] | None = None) -> list[KpiResult]:
+    unknown = [k for k in kpi_ids if k not in BY_ID]
+    if unknown:
+        raise KpiRequestError(f"unknown KPI {unknown[0]!r}; see the KPI list", "id")
+    tz = timezone_of(pilot)
+    check_period(start_ns, end_ns, grain, tz, options)
+    ctx = Context(store, pilot, tz, buckets(start_ns, end_ns, grain, tz),
+                  time.time_ns() if now_ns is None else now_ns, options.default_interval_s)
+    results: list[KpiResult] = []
+    for kpi_id in kpi_ids:
+        began = time.perf_counter()
+        values = await FUNCTIONS[kpi_id](ctx)
+        log.debug("kpi computed id=%s pilot=%s buckets=%d duration_s=%.3f", kpi_id, pilot.id,
+                  len(ctx.buckets), time.perf_counter() - began)
+        results.append(KpiResult(BY_ID[kpi_id], pilot.id, tz, grain, values))
+        if progress is not None:
+            progress(BY_ID[kpi_id])
+    return results
+
+
+__all__ = ["KPIS", "Grain", "KpiOptions", "KpiRequestError", "KpiResult", "compute",
+           "compute_many"]
