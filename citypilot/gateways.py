@@ -12,8 +12,7 @@ default): `$7$<iterations>$<base64 salt>$<base64 PBKDF2-HMAC-SHA512>`, 101 itera
 salt. The files are edited under a lock, written to a temp file and renamed into place
 (mode and owner kept), so the broker never reads half a file; it re-reads both on SIGHUP.
 
-`ca` makes a self-signed CA and a server certificate with the `openssl` command: for test
-pilots only (a real deployment uses certificates from the city's PKI or a public CA).
+`ca` (citypilot/testca.py) makes a self-signed CA and a server certificate: test pilots only.
 """
 
 from __future__ import annotations
@@ -24,8 +23,6 @@ import hashlib
 import hmac
 import os
 import secrets
-import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -36,7 +33,8 @@ from typing import Annotated
 import orjson
 import typer
 
-from citypilot.settings import SettingsError, load
+from citypilot.settings import Settings, SettingsError, load
+from citypilot.testca import CaError, make_ca
 from ingest.topics import ID_PATTERN, PREFIX, is_id
 
 COLLECTOR_USER = "citypilot-collector"
@@ -225,6 +223,33 @@ def revoke_gateway(password_file: Path, acl_file: Path, pilot: str, gateway: str
     return had_password or had_section
 
 
+def register(catalog_url: str, pilot: str, gateway: str) -> str:
+    """Put the gateway (and its pilot, when new) in the catalogue; says what it did. The
+    registry's other facts (timezone, devices, ...) are kept: `citypilot registry load`
+    fills them in."""
+    from ingest.catalog import Catalog, CatalogError, Gateway, Pilot, Registry
+
+    try:
+        catalog = Catalog(catalog_url)
+        try:
+            known = catalog.pilot(pilot)
+            entry = Gateway.model_validate({"id": gateway})
+            if known is None:
+                new = Pilot.model_validate({"id": pilot, "gateways": [entry]})
+                done = f"new pilot {pilot} registered with gateway {gateway}"
+            elif any(g.id == gateway for g in known.gateways):
+                return f"gateway {pilot}/{gateway} was already registered"
+            else:
+                new = known.model_copy(update={"gateways": (*known.gateways, entry)})
+                done = f"gateway {gateway} registered in pilot {pilot}"
+            catalog.load(Registry.model_validate({"pilots": [new]}))
+            return done
+        finally:
+            catalog.close()
+    except CatalogError as exc:
+        raise GatewayError(str(exc)) from None
+
+
 def set_collector(password_file: Path, acl_file: Path, password: str) -> None:
     """Set the collectors' account password; write the base ACL when there is none yet."""
     with locked(password_file):
@@ -232,51 +257,6 @@ def set_collector(password_file: Path, acl_file: Path, password: str) -> None:
             acl_file.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(acl_file, BASE_ACL)
         set_password(password_file, COLLECTOR_USER, password)
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    binary = shutil.which("openssl")
-    if binary is None:
-        raise GatewayError("openssl not found: install it (`apt-get install openssl`)")
-    done = subprocess.run([binary, *args], cwd=cwd, capture_output=True, text=True,
-                          check=False)
-    if done.returncode != 0:
-        raise GatewayError(f"openssl {args[0]} failed: {done.stderr.strip()}")
-
-
-def make_ca(out: Path, hosts: list[str], *, days: int = 825, force: bool = False
-            ) -> list[Path]:
-    """A self-signed CA (ca.crt, ca.key) and a server certificate signed by it (server.crt,
-    server.key) naming `hosts` (DNS names or IP addresses). Test pilots only."""
-    names = {n: out / n for n in ("ca.crt", "ca.key", "server.crt", "server.key")}
-    clash = [p for p in names.values() if p.exists()]
-    if clash and not force:
-        raise GatewayError(f"{clash[0]} exists; `--force` replaces the CA and certificate")
-    out.mkdir(parents=True, exist_ok=True)
-    san = ",".join(f"IP:{h}" if h.replace(".", "").isdigit() or ":" in h else f"DNS:{h}"
-                   for h in hosts)
-    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
-    with tempfile.TemporaryDirectory(dir=out) as tmp:
-        work = Path(tmp)
-        _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days",
-                 str(days), "-subj", "/O=citypilot/CN=citypilot test CA (not for production)",
-                 "-addext", "basicConstraints=critical,CA:TRUE",
-                 "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=work)
-        _openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr",
-                 "-subj", f"/O=citypilot/CN={hosts[0]}", cwd=work)
-        (work / "server.ext").write_text(
-            "basicConstraints=critical,CA:FALSE\n"
-            "keyUsage=critical,digitalSignature,keyEncipherment\n"
-            "extendedKeyUsage=serverAuth\nsubjectKeyIdentifier=hash\n"
-            f"authorityKeyIdentifier=keyid,issuer\nsubjectAltName={san}\n")
-        _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                 "-set_serial", f"0x{secrets.token_hex(16)}", "-days", str(days),
-                 "-extfile", "server.ext", "-out", "server.crt", cwd=work)
-        for name, path in names.items():
-            mode = 0o600 if name == "ca.key" else 0o640 if name == "server.key" else 0o644
-            os.chmod(work / name, mode)
-            os.replace(work / name, path)
-    return list(names.values())
 
 
 # -- command line ----------------------------------------------------------------------------
@@ -296,13 +276,13 @@ RELOAD = ("reload the broker so it reads the change (SIGHUP): `docker compose ki
 
 
 def _files(config: Path | None, password_file: Path | None, acl_file: Path | None
-           ) -> tuple[Path, Path]:
+           ) -> tuple[Path, Path, Settings]:
     try:
         s = load(config)
     except SettingsError as exc:
         typer.echo(f"citypilot: configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
-    return password_file or s.mosquitto_password_file, acl_file or s.mosquitto_acl_file
+    return password_file or s.mosquitto_password_file, acl_file or s.mosquitto_acl_file, s
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -319,11 +299,16 @@ def add(pilot: PilotOpt, gateway: GatewayOpt, password_file: PasswordFileOpt = N
                                               "{username, password, ...} as JSON")] = False,
         ) -> None:
     """Create a gateway's MQTT credentials and ACL section; print the password once."""
-    pw_file, acl = _files(config, password_file, acl_file)
+    pw_file, acl, s = _files(config, password_file, acl_file)
     try:
         user, password = add_gateway(pw_file, acl, pilot, gateway, rotate=rotate)
     except (GatewayError, OSError) as exc:
         raise _fail(exc) from None
+    try:
+        typer.echo(f"catalogue: {register(s.catalog_url, pilot, gateway)}", err=True)
+    except GatewayError as exc:  # the credentials exist: say what is left to do
+        typer.echo(f"citypilot: gateway created but not registered in the catalogue ({exc});"
+                   " add it with `citypilot registry load`", err=True)
     if as_json:
         sys.stdout.write(orjson.dumps({"pilot": pilot, "gateway": gateway, "username": user,
                                        "password": password}).decode() + "\n")
@@ -339,7 +324,7 @@ def add(pilot: PilotOpt, gateway: GatewayOpt, password_file: PasswordFileOpt = N
 def revoke(pilot: PilotOpt, gateway: GatewayOpt, password_file: PasswordFileOpt = None,
            acl_file: AclFileOpt = None, config: ConfigOpt = None) -> None:
     """Remove a gateway's credentials and ACL section."""
-    pw_file, acl = _files(config, password_file, acl_file)
+    pw_file, acl, _ = _files(config, password_file, acl_file)
     try:
         found = revoke_gateway(pw_file, acl, pilot, gateway)
     except (GatewayError, OSError) as exc:
@@ -359,7 +344,7 @@ def collector(password_file: PasswordFileOpt = None, acl_file: AclFileOpt = None
                   "--password-stdin", help="read the password from stdin (e.g. the one in "
                   ".env) instead of making one")] = False) -> None:
     """Set the collectors' account (`citypilot-collector`) password; print a made one once."""
-    pw_file, acl = _files(config, password_file, acl_file)
+    pw_file, acl, _ = _files(config, password_file, acl_file)
     password = sys.stdin.readline().strip() if password_stdin else new_password()
     if not password or ":" in password:
         raise _fail(GatewayError("the password must be one non-empty line without ':'"))
@@ -385,7 +370,7 @@ def ca(out: Annotated[Path, typer.Option("--out", help="directory for ca.crt, ca
     try:
         paths = make_ca(out, host or ["localhost", "mosquitto", "127.0.0.1"], days=days,
                         force=force)
-    except (GatewayError, OSError) as exc:
+    except (CaError, OSError) as exc:
         raise _fail(exc) from None
     for path in paths:
         sys.stdout.write(f"{path}\n")

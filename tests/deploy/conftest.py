@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from citypilot.gateways import COLLECTOR_USER, add_gateway, make_ca, set_collector
+from citypilot.gateways import COLLECTOR_USER, add_gateway, set_collector
+from citypilot.testca import make_ca
 from tests.conftest import _launch, _started
 from tests.deploy.brokerclient import Refused, close, connect
 from tests.servers import ShippedMosquitto

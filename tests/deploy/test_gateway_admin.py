@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -21,6 +22,7 @@ from citypilot.gateways import (
     verify_hash,
     with_section,
 )
+from ingest.catalog import Catalog, Registry
 from tests.servers import ShippedMosquitto, find_binary
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
@@ -28,13 +30,20 @@ root = typer.Typer()
 root.add_typer(admin_app, name="gateway")
 
 
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(root, ["gateway", *args])
+def run(*args: str, catalog: Path | None = None) -> tuple[int, str, str]:
+    env = {"CITYPILOT_CATALOG_URL": f"sqlite:///{catalog}"} if catalog else {}
+    result = CliRunner().invoke(root, ["gateway", *args], env=env)
     return result.exit_code, result.stdout, result.stderr
 
 
 def files(tmp: Path) -> list[str]:
     return ["--password-file", str(tmp / "passwd"), "--acl-file", str(tmp / "acl")]
+
+
+@pytest.fixture(autouse=True)
+def _catalog_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`add` registers in the catalogue; never the working directory's."""
+    monkeypatch.setenv("CITYPILOT_CATALOG_URL", f"sqlite:///{tmp_path / 'catalog.db'}")
 
 
 def test_our_hash_and_mosquitto_passwd_agree(tmp_path: Path) -> None:
@@ -70,6 +79,22 @@ def test_same_gateway_id_under_two_pilots_is_two_identities(tmp_path: Path) -> N
     assert (tmp_path / "acl").read_text() == (DEPLOY / "aclfile.example").read_text()
 
 
+def test_add_registers_the_pilot_when_new_and_keeps_its_facts(tmp_path: Path) -> None:
+    catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
+    catalog.load(Registry.model_validate({"pilots": [
+        {"id": "p1", "timezone": "Europe/Lisbon", "gateways": [{"id": "gw0"}]}]}))
+    for pilot, gw in (("p1", "gw1"), ("p2", "gw1"), ("p2", "gw1")):
+        code, _, err = run("add", "--pilot", pilot, "--gateway", gw, "--rotate",
+                           *files(tmp_path))
+        assert code == 0 and "catalogue:" in err
+    assert "already registered" in err
+    p1, p2 = catalog.pilot("p1"), catalog.pilot("p2")
+    assert p1 is not None and p2 is not None
+    assert p1.timezone == "Europe/Lisbon" and [g.id for g in p1.gateways] == ["gw0", "gw1"]
+    assert [g.id for g in p2.gateways] == ["gw1"]
+    catalog.close()
+
+
 def test_revoke_removes_only_that_gateway_and_keeps_the_mode(tmp_path: Path) -> None:
     for pilot in ("p1", "p2"):
         run("add", "--pilot", pilot, "--gateway", "gw1", *files(tmp_path))
@@ -80,7 +105,8 @@ def test_revoke_removes_only_that_gateway_and_keeps_the_mode(tmp_path: Path) -> 
     assert (tmp_path / "acl").read_text() == with_section(BASE_ACL, "p2", "gw1")
     assert oct((tmp_path / "acl").stat().st_mode & 0o777) == "0o644"
     assert run("revoke", "--pilot", "p1", "--gateway", "gw1", *files(tmp_path))[0] == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".passwd.lock", "acl", "passwd"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".passwd.lock", "acl", "catalog.db",
+                                                          "passwd"]
 
 
 def test_ids_outside_the_topic_grammar_are_refused(tmp_path: Path) -> None:

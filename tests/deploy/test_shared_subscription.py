@@ -30,6 +30,14 @@ def stored(influxdb: InfluxDB, database: str, pilot: str) -> int:
     return int(series[0]["values"][0][1]) if series else 0
 
 
+def ready(port: int) -> bool:
+    """/readyz: subscribed to the broker, store reachable."""
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def received(port: int) -> float:
     """The collector's own count of MQTT messages, from its /metrics."""
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
@@ -50,26 +58,25 @@ def test_two_collectors_share_the_load_and_a_sigkill_loses_nothing(
             tmp_path, broker.collector_url(), influx_url, client_id=f"{prefix}-{name}",
             spool_dir=tmp_path / f"spool-{name}", metrics_port=ports[name],
             CITYPILOT_MQTT_SHARE_GROUP=f"g{prefix}")
-        log = tmp_path / f"collector-{prefix}-{name}.log"
-        return lambda: log.read_text().count("subscribing to") >= 1
+        return lambda: ready(ports[name])
 
     procs: dict[str, subprocess.Popen[bytes]] = {}
-    for name in ("a", "b"):
-        wait_until(start(name), timeout=20)
-    base = int(time.time() * 1000) - 3_600_000
-    stream = [(f"citypilot/v1/{prefix}/gw1/aq-{i % 25}/telemetry", reading(base + i, i))
-              for i in range(TOTAL)]
     client = connect(gw_url)
-    sender = threading.Thread(target=publish, args=(client, stream, 120))
-    sender.start()
     try:
+        for name in ("a", "b"):
+            wait_until(start(name), timeout=30)
+        base = int(time.time() * 1000) - 3_600_000
+        stream = [(f"citypilot/v1/{prefix}/gw1/aq-{i % 25}/telemetry", reading(base + i, i))
+                  for i in range(TOTAL)]
+        sender = threading.Thread(target=publish, args=(client, stream, 120))
+        sender.start()
         # Both do work: each has taken a share of the stream before one of them is killed.
         wait_until(lambda: received(ports["a"]) > 500 and received(ports["b"]) > 500,
                    timeout=60)
         assert terminate(procs["a"], signal.SIGKILL) == -signal.SIGKILL
         at_kill = stored(influxdb, database, prefix)
         sender.join(120)
-        wait_until(start("a"), timeout=20)  # same client id and spool: its session waits
+        wait_until(start("a"), timeout=30)  # same client id and spool: its session waits
         wait_until(lambda: stored(influxdb, database, prefix) == TOTAL, timeout=60)
     finally:
         close(client)
