@@ -167,21 +167,24 @@ class Collector:
         while not self._stopping.is_set():
             batch = await sub.take(opts.batch_max_messages, opts.batch_interval_s)
             if batch:
-                pending.append((asyncio.create_task(self._process(batch, routes)), batch))
+                pending.append((asyncio.create_task(self._process(batch, routes, sub)), batch))
             while pending and (len(pending) >= opts.max_batches_in_flight
                                or pending[0][0].done()):
                 await complete()
         # Flush: what was received but not yet processed is written and acknowledged too.
         while batch := sub.take_nowait(opts.batch_max_messages):
-            pending.append((asyncio.create_task(self._process(batch, routes)), batch))
+            pending.append((asyncio.create_task(self._process(batch, routes, sub)), batch))
         while pending:
             await complete()
 
-    async def _process(self, batch: list[Message], routes: tuple[Route, ...]) -> None:
+    async def _process(self, batch: list[Message], routes: tuple[Route, ...],
+                       sub: Subscriber) -> None:
         points: list[Point] = []
         for msg in batch:
             decoded = self._decode(msg, routes)
             points.extend(decoded.points)
+            for topic, payload in decoded.replies:  # Sparkplug rebirth requests
+                sub.publish(topic, payload, qos=0)
             for rejection in decoded.rejections:
                 points.append(dead_letter(msg.topic, rejection, msg.received_ns))
             if decoded.skipped:

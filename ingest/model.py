@@ -55,6 +55,7 @@ class Reason(StrEnum):
     UNDECODABLE = "undecodable"
     NO_CODEC = "no_codec"  # a LoRaWAN uplink carries only raw bytes and no codec is configured
     UNKNOWN_UNIT = "unknown_unit"  # a format states a unit the unit registry cannot convert
+    NO_BIRTH = "no_birth"  # Sparkplug B data whose NBIRTH/DBIRTH (alias table) was not seen
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,9 @@ class Decoded:
     rejections: list[Rejection] = field(default_factory=list)
     unknown_metrics: list[str] = field(default_factory=list)
     skipped: int = 0
+    # (topic, payload) to publish back on the broker the message came from, QoS 0: Sparkplug
+    # B rebirth requests (NCMD `Node Control/Rebirth`), the one thing a collector publishes.
+    replies: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 class _Payload(BaseModel):

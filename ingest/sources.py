@@ -50,6 +50,7 @@ from ingest.decode.chirpstack import ChirpStackDecoder
 from ingest.decode.fields import FieldRule, check_rule
 from ingest.decode.lineprotocol import LineProtocolDecoder
 from ingest.decode.native import NativeDecoder
+from ingest.decode.sparkplug import SparkplugDecoder
 from ingest.decode.tasmota import TasmotaDecoder
 from ingest.decode.ttn import DEVICE_KEYS as TTN_DEVICE_KEYS
 from ingest.decode.ttn import TtnDecoder
@@ -81,13 +82,15 @@ class Format(StrEnum):
     SPARKPLUG_B = "sparkplug-b"
 
 
-# The adapters. Sparkplug B (stateful: births, aliases, rebirth requests) is not one yet.
+# The adapters. Sparkplug B is stateful (births, aliases, rebirth requests): one decoder per
+# source keeps it, which `decoder_for` gives.
 ADAPTERS: dict[Format, type[Adapter]] = {
     Format.TTN_V3: TtnDecoder,
     Format.CHIRPSTACK_V4: ChirpStackDecoder,
     Format.ZIGBEE2MQTT: Zigbee2MqttDecoder,
     Format.TASMOTA: TasmotaDecoder,
     Format.INFLUX_LP: LineProtocolDecoder,
+    Format.SPARKPLUG_B: SparkplugDecoder,
 }
 # Which device_key values a format understands (None: any tag name).
 _DEVICE_KEYS: dict[Format, tuple[str, ...] | None] = {

@@ -10,6 +10,7 @@ from ingest import units
 from ingest.decode.chirpstack import ChirpStackDecoder
 from ingest.decode.lineprotocol import LineProtocolDecoder
 from ingest.decode.native import NativeDecoder
+from ingest.decode.sparkplug import SparkplugDecoder
 from ingest.decode.tasmota import TasmotaDecoder
 from ingest.decode.ttn import TtnDecoder
 from ingest.decode.zigbee2mqtt import Zigbee2MqttDecoder
@@ -74,16 +75,11 @@ def test_duplicate_names_and_non_arrays() -> None:
     ("zigbee2mqtt", {}, Zigbee2MqttDecoder),
     ("tasmota", {"timezone": "America/New_York"}, TasmotaDecoder),
     ("influx-lp", {"device_key": "source"}, LineProtocolDecoder),
+    ("sparkplug-b", {}, SparkplugDecoder),
 ])
 def test_decoder_for_each_format(fmt: str, extra: dict[str, Any], cls: type) -> None:
     (source,) = load_sources([entry(format=fmt, **extra)])
     assert isinstance(decoder_for(source), cls)
-
-
-def test_sparkplug_is_accepted_in_config_but_has_no_decoder_yet() -> None:
-    (source,) = load_sources([entry(format="sparkplug-b", topic="spBv1.0/#")])
-    with pytest.raises(SourceConfigError, match="sparkplug-b has no decoder"):
-        decoder_for(source)
 
 
 def test_mappings_reach_the_adapter() -> None:
