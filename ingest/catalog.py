@@ -95,29 +95,32 @@ class Gateway(_Entry):
 class Device(_Entry):
     id: Ident
     gateway: Ident
-    kind: Name | None = Field(None, description="the telemetry measurement it reports")
-    service: Name | None = Field(None, description="the public service it counts uses of")
+    kind: Name | None = Field(default=None, description="the telemetry kind it reports")
+    service: Name | None = Field(default=None, description="the service it counts uses of")
     location: Text | None = None
-    lat: float | None = Field(None, ge=-90, le=90)
-    lon: float | None = Field(None, ge=-180, le=180)
-    interval_s: float | None = Field(None, gt=0, le=7 * 86400,
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    interval_s: float | None = Field(default=None, gt=0, le=7 * 86400,
                                      description="expected reporting interval")
-    capacity: float | None = Field(None, ge=0, description="bays, connectors, luminaires...")
+    capacity: float | None = Field(default=None, ge=0,
+                                   description="bays, connectors, luminaires...")
 
 
 class Service(_Entry):
     id: Name
     name: Text | None = None
-    capacity: float | None = Field(None, gt=0, description="simultaneous users it can serve")
+    capacity: float | None = Field(default=None, gt=0,
+                                   description="simultaneous users it can serve")
 
 
 class Pilot(_Entry):
     id: Ident
     name: Text | None = None
-    population: int | None = Field(None, ge=0, description="target population")
-    timezone: str = Field("UTC", description="IANA zone: periods start at local midnight")
+    population: int | None = Field(default=None, ge=0, description="target population")
+    timezone: str = Field(default="UTC",
+                          description="IANA zone: periods start at local midnight")
     lighting_baseline_kwh_per_day: float | None = Field(
-        None, gt=0, description="street lighting energy per day before the pilot")
+        default=None, gt=0, description="street lighting energy per day before the pilot")
     gateways: tuple[Gateway, ...] = ()
     devices: tuple[Device, ...] = ()
     services: tuple[Service, ...] = ()
@@ -205,7 +208,8 @@ CREATE TABLE IF NOT EXISTS pilots (id TEXT PRIMARY KEY, doc TEXT NOT NULL,
                                    updated_ns INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS api_keys (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, pilots TEXT,
-    salt BLOB NOT NULL, hash BLOB NOT NULL, created_ns INTEGER NOT NULL,
+    salt BLOB NOT NULL, cost INTEGER NOT NULL, hash BLOB NOT NULL,
+    created_ns INTEGER NOT NULL,
     expires_ns INTEGER, revoked_ns INTEGER);
 """
 _KEY_COLUMNS = "id, name, role, pilots, created_ns, expires_ns, revoked_ns"
@@ -219,18 +223,20 @@ def parse_catalog_url(url: str) -> Path:
     return Path(unquote(url[len("sqlite:///"):]))
 
 
-def _hash(secret: str, salt: bytes) -> bytes:
-    # n=2**14, r=8: 16 MiB and tens of milliseconds per check (the verified-key cache
-    # keeps that off the request path after the first use of a key).
-    return hashlib.scrypt(secret.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+def _hash(secret: str, salt: bytes, cost: int) -> bytes:
+    # scrypt with r=8: n=2**14 takes 16 MiB and tens of milliseconds per check (the
+    # verified-key cache keeps that off the request path after the first use of a key).
+    return hashlib.scrypt(secret.encode(), salt=salt, n=cost, r=8, p=1, dklen=32)
 
 
 class Catalog:
     """The catalogue at `url`, created when missing; thread-safe."""
 
-    def __init__(self, url: str, *, busy_timeout_s: float = 5.0) -> None:
+    def __init__(self, url: str, *, busy_timeout_s: float = 5.0, key_cost: int = 2**14
+                 ) -> None:
+        """`key_cost`: scrypt's n for new keys (a power of two; stored with each hash)."""
         self.path = parse_catalog_url(url)
-        self._timeout = busy_timeout_s
+        self._timeout, self._cost = busy_timeout_s, key_cost
         self._verified: dict[str, bytes] = {}  # key id -> SHA-256 of the verified key
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -250,7 +256,9 @@ class Catalog:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         try:
             if conn is None:
-                conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
+                # Used by this thread only; `close` may run on another one.
+                conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None,
+                                       check_same_thread=False)
                 self._local.conn = conn
                 with self._lock:
                     self._open.append(conn)
@@ -308,10 +316,11 @@ class Catalog:
         record = ApiKey(key_id, name, Role(role), pilots, now, expires_ns, None)
         with self._connect() as conn:
             conn.execute(
-                f"INSERT INTO api_keys ({_KEY_COLUMNS}, salt, hash) VALUES (?, ?, ?, ?, ?, ?, "
-                "?, ?, ?)", (key_id, name, record.role.value,
+                f"INSERT INTO api_keys ({_KEY_COLUMNS}, salt, cost, hash) VALUES (?, ?, ?, ?, "
+                "?, ?, ?, ?, ?, ?)", (key_id, name, record.role.value,
                              None if pilots is None else json.dumps(sorted(pilots)), now,
-                             expires_ns, None, salt, _hash(secret, salt)))
+                             expires_ns, None, salt, self._cost,
+                             _hash(secret, salt, self._cost)))
         log.info("api key created id=%s role=%s", key_id, record.role.value)
         return record, f"{KEY_PREFIX}{key_id}_{secret}"
 
@@ -330,26 +339,26 @@ class Catalog:
         self._verified.pop(key_id, None)
         return changed > 0
 
-    def verify(self, presented: str, now_ns: int | None = None) -> ApiKey | None:
+    def verify(self, presented: str) -> ApiKey | None:
         """The key's record when `presented` is a known key (in any state: the caller
         refuses revoked and expired ones with a message), else None."""
         key_id, secret = split_key(presented)
         if not key_id:
             return None
         with self._connect() as conn:
-            row = conn.execute(f"SELECT {_KEY_COLUMNS}, salt, hash FROM api_keys WHERE id = ?",
-                               (key_id,)).fetchone()
+            row = conn.execute(f"SELECT {_KEY_COLUMNS}, salt, cost, hash FROM api_keys "
+                               "WHERE id = ?", (key_id,)).fetchone()
         if row is None:
             return None
         digest = hashlib.sha256(presented.encode()).digest()
         known = self._verified.get(key_id)
         if known is None or not hmac.compare_digest(known, digest):
-            if not hmac.compare_digest(_hash(secret, row[-2]), row[-1]):
+            if not hmac.compare_digest(_hash(secret, row[-3], row[-2]), row[-1]):
                 return None
             if len(self._verified) >= _VERIFIED_MAX:
                 self._verified.clear()
             self._verified[key_id] = digest
-        return _key(row[:-2])
+        return _key(row[:-3])
 
 
 def split_key(presented: str) -> tuple[str, str]:

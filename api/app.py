@@ -1,0 +1,97 @@
+"""The HTTP API: `create_app(options)` builds it, its lifespan opens the store and catalogue.
+
+No environment is read here: `citypilot api` (the composition root) turns settings into
+`ApiOptions`. Routes live in `api/routes/`, one module per resource; errors are problem+json
+(`problems.py`); keys and roles are checked in `auth.py`. `/`, `/docs`, `/openapi.json`,
+`/healthz`, `/readyz` and `/metrics` are open; every `/api/v1/*` route needs a key.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from api import problems
+from api.fleet import Fleet
+from api.kpis.service import KpiOptions
+from api.routes import admin, data, kpis, meta
+from ingest.catalog import Catalog
+from ingest.stores import open_store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiOptions:
+    store_url: str
+    catalog_url: str
+    mqtt_url: str | None = None  # /readyz checks that the broker accepts connections
+    store_timeout_s: float = 5.0
+    max_points: int = 10_000  # the most points one readings answer holds
+    ready_timeout_s: float = 2.0
+    kpi: KpiOptions = field(default_factory=KpiOptions)
+
+
+class Metrics:
+    """The API's own Prometheus metrics, in a registry of its own (one per app)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("citypilot_api_requests", "HTTP requests answered",
+                                ["route", "method", "status"], registry=self.registry)
+        self.seconds = Histogram("citypilot_api_request_seconds", "time to answer",
+                                 ["route"], registry=self.registry,
+                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+
+
+def create_app(options: ApiOptions) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        catalog = Catalog(options.catalog_url)
+        try:
+            async with open_store(options.store_url, deadline_s=options.store_timeout_s) as st:
+                app.state.store = st
+                app.state.catalog = catalog
+                app.state.fleet = Fleet(st, catalog,
+                                        default_interval_s=options.kpi.default_interval_s)
+                log.info("api ready store=%s", st.url_scheme)
+                yield
+        finally:
+            catalog.close()
+
+    app = FastAPI(title="citypilot API", version="1", lifespan=lifespan,
+                  description="KPIs of end-user pull and technology push for Smart City "
+                  "pilots, and the data behind them. Errors are RFC 9457 problem+json.")
+    app.state.options = options
+    app.state.metrics = Metrics()
+    problems.install(app)
+    for router in (meta.router, data.router, kpis.router, admin.router):
+        app.include_router(router)
+    app.middleware("http")(_measure)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = problems.document_errors(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+async def _measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]
+                   ) -> Response:
+    began = time.perf_counter()
+    response = await call_next(request)
+    route = request.scope.get("route")
+    name = getattr(route, "path", "unmatched")
+    metrics: Metrics = request.app.state.metrics
+    metrics.requests.labels(name, request.method, str(response.status_code)).inc()
+    metrics.seconds.labels(name).observe(time.perf_counter() - began)
+    return response

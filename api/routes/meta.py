@@ -1,0 +1,91 @@
+"""Open routes (the placeholder console page, health, readiness, metrics) and `/api/v1/me`.
+
+`/readyz` answers 200 only when the store answers a ping and, when a broker is configured,
+the broker accepts a TCP connection: a load balancer can then route to this API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api.auth import Viewer
+from api.deps import StoreDep
+from api.kpis.periods import from_ns
+from api.problems import Problem, errors
+from api.schemas import Health, Me
+from ingest.stores.base import StoreError
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>citypilot</title></head>
+<body><h1>citypilot</h1>
+<p>KPIs of end-user pull and technology push for Smart City pilots.</p>
+<p>The console is not built yet. The API is documented at <a href="/docs">/docs</a>
+(<a href="/openapi.json">OpenAPI</a>); every <code>/api/v1</code> route needs an API key
+(<code>citypilot apikey create</code>).</p></body></html>
+"""
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def home() -> str:
+    return _PAGE
+
+
+@router.get("/healthz", response_model=Health, tags=["health"])
+async def healthz() -> Health:
+    """The process is up (it says nothing about the store)."""
+    return Health(status="ok")
+
+
+async def _broker(url: str, timeout_s: float) -> str:
+    parts = urlsplit(url)
+    port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(parts.hostname or "127.0.0.1", port), timeout_s)
+    except (OSError, TimeoutError) as exc:
+        return f"unreachable: {type(exc).__name__}"
+    writer.close()
+    return "ok"
+
+
+@router.get("/readyz", response_model=Health, tags=["health"], responses=errors(503))
+async def readyz(request: Request, store: StoreDep) -> Health:
+    """The store answers and the broker accepts connections."""
+    options = request.app.state.options
+    checks: dict[str, str] = {}
+    try:
+        await asyncio.wait_for(store.ping(), options.ready_timeout_s)
+        checks["store"] = "ok"
+    except (StoreError, TimeoutError) as exc:
+        checks["store"] = f"unavailable: {exc}"
+    if options.mqtt_url:
+        checks["broker"] = await _broker(options.mqtt_url, options.ready_timeout_s)
+    if any(v != "ok" for v in checks.values()):
+        raise Problem(503, "not ready: " + "; ".join(f"{k} {v}" for k, v in checks.items()))
+    return Health(status="ready", checks=checks)
+
+
+@router.get("/metrics", tags=["health"], response_class=Response,
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                             "description": "Prometheus text format"}})
+async def metrics(request: Request) -> Response:
+    """The API's request counters and latencies, for Prometheus."""
+    return Response(generate_latest(request.app.state.metrics.registry),
+                    media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/api/v1/me", response_model=Me, tags=["access"], responses=errors(401, 503))
+async def me(key: Viewer) -> Me:
+    """The calling key: name, role and pilots, so a client asks only for what it may read."""
+    return Me(key_id=key.id, name=key.name, role=key.role,
+              pilots=sorted(key.pilots) if key.pilots is not None else None,
+              expires=from_ns(key.expires_ns) if key.expires_ns is not None else None)

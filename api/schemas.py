@@ -1,0 +1,162 @@
+"""The JSON shapes the API answers with (and takes), as pydantic models.
+
+They are the API's public contract and generate its OpenAPI document. Times are RFC 3339
+strings with an offset (a pilot's local offset for KPI periods, UTC elsewhere); durations
+are float seconds. Registry documents reuse the catalogue's own models.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ingest.catalog import IDENT_PATTERN, Ident, Role
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Me(_Out):
+    key_id: str
+    name: str
+    role: Role
+    pilots: list[str] | None = Field(description="the pilots this key may read; null: all")
+    expires: datetime | None
+
+
+class GatewayOut(_Out):
+    id: str
+    registered: bool
+
+
+class PilotOut(_Out):
+    id: str
+    name: str | None
+    population: int | None
+    timezone: str
+    registered: bool = Field(description="false: seen in data only, listed with defaults")
+    gateways: list[GatewayOut]
+    devices: int
+
+
+class DeviceOut(_Out):
+    pilot: str
+    gateway: str
+    id: str
+    registered: bool
+    kind: str | None = Field(description="registered kind, else the first kind seen")
+    kinds_seen: list[str]
+    service: str | None
+    location: str | None
+    lat: float | None
+    lon: float | None
+    interval_s: float = Field(description="expected reporting interval (a default when "
+                              "not registered)")
+    capacity: float | None
+    last_seen: datetime | None
+    online: bool = Field(description="seen within twice its reporting interval")
+    state: str | None = Field(description="last reported status: online/offline")
+    battery: float | None
+
+
+class ReadingPoint(_Out):
+    time: datetime = Field(description="bucket start")
+    value: float
+
+
+class ReadingSeries(_Out):
+    gateway: str | None
+    device: str | None
+    points: list[ReadingPoint]
+
+
+class Readings(_Out):
+    pilot: str
+    kind: str
+    metric: str
+    agg: str
+    every_s: float
+    downsampled: bool = Field(description="true when `every` was chosen (or raised) to keep "
+                              "the answer within the point limit")
+    start: datetime
+    end: datetime
+    series: list[ReadingSeries]
+
+
+class KpiDefinition(_Out):
+    id: str
+    title: str
+    family: str
+    unit: str
+    formula: str
+    grain: str
+    reference: str
+    dimensions: list[str]
+
+
+class KpiPoint(_Out):
+    start: str = Field(description="period start, RFC 3339 in the pilot's timezone")
+    end: str
+    value: float | None
+    reason: str | None = Field(None, description="why the value is null")
+    service: str | None = None
+    kind: str | None = None
+    gateway: str | None = None
+    device: str | None = None
+    context: dict[str, float] = Field(default_factory=dict,
+                                      description="what the value covers, e.g. sensors")
+
+
+class KpiValues(_Out):
+    id: str
+    title: str
+    unit: str
+    grain: str
+    pilot: str
+    timezone: str
+    values: list[KpiPoint]
+
+
+class DeadLetterOut(_Out):
+    time: datetime
+    reason: str
+    topic: str
+    payload: str
+    detail: str
+
+
+class KeyOut(_Out):
+    id: str
+    name: str
+    role: Role
+    pilots: list[str] | None
+    created: datetime
+    expires: datetime | None
+    state: str
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="the key itself: shown this once, store it safely")
+
+
+class KeyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    role: Role
+    pilots: list[Ident] | None = Field(None, min_length=1, max_length=100,
+                                       description="limit to these pilots")
+    expires: datetime | None = Field(None, description="RFC 3339 with an offset")
+
+
+class Loaded(_Out):
+    pilots: list[str]
+
+
+class Health(_Out):
+    status: str
+    checks: dict[str, str] = Field(default_factory=dict)
+
+
+PILOT_PATTERN = IDENT_PATTERN
