@@ -1,17 +1,16 @@
-"""The one module that knows the MQTT library (paho-mqtt 2.x).
+"""MQTT for citypilot: URLs and options, the collector's manual-ack `Subscriber`, and the
+gateway's `Publisher`. This module and `ingest/mqtt_stream.py` are the only ones that know an
+MQTT library.
 
-Why paho and not aiomqtt: acknowledging a QoS-1 message only once it is durable needs manual
-acks (`manual_ack=True`, `ack(mid, qos)`), which aiomqtt 2.x does not expose (its issue #345).
-paho runs its network loop in its own thread (keepalive, reconnect with backoff); messages
-cross into asyncio through a deque, and the asyncio side acks them in arrival order once the
-batch they belong to is stored or spooled. `tests/integration/test_collector.py` holds messages
-unacknowledged and restarts the subscriber, so a library upgrade that breaks manual acks fails
-a test.
-
-MQTT 5 with a Receive Maximum sized to the batch lets the broker keep a batch's worth of
-messages unacknowledged (an MQTT 3.1.1 subscriber gets Mosquitto's default 20 in flight); a
-Session Expiry Interval > 0 keeps the session, and its queue, across restarts. A broker that
-refuses MQTT 5 (the demo's embedded one) gets MQTT 3.1.1 with a persistent session, logged.
+Acknowledging a QoS-1 message only once it is durable needs manual acks, which aiomqtt 2.x does
+not expose (its issue #345). `Subscriber` speaks MQTT 5 through `mqtt_stream` (asyncio streams
+and the `mqtt5` codec: a Receive Maximum sized to the batch lets the broker keep a batch's
+worth unacknowledged, where an MQTT 3.1.1 subscriber gets Mosquitto's default 20; a Session
+Expiry Interval > 0 keeps the session and its queue across restarts). A broker that refuses
+MQTT 5 (the demo's embedded one) gets MQTT 3.1.1 through paho-mqtt 2.x (`manual_ack=True`,
+`ack(mid, qos)`; its network loop runs in its own thread and messages cross into asyncio
+through a deque). tests/integration/test_mqtt_ack.py holds messages unacknowledged and
+reconnects, on both paths, so a library upgrade that breaks manual acks fails a test.
 """
 
 from __future__ import annotations
@@ -24,14 +23,16 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+
+if TYPE_CHECKING:
+    from ingest.mqtt_stream import StreamSubscriber
 
 log = logging.getLogger(__name__)
 
@@ -123,20 +124,20 @@ def make_client(options: MqttOptions, protocol: MQTTProtocolVersion, *,
     return client, broker
 
 
-class Subscriber:
-    """A QoS-1 subscription whose messages are acknowledged only when the caller says so.
+class PahoSubscriber:
+    """The MQTT 3.1.1 subscription (paho), for brokers that refuse MQTT 5: the same manual-ack
+    interface as `ingest.mqtt_stream.StreamSubscriber`; `Subscriber` picks between them.
 
     `take()` returns messages in arrival order; `ack()` acknowledges them. Acks for messages
     of an earlier connection are never sent: after a reconnect the broker redelivers them
     (and may have reused their packet ids), and they are stored again, idempotently.
     """
 
-    V5_PROBE_S = 3.0
+    protocol = "3.1.1"
 
     def __init__(self, options: MqttOptions, filters: list[str]) -> None:
         self.options = options
         self.filters = filters
-        self.protocol = "5"
         self._inbox: deque[Message] = deque()
         self._armed = False
         self._wake = asyncio.Event()
@@ -145,9 +146,7 @@ class Subscriber:
         self._generation = 0
         self._gen_lock = threading.Lock()
         self._client: paho.Client | None = None
-        self._refused_v5 = False
         self._interrupted = False
-        self._socket_opened_at = 0.0
         self._closed = threading.Event()
 
     @property
@@ -156,53 +155,30 @@ class Subscriber:
 
     async def __aenter__(self) -> Self:
         self._loop = asyncio.get_running_loop()
-        self._start(MQTTProtocolVersion.MQTTv5)
-        self._probe = asyncio.create_task(self._probe_v5(), name="mqtt5-probe")
-        return self
-
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        self._probe.cancel()
-        self._stop()
-
-    async def _probe_v5(self) -> None:
-        """Fall back to MQTT 3.1.1 when a broker takes the TCP connection but never answers
-        an MQTT 5 CONNECT (amqtt, the demo's broker, does that instead of refusing it)."""
-        while not self._connected.is_set() and self.protocol == "5":
-            await asyncio.sleep(0.1)
-            opened = self._socket_opened_at
-            if opened and time.monotonic() - opened > self.V5_PROBE_S \
-                    and not self._connected.is_set() and self.protocol == "5":
-                self._fallback()
-
-    def _start(self, protocol: MQTTProtocolVersion) -> None:
-        v5 = protocol == MQTTProtocolVersion.MQTTv5
-        self.protocol = "5" if v5 else "3.1.1"
-        client, broker = make_client(self.options, protocol, manual_ack=True, clean=False)
+        client, broker = make_client(self.options, MQTTProtocolVersion.MQTTv311,
+                                     manual_ack=True, clean=False)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
-        client.on_socket_open = self._on_socket_open
-        props = None
-        if v5:
-            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            props.SessionExpiryInterval = int(self.options.session_expiry_s)
-            props.ReceiveMaximum = max(1, min(65535, self.options.receive_maximum))
         self._client = client
-        client.connect_async(broker.host, broker.port, keepalive=self.options.keepalive_s,
-                             clean_start=False if v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
-                             properties=props)
+        client.connect_async(broker.host, broker.port, keepalive=self.options.keepalive_s)
         client.loop_start()
-        log.info("connecting to %s as %r (MQTT %s)", broker, self.options.client_id,
-                 self.protocol)
+        log.info("connecting to %s as %r (MQTT 3.1.1)", broker, self.options.client_id)
+        return self
 
-    def _stop(self) -> None:
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
         client, self._client = self._client, None
         if client is not None:
             if client.is_connected():
-                # loop_stop() right after disconnect() can end the network thread before the
-                # last PUBACKs are written; wait for the DISCONNECT to go out after them.
+                # PUBACKs queued from this thread can be cut off by a disconnect() that follows
+                # at once (seen: 9 of 10 acks lost). Wait until paho's network thread wrote its
+                # queue (a private attribute; test_mqtt_ack pins the behaviour), then for the
+                # DISCONNECT to go out after it.
+                deadline = time.monotonic() + 2.0
+                while client._out_packet and time.monotonic() < deadline:  # noqa: ASYNC110
+                    await asyncio.sleep(0.005)
                 self._closed.clear()
                 client.disconnect()
                 self._closed.wait(5.0)
@@ -222,17 +198,13 @@ class Subscriber:
     def _on_connect(self, client: paho.Client, userdata: Any, flags: paho.ConnectFlags,
                     reason: ReasonCode, properties: Properties | None) -> None:
         if reason.is_failure:
-            if self.protocol == "5" and reason.value in (0x84, 1):  # unsupported protocol
-                self._refused_v5 = True
-                self._call(self._fallback)
-                return
             log.error("broker refused the connection: %s", reason)
             return
         with self._gen_lock:
             self._generation += 1
         client.subscribe([(topic, 1) for topic in self.filters])
-        log.info("connected (MQTT %s, session present: %s), subscribing to %s",
-                 self.protocol, flags.session_present, ", ".join(self.filters))
+        log.info("connected (MQTT 3.1.1, session present: %s), subscribing to %s",
+                 flags.session_present, ", ".join(self.filters))
 
     def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int,
                       reasons: list[ReasonCode], properties: Properties | None) -> None:
@@ -241,6 +213,7 @@ class Subscriber:
             log.error("broker refused the subscription to %s (check the ACL)",
                       ", ".join(refused))
             return
+        log.info("subscribed to %s", ", ".join(self.filters))
         self._call(self._connected.set)  # ready: the subscription is in place
 
     def _on_disconnect(self, client: paho.Client, userdata: Any,
@@ -248,23 +221,15 @@ class Subscriber:
                        properties: Properties | None) -> None:
         with self._gen_lock:
             self._generation += 1
-        if self.protocol == "5" and not self._connected.is_set() and not self._refused_v5 \
-                and reason.value in (0x84, 1):
-            self._refused_v5 = True
-            self._call(self._fallback)
-            return
         self._call(self._connected.clear)
         if client is self._client:
             log.warning("disconnected from broker (%s); reconnecting", reason)
         else:
             self._closed.set()
 
-    def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        self._socket_opened_at = time.monotonic()
-
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
-        self._inbox.append(Message(msg.topic, bytes(msg.payload), time.time_ns(), msg.mid, msg.qos,
-                                   self._generation))
+        self._inbox.append(Message(msg.topic, bytes(msg.payload), time.time_ns(), msg.mid,
+                                   msg.qos, self._generation))
         if self._armed:
             self._armed = False
             self._call(self._wake.set)
@@ -272,12 +237,6 @@ class Subscriber:
     def _call(self, fn: Any) -> None:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(fn)
-
-    def _fallback(self) -> None:
-        log.warning("broker refused MQTT 5; falling back to MQTT 3.1.1 (the broker's "
-                    "in-flight limit, not our Receive Maximum, bounds throughput)")
-        self._stop()
-        self._start(MQTTProtocolVersion.MQTTv311)
 
     # -- asyncio side ----------------------------------------------------------------------
     async def take(self, max_messages: int, max_wait_s: float) -> list[Message]:
@@ -341,6 +300,89 @@ class Subscriber:
     @property
     def backlog(self) -> int:
         return len(self._inbox)
+
+
+class Subscriber:
+    """A QoS-1 subscription acknowledged by the caller: MQTT 5 through the fast stream
+    subscriber (`ingest.mqtt_stream`), or MQTT 3.1.1 through paho when the broker refuses
+    MQTT 5 (logged). Enter it, then `take()`, `ack()`, `publish()` as on either."""
+
+    def __init__(self, options: MqttOptions, filters: list[str]) -> None:
+        self.options, self.filters = options, filters
+        self._impl: StreamSubscriber | PahoSubscriber | None = None
+        self._interrupted = False
+        self._chosen = asyncio.Event()
+
+    async def __aenter__(self) -> Self:
+        from ingest.mqtt_stream import ProtocolRefused, StreamSubscriber
+
+        fast = StreamSubscriber(self.options, self.filters)
+        try:
+            await fast.probe()
+            impl: StreamSubscriber | PahoSubscriber = fast
+        except ProtocolRefused as exc:
+            log.warning("%s; falling back to MQTT 3.1.1 (the broker's in-flight limit, not "
+                        "our Receive Maximum, then bounds throughput)", exc)
+            impl = await PahoSubscriber(self.options, self.filters).__aenter__()
+        if self._interrupted:
+            impl.interrupt()
+        self._impl = impl
+        self._chosen.set()
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if self._impl is not None:
+            await self._impl.__aexit__(et, e, tb)
+
+    @property
+    def _on(self) -> StreamSubscriber | PahoSubscriber:
+        if self._impl is None:
+            raise RuntimeError("enter the Subscriber first (async with)")
+        return self._impl
+
+    @property
+    def protocol(self) -> str:
+        return self._impl.protocol if self._impl is not None else "?"
+
+    @property
+    def connected(self) -> bool:
+        return self._impl is not None and self._impl.connected
+
+    async def wait_connected(self, within_s: float | None = None) -> None:
+        limit = within_s or self.options.connect_timeout_s
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(limit):
+                await self._chosen.wait()
+        except TimeoutError:
+            raise MqttTimeout(f"no connection to {parse_url(self.options.url)} after "
+                              f"{limit:g} s") from None
+        await self._on.wait_connected(max(0.1, limit - (time.monotonic() - started)))
+
+    async def take(self, max_messages: int, max_wait_s: float) -> list[Message]:
+        return await self._on.take(max_messages, max_wait_s)
+
+    def take_nowait(self, max_messages: int) -> list[Message]:
+        return self._on.take_nowait(max_messages)
+
+    def ack(self, messages: list[Message]) -> int:
+        return self._on.ack(messages)
+
+    def publish(self, topic: str, payload: bytes, qos: int = 0) -> None:
+        if self._impl is None:
+            log.warning("not connected yet: dropped the publish to %s", topic)
+            return
+        self._impl.publish(topic, payload, qos)
+
+    def interrupt(self) -> None:
+        self._interrupted = True
+        if self._impl is not None:
+            self._impl.interrupt()
+
+    @property
+    def backlog(self) -> int:
+        return self._impl.backlog if self._impl is not None else 0
 
 
 @dataclass(frozen=True, slots=True)

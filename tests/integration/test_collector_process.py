@@ -56,7 +56,7 @@ def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(
 
 
 def _subscribed(mosquitto: Mosquitto, tmp: Path, cid: str) -> bool:
-    return "subscribing to" in (tmp / f"collector-{cid}.log").read_text()
+    return "subscribed to" in (tmp / f"collector-{cid}.log").read_text()
 
 
 def test_sigterm_flushes_and_exits_cleanly(mosquitto: Mosquitto, sqlite_url: str,

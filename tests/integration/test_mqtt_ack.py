@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 
-from ingest.mqtt import Message, MqttOptions, Subscriber
+from ingest.mqtt import Message, MqttOptions, PahoSubscriber, Subscriber
 from tests.mqttclient import publish
 from tests.servers import Mosquitto
 
 
-async def take_all(sub: Subscriber, n: int, within_s: float = 20.0) -> list[Message]:
+async def take_all(sub: Subscriber | PahoSubscriber, n: int,
+                   within_s: float = 20.0) -> list[Message]:
     got: list[Message] = []
 
     async def loop() -> None:
@@ -73,3 +74,27 @@ async def test_mqtt_311_subscriber_is_limited_by_the_broker(mosquitto: Mosquitto
     finally:
         c.disconnect()
         c.loop_stop()
+
+
+async def test_paho_311_path_acks_only_what_it_is_told(mosquitto: Mosquitto, prefix: str) -> None:
+    """The fallback for brokers without MQTT 5 keeps the same promise."""
+    topic = f"ack311/{prefix}/#"
+    opts = MqttOptions(mosquitto.url, f"ack311-{prefix}")
+    async with PahoSubscriber(opts, [topic]) as sub:
+        await sub.wait_connected()
+        await asyncio.to_thread(publish, mosquitto.url,
+                                [(f"ack311/{prefix}/{i}", str(i).encode()) for i in range(100)])
+        held = await take_all(sub, 20)  # the broker's in-flight limit for MQTT 3.1.1
+        assert sub.ack(held[:10]) == 10
+    async with PahoSubscriber(opts, [topic]) as again:
+        await again.wait_connected()
+        rest: list[Message] = []
+
+        async def drain() -> None:
+            while len(rest) < 90:
+                batch = await again.take(100, 0.05)
+                again.ack(batch)
+                rest.extend(batch)
+
+        await asyncio.wait_for(drain(), 20)
+        assert sorted(int(m.payload) for m in rest) == list(range(10, 100))
