@@ -44,9 +44,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="keep the temp dir (server and collector logs)")
     parser.add_argument("--results", type=Path, default=report.RESULTS_DIR,
                         help="where the JSON record goes (default: bench/results)")
-    parser.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
-                        help="first wait up to SECONDS for the machine to be idle (other "
-                        "processes below 0.3 cores): a shared machine skews every figure")
+    parser.add_argument("--wait-idle", type=float, default=60.0, metavar="SECONDS",
+                        help="first wait up to SECONDS (default 60; 0: no wait) for the "
+                        "machine to be idle (other processes below 0.3 cores): a shared "
+                        "machine skews every figure")
     args = parser.parse_args(argv)
     args.only = [s.strip().upper() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in args.only if s not in SCENARIOS]

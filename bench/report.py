@@ -119,8 +119,10 @@ def resource_rows(results: dict[str, Any]) -> list[Row]:
     for name in ("A", "A2", "B", "C"):
         r = results.get(name)
         if r:
-            rows.append(Row(f"{name}: collector peak RSS / CPU",
-                            f"{r['peak_rss_mb']:.0f} MB / {r['collector_cores']:.2f} cores"))
+            per = r["cpu_s"]["collector"] / r.get("readings", r["messages"]) * 1e6
+            rows.append(Row(f"{name}: collector peak RSS / CPU / CPU per reading",
+                            f"{r['peak_rss_mb']:.0f} MB / {r['collector_cores']:.2f} cores "
+                            f"/ {per:.1f} µs"))
     other = [f"{name} {r['cpu_s']['other'] / r['cpu_s']['wall']:.2f}"
              for name, r in results.items() if r and "cpu_s" in r]
     if other:
