@@ -20,7 +20,7 @@ from api.problems import Problem, errors, invalid
 from api.schemas import KeyCreated, KeyOut, KeyRequest, Loaded
 from ingest.catalog import IDENT_PATTERN, ApiKey, Pilot, Registry
 
-router = APIRouter(prefix="/api/v1", responses=errors(401, 403, 422, 503))
+router = APIRouter(prefix="/api/v1", responses=errors(400, 401, 403, 422, 503))
 PilotPath = Annotated[str, Path(pattern=IDENT_PATTERN, description="a pilot id")]
 KeyPath = Annotated[str, Path(pattern=r"^[0-9a-f]{12}$", description="a key id")]
 
