@@ -1,9 +1,10 @@
 """The HTTP API: `create_app(options)` builds it, its lifespan opens the store and catalogue.
 
 No environment is read here: `citypilot api` (the composition root) turns settings into
-`ApiOptions`. Routes live in `api/routes/`, one module per resource; errors are problem+json
-(`problems.py`); keys and roles are checked in `auth.py`. `/`, `/docs`, `/openapi.json`,
-`/healthz`, `/readyz` and `/metrics` are open; every `/api/v1/*` route needs a key.
+`ApiOptions` (`api/options.py`). Routes live in `api/routes/`, one module per resource;
+errors are problem+json (`problems.py`); keys and roles are checked in `auth.py`. `/`,
+`/docs`, `/openapi.json`, `/healthz`, `/readyz` and `/metrics` are open; every `/api/v1/*`
+route needs a key.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -20,23 +20,13 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from api import problems
 from api.fleet import Fleet
-from api.kpis.service import KpiOptions
+from api.options import ApiOptions
 from api.routes import admin, data, kpis, meta
 from ingest.catalog import Catalog
 from ingest.stores import open_store
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class ApiOptions:
-    store_url: str
-    catalog_url: str
-    mqtt_url: str | None = None  # /readyz checks that the broker accepts connections
-    store_timeout_s: float = 5.0
-    max_points: int = 10_000  # the most points one readings answer holds
-    ready_timeout_s: float = 2.0
-    kpi: KpiOptions = field(default_factory=KpiOptions)
+__all__ = ["ApiOptions", "create_app"]
 
 
 class Metrics:

@@ -148,5 +148,27 @@ def sources_list(config: ConfigOpt = None,
     typer.echo(f"{len(rows)} source(s)", err=True)
 
 
+# --- API, KPIs, API keys, registry (issue 4) -------------------------------------------------
+# api/cli.py owns the commands `api`, `kpi`, `apikey` and `registry`; this block only hands
+# them the settings. Importing api.cli loads typer alone: FastAPI loads inside `api`.
+from api.cli import mount as mount_api  # noqa: E402  (this block stays self-contained)
+from api.options import CliOptions  # noqa: E402
+
+
+def _api_options(config: Path | None) -> CliOptions:
+    from api.options import ApiOptions, CliOptions, KpiOptions
+
+    s = settings(config)
+    return CliOptions(
+        api=ApiOptions(store_url=s.store_url, catalog_url=s.catalog_url, mqtt_url=s.mqtt_url,
+                       store_timeout_s=s.store_timeout_s, max_points=s.api_max_points,
+                       kpi=KpiOptions(default_interval_s=s.default_interval_s)),
+        host=s.api_host, port=s.api_port)
+
+
+mount_api(app, _api_options)
+# --- end of the API block ---------------------------------------------------------------------
+
+
 def main() -> None:
     app()

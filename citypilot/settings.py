@@ -57,6 +57,14 @@ class Settings(BaseSettings):
                               "/healthz, /readyz port; 0: off")
     catalog_url: str = Field("sqlite:///./citypilot-data/catalog.db", description="pilot "
                              "registry and hashed API keys")
+    # The HTTP API and the KPIs (`citypilot api`, `kpi`).
+    api_host: str = Field("127.0.0.1", description="address `citypilot api` binds")
+    api_port: int = Field(8080, ge=1, le=65535, description="port `citypilot api` binds")
+    api_max_points: int = Field(10_000, ge=100, le=1_000_000, description="most points in "
+                                "one /api/v1/readings answer (downsampled or refused beyond)")
+    default_interval_s: float = Field(300.0, gt=0, description="expected reporting interval "
+                                      "of devices the registry does not describe (KPIs, "
+                                      "online status)")
     mosquitto_password_file: Path = Field(Path("deploy/mosquitto/auth/passwd"),
                                           description="Mosquitto password file that "
                                           "`citypilot gateway add/revoke` edit")

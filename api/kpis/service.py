@@ -17,6 +17,7 @@ from api.kpis import outcomes, pull, push
 from api.kpis.catalog import BY_ID, KPIS, Kpi
 from api.kpis.context import Context, KpiValue
 from api.kpis.periods import NS, Grain, buckets
+from api.options import KpiOptions
 from ingest.catalog import Pilot
 from ingest.stores.base import Store
 
@@ -34,13 +35,6 @@ class KpiRequestError(ValueError):
     def __init__(self, message: str, *fields: str) -> None:
         super().__init__(message)
         self.fields = fields
-
-
-@dataclass(frozen=True, slots=True)
-class KpiOptions:
-    default_interval_s: float = 300.0  # devices without a registered reporting interval
-    max_days: float = 400.0  # longest period one request may ask for
-    max_buckets: int = 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +63,7 @@ def timezone_of(pilot: Pilot) -> ZoneInfo:
 
 
 async def compute(store: Store, pilot: Pilot, kpi_id: str, start_ns: int, end_ns: int,
-                  grain: Grain, *, options: KpiOptions = KpiOptions(),
+                  grain: Grain, *, options: KpiOptions | None = None,
                   now_ns: int | None = None) -> KpiResult:
     """The values of one KPI for one pilot, per bucket of `grain` in the pilot's zone."""
     [result] = await compute_many(store, pilot, [kpi_id], start_ns, end_ns, grain,
@@ -78,12 +72,13 @@ async def compute(store: Store, pilot: Pilot, kpi_id: str, start_ns: int, end_ns
 
 
 async def compute_many(store: Store, pilot: Pilot, kpi_ids: Sequence[str], start_ns: int,
-                       end_ns: int, grain: Grain, *, options: KpiOptions = KpiOptions(),
+                       end_ns: int, grain: Grain, *, options: KpiOptions | None = None,
                        now_ns: int | None = None,
                        progress: Callable[[Kpi], None] | None = None) -> list[KpiResult]:
     unknown = [k for k in kpi_ids if k not in BY_ID]
     if unknown:
         raise KpiRequestError(f"unknown KPI {unknown[0]!r}; see the KPI list", "id")
+    options = options or KpiOptions()
     tz = timezone_of(pilot)
     check_period(start_ns, end_ns, grain, tz, options)
     ctx = Context(store, pilot, tz, buckets(start_ns, end_ns, grain, tz),

@@ -1,0 +1,36 @@
+"""The API's options: what `citypilot api` (the composition root) hands to `create_app`.
+
+Kept free of FastAPI and the stores, so that `citypilot --help` and the other commands can
+build options without loading the web stack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class KpiOptions:
+    default_interval_s: float = 300.0  # devices without a registered reporting interval
+    max_days: float = 400.0  # longest period one request may ask for
+    max_buckets: int = 400
+
+
+@dataclass(frozen=True, slots=True)
+class ApiOptions:
+    store_url: str
+    catalog_url: str
+    mqtt_url: str | None = None  # /readyz checks that the broker accepts connections
+    store_timeout_s: float = 5.0
+    max_points: int = 10_000  # the most points one readings answer holds
+    ready_timeout_s: float = 2.0
+    kpi: KpiOptions = field(default_factory=KpiOptions)
+
+
+@dataclass(frozen=True, slots=True)
+class CliOptions:
+    """What the `api`, `kpi`, `apikey` and `registry` commands need."""
+
+    api: ApiOptions
+    host: str = "127.0.0.1"
+    port: int = 8080
