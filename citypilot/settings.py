@@ -70,9 +70,9 @@ class Settings(BaseSettings):
                                           "`citypilot gateway add/revoke` edit")
     mosquitto_acl_file: Path = Field(Path("deploy/mosquitto/auth/acl"), description="Mosquitto "
                                      "ACL file that `citypilot gateway add/revoke` edit")
-    batch_max_messages: int = Field(5000, ge=1, le=65535, description="messages per store "
+    batch_max_messages: int = Field(2000, ge=1, le=65535, description="messages per store "
                                     "write (also sizes the MQTT 5 Receive Maximum)")
-    batch_interval_s: float = Field(0.1, gt=0, description="longest wait to fill a batch")
+    batch_interval_s: float = Field(0.02, gt=0, description="longest wait to fill a batch")
     max_payload_bytes: int = Field(256 * 1024, ge=64, description="larger messages are "
                                    "dead-lettered as too_large")
     max_future_s: float = Field(300.0, ge=0, description="a ts further ahead than this is "

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 def collector_options(s: Settings, *, mqtt_url: str | None = None,
                       spool_dir: Path | None = None, metrics_port: int | None = None
                       ) -> CollectorOptions:
-    in_flight = 2
+    in_flight = 4  # batches being written while the next is decoded
     mqtt = MqttOptions(
         url=mqtt_url or s.mqtt_url, client_id=s.mqtt_client_id,
         session_expiry_s=s.mqtt_session_expiry_s,

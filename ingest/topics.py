@@ -6,6 +6,7 @@ The topic is authoritative for identity: the broker's ACL confines a gateway to 
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -41,6 +42,7 @@ def is_id(value: str) -> bool:
     return _ID.fullmatch(value) is not None
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a fleet's topics repeat; refusals are not cached
 def parse(topic: str) -> tuple[Identity, Channel]:
     """Split a native topic into identity and channel, or raise TopicError naming the fault."""
     parts = topic.split("/")

@@ -129,7 +129,12 @@ class NativeDecoder:
                 _reject(out, Reason.OUT_OF_RANGE, f"{where}{name}={value!r} outside "
                         f"[{metric.low:g}, {metric.high:g}] {metric.unit}", raw.get())
                 return
-            fields[name] = float(value)
+            try:
+                fields[name] = float(value)
+            except OverflowError:  # an integer beyond any float (JSON allows 1e400 as int)
+                _reject(out, Reason.NOT_FINITE, f"{where}{name} is too large for a float",
+                        raw.get())
+                return
         fields[DELAY_FIELD] = delay
         out.points.append(Point(msg.kind, tags, fields, ts))
 
