@@ -1,8 +1,9 @@
 """End-user pull: is the deployed technology used? (Definitions in `catalog.py`.)
 
 A use is an event of type `session_start` or `use`. Counting and distinct counting run in
-the store; only the returning-user rate needs the user sets themselves (an intersection,
-which neither InfluxQL nor the store contract offers), fetched per window as distinct values.
+the store. The returning-user rate needs an intersection of user sets, which neither query
+language offers; rather than fetching the sets (`Store.distinct`), it is computed from three
+distinct counts by inclusion-exclusion, so no user list leaves the store.
 Weekly figures use the 7 local days ending at the end of each period, so they are defined for
 every grain and do not depend on where a week starts.
 """
@@ -14,7 +15,7 @@ from collections import defaultdict
 from api.kpis.context import Context, KpiValue
 from api.kpis.periods import days_before
 from ingest.model import EVENT_MEASUREMENT
-from ingest.stores.base import Aggregate, Distinct, Rollup, Stat, TagFilter, Window
+from ingest.stores.base import Aggregate, Rollup, Stat, TagFilter, Window
 
 USES: TagFilter = (("type", ("session_start", "use")),)
 _NO_SERVICES = "no services registered and no uses in the period"
@@ -72,18 +73,23 @@ async def active_users_weekly(ctx: Context) -> list[KpiValue]:
 
 
 async def returning_user_rate(ctx: Context) -> list[KpiValue]:
+    # |week ∩ before| = |week| + |before| - |week ∪ before|, and the union of two adjacent
+    # windows is one window: three distinct counts in the store instead of two user lists.
     windows: list[Window] = []
-    for week in _weeks(ctx):
-        windows += [week, (days_before(week[0], 28, ctx.tz), week[0])]
-    sets = await ctx.store.distinct(Distinct(EVENT_MEASUREMENT, "user", tuple(windows),
-                                             where=ctx.where + USES))
+    for lo, hi in _weeks(ctx):
+        earlier = days_before(lo, 28, ctx.tz)
+        windows += [(lo, hi), (earlier, lo), (earlier, hi)]
+    rows = await ctx.store.aggregate(Aggregate(
+        (EVENT_MEASUREMENT,), "user", Stat.COUNT_DISTINCT, tuple(windows),
+        where=ctx.where + USES))
+    count = {r.window: r.value for r in rows}
     out: list[KpiValue] = []
     for b in ctx.buckets:
-        users, before = sets[2 * b.index], sets[2 * b.index + 1]
-        if not users:
+        week, before, both = (count.get(3 * b.index + i, 0.0) for i in range(3))
+        if not week:
             out.append(ctx.value(b, None, "no uses in the 7 days ending at the period's end"))
         else:
-            out.append(ctx.value(b, 100.0 * len(users & before) / len(users), users=len(users)))
+            out.append(ctx.value(b, 100.0 * (week + before - both) / week, users=week))
     return out
 
 
