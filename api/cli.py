@@ -33,6 +33,11 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML con
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 
 
+def _load(ctx: typer.Context) -> Loader:
+    load: Loader = ctx.obj
+    return load
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     typer.echo(f"citypilot: {message}", err=True)
     return typer.Exit(code)
@@ -66,9 +71,9 @@ def mount(app: typer.Typer, load: Loader) -> None:
         uvicorn.run(create_app(options.api), host=bind, port=at, log_config=None,
                     access_log=False)
 
-    app.add_typer(_kpi_app(load), name="kpi")
-    app.add_typer(_apikey_app(load), name="apikey")
-    app.add_typer(_registry_app(load), name="registry")
+    # The sub-commands find `load` in their context (Click passes `obj` down).
+    for sub, name in ((kpi_app, "kpi"), (apikey_app, "apikey"), (registry_app, "registry")):
+        app.add_typer(sub, name=name, context_settings={"obj": load})
 
 
 # -- kpi ------------------------------------------------------------------------------------
@@ -136,76 +141,79 @@ EndOpt = Annotated[str, typer.Option(help="RFC 3339 with offset, or a local date
 GrainOpt = Annotated[str, typer.Option(help="day, week or month (pilot's timezone)")]
 
 
-def _kpi_app(load: Loader) -> typer.Typer:
-    kpi = typer.Typer(no_args_is_help=True, help="KPI definitions, values and exports.")
+kpi_app = typer.Typer(no_args_is_help=True, help="KPI definitions, values and exports.")
 
-    @kpi.command("list")
-    def kpi_list(as_json: JsonOpt = False) -> None:
-        """Every KPI: id, family, unit, title."""
-        from api.exports import DEFINITION_COLUMNS, definition_row
-        from api.kpis.catalog import KPIS
 
-        for k in KPIS:
-            if as_json:
-                sys.stdout.write(_json(dict(zip(DEFINITION_COLUMNS, definition_row(k),
-                                                strict=True))) + "\n")
-            else:
-                sys.stdout.write(f"{k.id:<24} {k.family.value:<16} {k.unit:<12} {k.title}\n")
-        typer.echo(f"{len(KPIS)} KPIs", err=True)
+@kpi_app.command("list")
+def kpi_list(as_json: JsonOpt = False) -> None:
+    """Every KPI: id, family, unit, title."""
+    from api.exports import DEFINITION_COLUMNS, definition_row
+    from api.kpis.catalog import KPIS
 
-    @kpi.command("show")
-    def kpi_show(kpi_id: Annotated[str, typer.Argument(help="a KPI id (kpi list)")],
-                 pilot: PilotOpt, start: StartOpt, end: EndOpt, grain: GrainOpt = "day",
-                 config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-        """One KPI's values per period for a pilot."""
-        from api.exports import rows, to_schema
-
-        [result] = _results(load(config), pilot, start, end, _grain(grain), [kpi_id], False)
+    for k in KPIS:
         if as_json:
-            sys.stdout.write(to_schema(result).model_dump_json() + "\n")
-            return
-        typer.echo(f"{result.kpi.title} [{result.kpi.unit}], {result.pilot}, "
-                   f"{result.timezone.key}", err=True)
-        for row in rows([result]):
-            dims = " ".join(f"{k}={row[k]}" for k in ("service", "kind", "gateway", "device")
-                            if row[k])
-            value = f"{row['value']:.6g}" if row["value"] is not None else f"- ({row['reason']})"
-            sys.stdout.write(f"{row['start']}  {dims:<28} {value}\n")
-
-    @kpi.command("export")
-    def kpi_export(pilot: PilotOpt, start: StartOpt, end: EndOpt, grain: GrainOpt = "day",
-                   fmt: Annotated[str, typer.Option("--format", help="csv, xlsx or json")
-                                  ] = "csv",
-                   output: Annotated[Path | None, typer.Option("--output", "-o",
-                                                               help="file (stdout: -)")] = None,
-                   only: Annotated[list[str] | None, typer.Option(
-                       "--kpi", help="only these KPIs (repeatable)")] = None,
-                   config: ConfigOpt = None) -> None:
-        """All KPIs (or --kpi ...) for a pilot and period, with progress on stderr."""
-        from api.exports import to_csv, to_xlsx
-        from api.kpis.catalog import KPIS
-
-        if fmt not in ("csv", "xlsx", "json"):
-            raise fail("--format: use csv, xlsx or json")
-        if fmt == "xlsx" and output is None and sys.stdout.isatty():
-            raise fail("--format xlsx writes a binary file: give --output FILE")
-        results = _results(load(config), pilot, start, end, _grain(grain),
-                           only or [k.id for k in KPIS], True)
-        if fmt == "xlsx":
-            data = to_xlsx(results)
-        elif fmt == "csv":
-            data = to_csv(results).encode()
+            sys.stdout.write(_json(dict(zip(DEFINITION_COLUMNS, definition_row(k),
+                                            strict=True))) + "\n")
         else:
-            from api.exports import to_schema
+            sys.stdout.write(f"{k.id:<24} {k.family.value:<16} {k.unit:<12} {k.title}\n")
+    typer.echo(f"{len(KPIS)} KPIs", err=True)
 
-            data = "\n".join(to_schema(r).model_dump_json() for r in results).encode() + b"\n"
-        if output is None or str(output) == "-":
-            sys.stdout.buffer.write(data)
-        else:
-            output.write_bytes(data)
-            typer.echo(f"wrote {output} ({len(data)} bytes)", err=True)
 
-    return kpi
+@kpi_app.command("show")
+def kpi_show(ctx: typer.Context,
+             kpi_id: Annotated[str, typer.Argument(help="a KPI id (kpi list)")],
+             pilot: PilotOpt, start: StartOpt, end: EndOpt, grain: GrainOpt = "day",
+             config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """One KPI's values per period for a pilot."""
+    from api.exports import rows, to_schema
+
+    [result] = _results(_load(ctx)(config), pilot, start, end, _grain(grain), [kpi_id], False)
+    if as_json:
+        sys.stdout.write(to_schema(result).model_dump_json() + "\n")
+        return
+    typer.echo(f"{result.kpi.title} [{result.kpi.unit}], {result.pilot}, "
+               f"{result.timezone.key}", err=True)
+    for row in rows([result]):
+        dims = " ".join(f"{k}={row[k]}" for k in ("service", "kind", "gateway", "device")
+                        if row[k])
+        value = f"{row['value']:.6g}" if row["value"] is not None else f"- ({row['reason']})"
+        sys.stdout.write(f"{row['start']}  {dims:<28} {value}\n")
+
+
+@kpi_app.command("export")
+def kpi_export(ctx: typer.Context, pilot: PilotOpt, start: StartOpt, end: EndOpt,
+               grain: GrainOpt = "day",
+               fmt: Annotated[str, typer.Option("--format", help="csv, xlsx or json")
+                              ] = "csv",
+               output: Annotated[Path | None, typer.Option("--output", "-o",
+                                                           help="file (stdout: -)")] = None,
+               only: Annotated[list[str] | None, typer.Option(
+                   "--kpi", help="only these KPIs (repeatable)")] = None,
+               config: ConfigOpt = None) -> None:
+    """All KPIs (or --kpi ...) for a pilot and period, with progress on stderr."""
+    from api.exports import to_csv, to_xlsx
+    from api.kpis.catalog import KPIS
+
+    if fmt not in ("csv", "xlsx", "json"):
+        raise fail("--format: use csv, xlsx or json")
+    if fmt == "xlsx" and output is None and sys.stdout.isatty():
+        raise fail("--format xlsx writes a binary file: give --output FILE")
+    results = _results(_load(ctx)(config), pilot, start, end, _grain(grain),
+                       only or [k.id for k in KPIS], True)
+    if fmt == "xlsx":
+        data = to_xlsx(results)
+    elif fmt == "csv":
+        data = to_csv(results).encode()
+    else:
+        from api.exports import to_schema
+
+        data = "\n".join(to_schema(r).model_dump_json() for r in results).encode() + b"\n"
+    if output is None or str(output) == "-":
+        sys.stdout.buffer.write(data)
+    else:
+        output.write_bytes(data)
+        typer.echo(f"wrote {output} ({len(data)} bytes)", err=True)
+
 
 
 def _grain(text: str) -> str:
@@ -222,65 +230,68 @@ def _json(value: object) -> str:
 
 # -- apikey ---------------------------------------------------------------------------------
 
-def _apikey_app(load: Loader) -> typer.Typer:
-    keys = typer.Typer(no_args_is_help=True, help="API keys: create, list, revoke.")
+apikey_app = typer.Typer(no_args_is_help=True, help="API keys: create, list, revoke.")
 
-    @keys.command("create")
-    def create(role: Annotated[str, typer.Option(help="viewer, operator or admin")],
-               name: Annotated[str, typer.Option(help="who holds it, e.g. \"city of X\"")],
-               pilot: Annotated[list[str] | None, typer.Option(
-                   "--pilot", help="limit to this pilot (repeatable)")] = None,
-               expires: Annotated[str | None, typer.Option(
-                   help="RFC 3339 with offset, or a number of days (30d)")] = None,
-               config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-        """Create a key and print it once on stdout (it is stored only hashed)."""
-        from ingest.catalog import IDENT_PATTERN, Role
 
-        if role not in {r.value for r in Role}:
-            raise fail("--role: use viewer, operator or admin")
-        bad = [p for p in pilot or [] if not re.fullmatch(IDENT_PATTERN[1:-1], p)]
-        if bad:
-            raise fail(f"--pilot: {bad[0]!r} is not a pilot id ([A-Za-z0-9_-]{{1,64}})")
-        catalog = _catalog(load(config))
-        record, key = catalog.create_key(name, Role(role), pilots=frozenset(pilot)
-                                         if pilot else None, expires_ns=_expiry(expires))
-        catalog.close()
-        sys.stdout.write(_json({"key": key, "id": record.id}) + "\n" if as_json else key + "\n")
-        scope = ", ".join(sorted(record.pilots)) if record.pilots else "all pilots"
-        typer.echo(f"created {record.role.value} key {record.id} for {name!r} ({scope}); "
-                   "it is shown only now: store it safely", err=True)
+@apikey_app.command("create")
+def create(ctx: typer.Context,
+           role: Annotated[str, typer.Option(help="viewer, operator or admin")],
+           name: Annotated[str, typer.Option(help="who holds it, e.g. \"city of X\"")],
+           pilot: Annotated[list[str] | None, typer.Option(
+               "--pilot", help="limit to this pilot (repeatable)")] = None,
+           expires: Annotated[str | None, typer.Option(
+               help="RFC 3339 with offset, or a number of days (30d)")] = None,
+           config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Create a key and print it once on stdout (it is stored only hashed)."""
+    from ingest.catalog import IDENT_PATTERN, Role
 
-    @keys.command("list")
-    def list_(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-        """Every key's id, name, role, pilots, expiry and state (never the key)."""
-        import time as clock
+    if role not in {r.value for r in Role}:
+        raise fail("--role: use viewer, operator or admin")
+    bad = [p for p in pilot or [] if not re.fullmatch(IDENT_PATTERN[1:-1], p)]
+    if bad:
+        raise fail(f"--pilot: {bad[0]!r} is not a pilot id ([A-Za-z0-9_-]{{1,64}})")
+    catalog = _catalog(_load(ctx)(config))
+    record, key = catalog.create_key(name, Role(role), pilots=frozenset(pilot)
+                                     if pilot else None, expires_ns=_expiry(expires))
+    catalog.close()
+    sys.stdout.write(_json({"key": key, "id": record.id}) + "\n" if as_json else key + "\n")
+    scope = ", ".join(sorted(record.pilots)) if record.pilots else "all pilots"
+    typer.echo(f"created {record.role.value} key {record.id} for {name!r} ({scope}); "
+               "it is shown only now: store it safely", err=True)
 
-        from api.kpis.periods import from_ns
 
-        catalog = _catalog(load(config))
-        now = clock.time_ns()
-        for k in catalog.keys():
-            row = {"id": k.id, "name": k.name, "role": k.role.value,
-                   "pilots": sorted(k.pilots) if k.pilots is not None else None,
-                   "expires": from_ns(k.expires_ns).isoformat() if k.expires_ns else None,
-                   "state": k.state(now).value}
-            sys.stdout.write(_json(row) + "\n" if as_json else
-                             f"{k.id}  {row['state']:<8} {row['role']:<9} "
-                             f"{','.join(row['pilots'] or ['*']):<20} {k.name}\n")
-        catalog.close()
+@apikey_app.command("list")
+def list_(ctx: typer.Context, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Every key's id, name, role, pilots, expiry and state (never the key)."""
+    import time as clock
 
-    @keys.command("revoke")
-    def revoke(key_id: Annotated[str, typer.Argument(help="the key's id (apikey list)")],
-               config: ConfigOpt = None) -> None:
-        """Revoke a key: the API refuses it from the next request on."""
-        catalog = _catalog(load(config))
-        done = catalog.revoke(key_id)
-        catalog.close()
-        if not done:
-            raise fail(f"no active key {key_id!r}", 1)
-        typer.echo(f"revoked {key_id}", err=True)
+    from api.kpis.periods import from_ns
 
-    return keys
+    catalog = _catalog(_load(ctx)(config))
+    now = clock.time_ns()
+    for k in catalog.keys():
+        row = {"id": k.id, "name": k.name, "role": k.role.value,
+               "pilots": sorted(k.pilots) if k.pilots is not None else None,
+               "expires": from_ns(k.expires_ns).isoformat() if k.expires_ns else None,
+               "state": k.state(now).value}
+        sys.stdout.write(_json(row) + "\n" if as_json else
+                         f"{k.id}  {row['state']:<8} {row['role']:<9} "
+                         f"{','.join(row['pilots'] or ['*']):<20} {k.name}\n")
+    catalog.close()
+
+
+@apikey_app.command("revoke")
+def revoke(ctx: typer.Context,
+           key_id: Annotated[str, typer.Argument(help="the key's id (apikey list)")],
+           config: ConfigOpt = None) -> None:
+    """Revoke a key: the API refuses it from the next request on."""
+    catalog = _catalog(_load(ctx)(config))
+    done = catalog.revoke(key_id)
+    catalog.close()
+    if not done:
+        raise fail(f"no active key {key_id!r}", 1)
+    typer.echo(f"revoked {key_id}", err=True)
+
 
 
 def _expiry(text: str | None) -> int | None:
@@ -303,37 +314,39 @@ def _expiry(text: str | None) -> int | None:
 
 # -- registry -------------------------------------------------------------------------------
 
-def _registry_app(load: Loader) -> typer.Typer:
-    registry = typer.Typer(no_args_is_help=True, help="The pilot registry (catalogue).")
+registry_app = typer.Typer(no_args_is_help=True, help="The pilot registry (catalogue).")
 
-    @registry.command("load")
-    def load_file(file: Annotated[Path, typer.Argument(help="TOML or YAML registry",
-                                                       exists=True, dir_okay=False)],
-                  config: ConfigOpt = None) -> None:
-        """Add or replace the pilots of FILE (other pilots stay)."""
-        from ingest.catalog import RegistryError, parse_registry
 
-        try:
-            document = parse_registry(file.read_text(), file.suffix)
-        except RegistryError as exc:
-            raise fail(f"{file}: {exc}") from None
-        catalog = _catalog(load(config))
-        loaded = catalog.load(document)
-        catalog.close()
-        typer.echo(f"loaded {len(loaded)} pilot(s): {', '.join(loaded)}", err=True)
+@registry_app.command("load")
+def load_file(ctx: typer.Context,
+              file: Annotated[Path, typer.Argument(help="TOML or YAML registry",
+                                                   exists=True, dir_okay=False)],
+              config: ConfigOpt = None) -> None:
+    """Add or replace the pilots of FILE (other pilots stay)."""
+    from ingest.catalog import RegistryError, parse_registry
 
-    @registry.command("show")
-    def show(pilot: Annotated[str | None, typer.Option(help="only this pilot")] = None,
-             config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-        """The registry as YAML (or JSON), loadable again with `registry load`."""
-        import yaml
+    try:
+        document = parse_registry(file.read_text(), file.suffix)
+    except RegistryError as exc:
+        raise fail(f"{file}: {exc}") from None
+    catalog = _catalog(_load(ctx)(config))
+    loaded = catalog.load(document)
+    catalog.close()
+    typer.echo(f"loaded {len(loaded)} pilot(s): {', '.join(loaded)}", err=True)
 
-        catalog = _catalog(load(config))
-        pilots = [p for p in catalog.pilots() if pilot is None or p.id == pilot]
-        catalog.close()
-        doc = {"pilots": [p.model_dump(mode="json", exclude_none=True) for p in pilots]}
-        sys.stdout.write(_json(doc) + "\n" if as_json else
-                         yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
-        typer.echo(f"{len(pilots)} pilot(s)", err=True)
 
-    return registry
+@registry_app.command("show")
+def show(ctx: typer.Context,
+         pilot: Annotated[str | None, typer.Option(help="only this pilot")] = None,
+         config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """The registry as YAML (or JSON), loadable again with `registry load`."""
+    import yaml
+
+    catalog = _catalog(_load(ctx)(config))
+    pilots = [p for p in catalog.pilots() if pilot is None or p.id == pilot]
+    catalog.close()
+    doc = {"pilots": [p.model_dump(mode="json", exclude_none=True) for p in pilots]}
+    sys.stdout.write(_json(doc) + "\n" if as_json else
+                     yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+    typer.echo(f"{len(pilots)} pilot(s)", err=True)
+

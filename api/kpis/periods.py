@@ -102,3 +102,17 @@ def days_before(ns: int, count: int, tz: ZoneInfo) -> int:
 
 def count_days(lo: int, hi: int) -> float:
     return (hi - lo) / (86400 * NS)
+
+
+def pieces(windows: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], list[list[int]]]:
+    """Overlapping windows cut at every boundary: the pieces (each inside some window), and
+    for each window the indexes of the pieces that make it up. Rolling windows (a week
+    ending on each day) then read every point once: counts add up over pieces, distinct
+    users are the union of the pieces' sets."""
+    edges = sorted({edge for window in windows for edge in window})
+    position = {edge: i for i, edge in enumerate(edges)}
+    used = sorted({i for lo, hi in windows for i in range(position[lo], position[hi])})
+    renumber = {i: n for n, i in enumerate(used)}
+    parts = [(edges[i], edges[i + 1]) for i in used]
+    members = [[renumber[i] for i in range(position[lo], position[hi])] for lo, hi in windows]
+    return parts, members

@@ -1,9 +1,10 @@
 """End-user pull: is the deployed technology used? (Definitions in `catalog.py`.)
 
 A use is an event of type `session_start` or `use`. Counting and distinct counting run in
-the store. The returning-user rate needs an intersection of user sets, which neither query
-language offers; rather than fetching the sets (`Store.distinct`), it is computed from three
-distinct counts by inclusion-exclusion, so no user list leaves the store.
+the store. Weekly users and the returning-user rate need unions and intersections of user
+sets over overlapping windows (a week ending on each day), which neither query language
+offers: the store answers the distinct users of each non-overlapping piece once
+(`periods.pieces`), and the sets are combined here.
 Weekly figures use the 7 local days ending at the end of each period, so they are defined for
 every grain and do not depend on where a week starts.
 """
@@ -13,9 +14,9 @@ from __future__ import annotations
 from collections import defaultdict
 
 from api.kpis.context import Context, KpiValue
-from api.kpis.periods import days_before
+from api.kpis.periods import days_before, pieces
 from ingest.model import EVENT_MEASUREMENT
-from ingest.stores.base import Aggregate, Rollup, Stat, TagFilter, Window
+from ingest.stores.base import Aggregate, Distinct, Rollup, Stat, TagFilter, Window
 
 USES: TagFilter = (("type", ("session_start", "use")),)
 _NO_SERVICES = "no services registered and no uses in the period"
@@ -62,34 +63,34 @@ async def active_users_daily(ctx: Context) -> list[KpiValue]:
             for b in ctx.buckets]
 
 
+async def _users(ctx: Context, windows: list[Window]) -> list[set[str]]:
+    """The users of each window: distinct values per piece from the store, united here (a
+    distinct count does not add up over overlapping windows; sets do)."""
+    parts, members = pieces(windows)
+    sets = await ctx.store.distinct(Distinct(EVENT_MEASUREMENT, "user", tuple(parts),
+                                             where=ctx.where + USES))
+    return [set().union(*(sets[i] for i in member)) for member in members]
+
+
 async def active_users_weekly(ctx: Context) -> list[KpiValue]:
-    weeks = _weeks(ctx)
-    rows = await ctx.store.aggregate(Aggregate(
-        (EVENT_MEASUREMENT,), "user", Stat.COUNT_DISTINCT, tuple(weeks), where=ctx.where + USES))
-    per_week = {r.window: r.value for r in rows}
-    if not rows and not ctx.services():
+    users = await _users(ctx, _weeks(ctx))
+    if not any(users) and not ctx.services():
         return [ctx.value(b, None, _NO_SERVICES) for b in ctx.buckets]
-    return [ctx.value(b, per_week.get(b.index, 0.0)) for b in ctx.buckets]
+    return [ctx.value(b, float(len(users[b.index]))) for b in ctx.buckets]
 
 
 async def returning_user_rate(ctx: Context) -> list[KpiValue]:
-    # |week ∩ before| = |week| + |before| - |week ∪ before|, and the union of two adjacent
-    # windows is one window: three distinct counts in the store instead of two user lists.
     windows: list[Window] = []
     for lo, hi in _weeks(ctx):
-        earlier = days_before(lo, 28, ctx.tz)
-        windows += [(lo, hi), (earlier, lo), (earlier, hi)]
-    rows = await ctx.store.aggregate(Aggregate(
-        (EVENT_MEASUREMENT,), "user", Stat.COUNT_DISTINCT, tuple(windows),
-        where=ctx.where + USES))
-    count = {r.window: r.value for r in rows}
+        windows += [(lo, hi), (days_before(lo, 28, ctx.tz), lo)]
+    users = await _users(ctx, windows)
     out: list[KpiValue] = []
     for b in ctx.buckets:
-        week, before, both = (count.get(3 * b.index + i, 0.0) for i in range(3))
+        week, before = users[2 * b.index], users[2 * b.index + 1]
         if not week:
             out.append(ctx.value(b, None, "no uses in the 7 days ending at the period's end"))
         else:
-            out.append(ctx.value(b, 100.0 * (week + before - both) / week, users=week))
+            out.append(ctx.value(b, 100.0 * len(week & before) / len(week), users=len(week)))
     return out
 
 
@@ -97,7 +98,13 @@ async def usage_growth_wow(ctx: Context) -> list[KpiValue]:
     windows: list[Window] = []
     for this, before in zip(_weeks(ctx), _weeks(ctx, shift_days=7), strict=True):
         windows += [this, before]
-    table = await _uses(ctx, tuple(windows))
+    parts, members = pieces(windows)
+    per_part = await _uses(ctx, tuple(parts))
+    table: dict[tuple[int, str], float] = defaultdict(float)
+    for (part, service), n in per_part.items():
+        for w, member in enumerate(members):
+            if part in member:
+                table[(w, service)] += n
     growth: dict[tuple[int, str], float] = {}
     for b in ctx.buckets:
         for service in ctx.services(s for _, s in table):

@@ -43,3 +43,14 @@ def test_rfc3339_carries_the_local_offset() -> None:
     assert rfc3339(local(2024, 7, 1), LISBON) == "2024-07-01T00:00:00+01:00"
     assert rfc3339(local(2024, 7, 1, tz=ZoneInfo("UTC")), ZoneInfo("UTC")) == (
         "2024-07-01T00:00:00Z")
+
+
+def test_pieces_cut_overlapping_windows_once() -> None:
+    from api.kpis.periods import pieces
+
+    windows = [(0, 7), (1, 8), (10, 12), (0, 12)]
+    parts, members = pieces(windows)
+    assert parts == [(0, 1), (1, 7), (7, 8), (8, 10), (10, 12)]
+    assert members == [[0, 1], [1, 2], [4], [0, 1, 2, 3, 4]]
+    parts, members = pieces([(0, 7), (10, 12)])  # the gap is not read
+    assert parts == [(0, 7), (10, 12)] and members == [[0], [1]]
