@@ -16,7 +16,7 @@ import orjson
 import typer
 
 from citypilot import logs
-from citypilot.settings import Settings, SettingsError, load
+from citypilot.settings import Settings, SettingsError, load, refuse_shipped_secrets
 
 app = typer.Typer(name="citypilot", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_show_locals=False,  # locals may hold credentials
@@ -30,9 +30,14 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML con
                                                 "(or CITYPILOT_CONFIG)", exists=False)]
 
 
-def settings(config: Path | None = None, **overrides: object) -> Settings:
+def settings(config: Path | None = None, *, demo: bool = False, **overrides: object
+             ) -> Settings:
+    """Load the settings for a command, or exit 2 with one line naming the key. Outside the
+    demo, a shipped default secret is refused."""
     try:
         s = load(config, **overrides)
+        if not demo:
+            refuse_shipped_secrets(s)
     except SettingsError as exc:
         typer.echo(f"citypilot: configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -168,6 +173,48 @@ def _api_options(config: Path | None) -> CliOptions:
 
 mount_api(app, _api_options)
 # --- end of the API block ---------------------------------------------------------------------
+
+
+@app.command()
+def up(
+    demo: Annotated[bool, typer.Option("--demo", help="simulated pilot, demo API key, "
+                                       "shipped defaults allowed")] = False,
+    port: Annotated[int, typer.Option(help="embedded broker port (a free one if taken)")] = 1883,
+    api_port: Annotated[int, typer.Option(help="API and console port (0: off)")] = 8000,
+    simulate: Annotated[bool, typer.Option(help="run the simulators (default with "
+                                           "--demo)")] = False,
+    backfill: Annotated[str, typer.Option(help="history the simulators publish first, "
+                                          "e.g. 1d, 30d")] = "1d",
+    rate: Annotated[float, typer.Option(help="simulated messages/s after the backfill",
+                                        min=0.0)] = 20.0,
+    config: ConfigOpt = None,
+) -> None:
+    """All in one process: embedded broker, collector, API/console, optional simulators."""
+    s = settings(config, demo=demo)
+    from citypilot import demo as all_in_one
+    from simulators.cli import SimulateOptions, parse_duration, run_async
+
+    broker_port = all_in_one.pick_port(port)
+    web_port = all_in_one.pick_port(api_port) if api_port else None
+
+    async def feed(url: str) -> object:
+        opts = SimulateOptions(mqtt_url=url, rate=rate, duration_s=365 * 86400.0,
+                               backfill_s=parse_duration(backfill), client_id="citypilot-demo")
+        return await run_async(opts)
+
+    asyncio.run(all_in_one.run(s, port=broker_port, api_port=web_port,
+                               publisher=feed if (demo or simulate) else None))
+
+
+# --- the gateway agent and its credentials, the simulators, the demo ---------------------------
+from citypilot.agent import gateway as _gateway_agent  # noqa: E402
+from citypilot.gateways import admin_app as _gateway_app  # noqa: E402
+from simulators.cli import simulate as _simulate  # noqa: E402
+
+_gateway_app.callback(invoke_without_command=True)(_gateway_agent)
+app.add_typer(_gateway_app, name="gateway")
+app.command("simulate", help="Publish a simulated fleet of sensors and public services.")(
+    _simulate)
 
 
 def main() -> None:

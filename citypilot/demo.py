@@ -66,28 +66,64 @@ async def _report(c: Collector, every_s: float) -> None:
         sys.stderr.write(summary_line(c, started) + "\n")
 
 
-async def run(settings: Settings, *, port: int,
+async def run(settings: Settings, *, port: int, api_port: int | None,
               publisher: Callable[[str], Coroutine[Any, Any, object]] | None,
               report_every_s: float = 2.0) -> None:
+    """Broker, collector, API (when `api_port`), publisher; until SIGTERM/SIGINT."""
     broker = await embedded_broker(port)
     url = f"mqtt://127.0.0.1:{port}"
-    collector = build_collector(settings, mqtt_url=url)
-    sys.stderr.write(
-        f"citypilot demo\n  broker   {url} (embedded; publish to citypilot/v1/<pilot>/<gateway>"
-        f"/<device>/telemetry)\n  store    {settings.store_url}\n"
-        f"  metrics  http://127.0.0.1:{settings.metrics_port}/metrics\n"
-        "  inspect  citypilot deadletters list   (Ctrl-C stops the demo)\n")
+    collector = build_collector(settings, mqtt_url=url, mqtt_protocol="3.1.1")  # amqtt
+    lines = [f"citypilot demo\n  broker   {url} (embedded; publish to citypilot/v1/<pilot>/"
+             f"<gateway>/<device>/telemetry)", f"  store    {settings.store_url}"]
+    if api_port:
+        key = demo_key(settings)
+        lines += [f"  console  http://127.0.0.1:{api_port}/  (API docs: /docs)",
+                  f"  API key  {key}   (admin; send as Authorization: Bearer <key>)"]
+    if settings.metrics_port:
+        lines.append(f"  metrics  http://127.0.0.1:{settings.metrics_port}/metrics")
+    lines.append("  inspect  citypilot deadletters list    (Ctrl-C stops the demo)\n")
+    sys.stderr.write("\n".join(lines))
+    started = time.monotonic()
     try:
         async with asyncio.TaskGroup() as tg:
             run_task = tg.create_task(run_until_signalled(collector), name="collector")
-            report = tg.create_task(_report(collector, report_every_s), name="summary")
+            helpers: list[asyncio.Task[Any]] = [
+                tg.create_task(_report(collector, report_every_s), name="summary")]
+            if api_port:
+                helpers.append(tg.create_task(_serve_api(settings, api_port), name="api"))
             await collector.subscriber.wait_connected(30)
-            feed = tg.create_task(publisher(url), name="publisher") if publisher else None
+            if publisher:
+                helpers.append(tg.create_task(publisher(url), name="publisher"))
             await run_task
-            report.cancel()
-            if feed:
-                feed.cancel()
+            for task in helpers:
+                task.cancel()
     finally:
         with contextlib.suppress(Exception):
             await broker.shutdown()
-    sys.stderr.write(summary_line(collector, time.monotonic()) + "\n")
+    sys.stderr.write(summary_line(collector, started) + "\n")
+
+
+def demo_key(settings: Settings) -> str:
+    """A fresh admin key named `demo` in the catalogue (older demo keys are revoked)."""
+    from ingest.catalog import Catalog, Role
+
+    catalog = Catalog(settings.catalog_url)
+    try:
+        for old in catalog.keys():
+            if old.name == "demo":
+                catalog.revoke(old.id)
+        _, key = catalog.create_key("demo", Role.ADMIN)
+    finally:
+        catalog.close()
+    return key
+
+
+async def _serve_api(settings: Settings, port: int) -> None:
+    from api.app import create_app
+    from api.options import ApiOptions
+    from ingest.metrics import serve
+
+    app = create_app(ApiOptions(store_url=settings.store_url, catalog_url=settings.catalog_url,
+                                store_timeout_s=settings.store_timeout_s,
+                                max_points=settings.api_max_points))
+    await serve(app, "127.0.0.1", port, lifespan=True)

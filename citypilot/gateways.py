@@ -260,8 +260,9 @@ def set_collector(password_file: Path, acl_file: Path, password: str) -> None:
 
 
 # -- command line ----------------------------------------------------------------------------
-admin_app = typer.Typer(no_args_is_help=True, add_completion=False,
-                        help="Gateway credentials on the Mosquitto broker.")
+admin_app = typer.Typer(add_completion=False, help="The gateway agent (`citypilot gateway "
+                        "--pilot P --gateway G --upstream URL`) and gateway credentials on the "
+                        "Mosquitto broker (`add`, `revoke`, `collector`, `ca`).")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file "
                                                 "(or CITYPILOT_CONFIG)")]

@@ -21,15 +21,15 @@ log = logging.getLogger(__name__)
 
 
 def collector_options(s: Settings, *, mqtt_url: str | None = None,
-                      spool_dir: Path | None = None, metrics_port: int | None = None
-                      ) -> CollectorOptions:
+                      spool_dir: Path | None = None, metrics_port: int | None = None,
+                      mqtt_protocol: str = "auto") -> CollectorOptions:
     in_flight = 4  # batches being written while the next is decoded
     mqtt = MqttOptions(
         url=mqtt_url or s.mqtt_url, client_id=s.mqtt_client_id,
         session_expiry_s=s.mqtt_session_expiry_s,
         receive_maximum=min(65535, s.batch_max_messages * in_flight),
         ca_file=str(s.mqtt_ca_file) if s.mqtt_ca_file else None,
-        tls_insecure=s.mqtt_tls_insecure)
+        tls_insecure=s.mqtt_tls_insecure, protocol=mqtt_protocol)
     limits = Limits(max_payload_bytes=s.max_payload_bytes, max_future_s=s.max_future_s)
     main, others = source_routes(load_sources(s.sources), mqtt, limits)
     return CollectorOptions(

@@ -134,6 +134,7 @@ class GatewayAgent:
         self.upstream = Publisher(options.upstream, will, on_connect=self._announce)
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
+        self.spool_depth = 0  # what stays spooled when `run` returns
 
     def topic(self, device: str, channel: str) -> str:
         return topics.build(topics.Identity(self.options.pilot, self.options.gateway, device),
@@ -158,6 +159,7 @@ class GatewayAgent:
                     task.cancel()
                 await self._flush()
                 await self._status("offline")  # a clean stop says so; a power cut, the will
+            self.spool_depth = (await asyncio.to_thread(self.spool.depth)).items
         finally:
             await asyncio.to_thread(self.spool.close)
         return code

@@ -86,7 +86,7 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def serve(app: Starlette, host: str, port: int) -> None:
+async def serve(app: Starlette, host: str, port: int, *, lifespan: bool = False) -> None:
     """Serve until cancelled; a port already in use is logged and the collector goes on."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -98,9 +98,10 @@ async def serve(app: Starlette, host: str, port: int) -> None:
                     "off for this collector (set CITYPILOT_METRICS_PORT)", host, port, exc)
         await asyncio.Event().wait()  # stay a quiet task until the collector stops
         return
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    config = uvicorn.Config(app, log_level="warning", lifespan="on" if lifespan else "off",
+                            access_log=False, log_config=None)
     server = _Server(config)
-    log.info("metrics on http://%s:%d/metrics", host, port)
+    log.info("serving http://%s:%d/", host, port)
     try:
         await server.serve(sockets=[sock])
     finally:

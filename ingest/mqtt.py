@@ -86,6 +86,7 @@ class MqttOptions:
     ca_file: str | None = None
     tls_insecure: bool = False
     connect_timeout_s: float = 10.0
+    protocol: str = "auto"  # "auto": MQTT 5, else 3.1.1 when refused; or "5", "3.1.1"
 
 
 @dataclass(slots=True)
@@ -316,14 +317,20 @@ class Subscriber:
     async def __aenter__(self) -> Self:
         from ingest.mqtt_stream import ProtocolRefused, StreamSubscriber
 
-        fast = StreamSubscriber(self.options, self.filters)
-        try:
-            await fast.probe()
-            impl: StreamSubscriber | PahoSubscriber = fast
-        except ProtocolRefused as exc:
-            log.warning("%s; falling back to MQTT 3.1.1 (the broker's in-flight limit, not "
-                        "our Receive Maximum, then bounds throughput)", exc)
+        impl: StreamSubscriber | PahoSubscriber
+        if self.options.protocol == "3.1.1":
             impl = await PahoSubscriber(self.options, self.filters).__aenter__()
+        else:
+            fast = StreamSubscriber(self.options, self.filters)
+            try:
+                await fast.probe()
+                impl = fast
+            except ProtocolRefused as exc:
+                if self.options.protocol == "5":
+                    raise
+                log.warning("%s; falling back to MQTT 3.1.1 (the broker's in-flight limit, "
+                            "not our Receive Maximum, then bounds throughput)", exc)
+                impl = await PahoSubscriber(self.options, self.filters).__aenter__()
         if self._interrupted:
             impl.interrupt()
         self._impl = impl

@@ -79,8 +79,11 @@ class Recorder:
         self.client = _client(url, client_id or f"rec-{time.monotonic_ns()}", clean=clean)
         self.client.reconnect_delay_set(0.2, 2)
         self.client.on_message = self._on_message
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *_: subscribed.set()
         self.client.subscribe(topic, qos=1)
         self.client.loop_start()
+        assert subscribed.wait(10), f"no SUBACK for {topic}"
 
     def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
         with self._lock:
