@@ -13,11 +13,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# The real servers the tests talk to: Debian's mosquitto and influxdb, installed when missing.
+# What the tests run for real, from Debian, installed when missing (binary:package).
+DEBIAN_TOOLS = mosquitto:mosquitto mosquitto_sub:mosquitto-clients \
+               mosquitto_passwd:mosquitto influxd:influxdb openssl:openssl
 servers:
 	@missing=""; \
-	command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto mosquitto-clients"; \
-	command -v influxd >/dev/null || missing="$$missing influxdb"; \
+	for pair in $(DEBIAN_TOOLS); do \
+	  bin=$${pair%%:*}; pkg=$${pair##*:}; \
+	  PATH="/usr/sbin:/usr/bin:$$PATH" command -v $$bin >/dev/null || missing="$$missing $$pkg"; \
+	done; \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	    echo "installing$$missing from Debian" >&2; \

@@ -196,18 +196,7 @@ class Collector:
         await self._persist(points)
 
     def _decode(self, msg: Message, routes: tuple[Route, ...]) -> Decoded:
-        decoder = routes[0].decoder  # native first: its topics are the hot path
-        if len(routes) > 1 and not msg.topic.startswith(topics.PREFIX + "/"):
-            for route in routes:
-                if topic_matches_sub(route.filter, msg.topic):
-                    decoder = route.decoder
-                    break
-        try:
-            return decoder(msg.topic, msg.payload, msg.received_ns)
-        except Exception as exc:  # a decoder bug must not stall the pipeline
-            log.exception("decoder failed on %s", msg.topic)
-            return Decoded(rejections=[Rejection(Reason.UNDECODABLE,
-                                                 f"decoder error: {exc!r}", msg.payload)])
+        return decode(routes, msg.topic, msg.payload, msg.received_ns)
 
     def _note_unknown(self, names: list[str]) -> None:
         self.metrics.unknown_metrics.inc(len(names))
@@ -300,6 +289,23 @@ class Collector:
                 return False
             await asyncio.to_thread(self.spool.remove, [record.id])
         return True
+
+
+def decode(routes: tuple[Route, ...], topic: str, payload: bytes, received_ns: int) -> Decoded:
+    """Decode with the route whose filter matches the topic (the first route, the native one,
+    for citypilot's own topics and anything unmatched). Never raises."""
+    decoder = routes[0].decoder  # native first: its topics are the hot path
+    if len(routes) > 1 and not topic.startswith(topics.PREFIX + "/"):
+        for route in routes:
+            if topic_matches_sub(route.filter, topic):
+                decoder = route.decoder
+                break
+    try:
+        return decoder(topic, payload, received_ns)
+    except Exception as exc:  # a decoder bug must not stall the pipeline
+        log.exception("decoder failed on %s", topic)
+        return Decoded(rejections=[Rejection(Reason.UNDECODABLE, f"decoder error: {exc!r}",
+                                             payload)])
 
 
 def _refused_letter(refused: RejectedPoint) -> Point:
