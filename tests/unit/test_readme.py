@@ -23,3 +23,18 @@ def test_quickstart_has_the_two_commands() -> None:
     text = README.read_text()
     assert "make demo" in text and "make test" in text
     assert "make test" in (README.parent / ".ci" / "run").read_text()
+
+
+def test_connect_your_gateways_example_is_a_valid_configuration() -> None:
+    import tomllib
+
+    from ingest.sources import decoder_for, load_sources
+
+    section = README.read_text().split("## Connect your gateways", 1)[1]
+    block = re.search(r"```toml\n(.*?)```", section, re.S)
+    assert block, "the section lost its TOML example"
+    sources = load_sources(tomllib.loads(block.group(1))["sources"])
+    assert {s.format.value for s in sources} == {
+        "ttn-v3", "chirpstack-v4", "zigbee2mqtt", "tasmota", "influx-lp", "sparkplug-b"}
+    for source in sources:
+        decoder_for(source)
