@@ -133,6 +133,11 @@ def to_ns(ts: int | float | str | None, now_ns: int) -> int:
     """Resolve a payload `ts` (epoch ms or RFC 3339) to integer nanoseconds; None means now."""
     if ts is None:
         return now_ns
+    if type(ts) is int:  # epoch milliseconds: the common case, exact
+        ns = ts * 1_000_000
+        if ns < MIN_TS_NS:
+            raise TimestampError(f"ts {ts!r} is before 2000-01-01 (unset clock?)")
+        return ns
     if isinstance(ts, str):
         try:
             parsed = datetime.fromisoformat(ts.replace("z", "Z"))

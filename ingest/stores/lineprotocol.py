@@ -166,6 +166,8 @@ def _value(name: str, value: object) -> str:
 
 
 def _timestamp(ts: object) -> int:
+    if type(ts) is int and MIN_TS_NS <= ts <= MAX_TS_NS:  # the hot path
+        return ts
     if isinstance(ts, bool) or not isinstance(ts, int):
         raise UnrepresentablePoint(f"timestamp {ts!r} is not integer nanoseconds")
     if not MIN_TS_NS <= ts <= MAX_TS_NS:
