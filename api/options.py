@@ -21,7 +21,8 @@ class ApiOptions:
     store_url: str
     catalog_url: str
     mqtt_url: str | None = None  # /readyz checks that the broker accepts connections
-    store_timeout_s: float = 5.0
+    # How long one store read may take, retries included (a KPI over a year is heavy).
+    store_timeout_s: float = 30.0
     max_points: int = 10_000  # the most points one readings answer holds
     ready_timeout_s: float = 2.0
     kpi: KpiOptions = field(default_factory=KpiOptions)

@@ -206,7 +206,7 @@ def _api_options(config: Path | None) -> CliOptions:
     s = settings(config)
     return CliOptions(
         api=ApiOptions(store_url=s.store_url, catalog_url=s.catalog_url, mqtt_url=s.mqtt_url,
-                       store_timeout_s=s.store_timeout_s, max_points=s.api_max_points,
+                       max_points=s.api_max_points,
                        kpi=KpiOptions(default_interval_s=s.default_interval_s)),
         host=s.api_host, port=s.api_port)
 

@@ -52,10 +52,11 @@ MAX_DEVICES = 20
 @router.get("/pilots", response_model=list[PilotOut], tags=["pilots"])
 async def pilots(key: Viewer, fleet: FleetDep) -> list[PilotOut]:
     """Registered pilots and pilots seen only in data, as far as the key may read them."""
-    allowed = visible(key, [p.id for p, _ in await fleet.pilots()])
+    everything = await fleet.pilots()
+    allowed = visible(key, [p.id for p, _ in everything])
     devices = await fleet.devices(allowed)
     out: list[PilotOut] = []
-    for pilot, registered in await fleet.pilots():
+    for pilot, registered in everything:
         if pilot.id not in allowed:
             continue
         mine = [d for d in devices if d.pilot == pilot.id]

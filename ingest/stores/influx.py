@@ -63,6 +63,7 @@ _REFUSED = ("partial write", "unable to parse", "field type conflict",
             "points beyond retention policy")
 _RETRY_STATUS = frozenset({408, 429})
 _GROUP_TAGS = ("pilot", "gateway", "device")
+_QUERY_REQUESTS = 4  # at most this many concurrent requests for one multi-statement query
 
 
 class _Kind(Enum):
@@ -390,10 +391,14 @@ class InfluxStore:
     # The read side of the API and the KPIs: statements from `influxql`, sent together.
 
     async def _results(self, statements: Sequence[str]) -> list[list[dict[str, Any]]]:
-        """The series of each statement; all in one request (`;`-separated)."""
-        if not statements:
-            return []
+        """The series of each statement. InfluxDB runs the statements of one request one
+        after the other, so many go as a few concurrent requests (`;`-separated)."""
+        size = max(8, -(-len(statements) // _QUERY_REQUESTS))
+        chunks = [statements[i:i + size] for i in range(0, len(statements), size)]
+        answers = await asyncio.gather(*(self._statements(c) for c in chunks))
+        return [series for answer in answers for series in answer]
 
+    async def _statements(self, statements: Sequence[str]) -> list[list[dict[str, Any]]]:
         async def once(budget: _Budget) -> httpx.Response:
             resp = await self._send("POST", "/query", budget, data={
                 "q": ";\n".join(statements), "db": self.database, "epoch": "ns"})
@@ -408,11 +413,12 @@ class InfluxStore:
         return influxql.measurement_names(series)
 
     async def aggregate(self, query: Aggregate) -> list[AggRow]:
-        results = await self._results(influxql.aggregate_statements(query))
-        return influxql.aggregate_rows(query, results)
+        statements, plan = influxql.aggregate_statements(query)
+        return influxql.aggregate_rows(query, plan, await self._results(statements))
 
     async def distinct(self, query: Distinct) -> list[set[str]]:
-        return influxql.distinct_sets(await self._results(influxql.distinct_statements(query)))
+        statements, plan = influxql.distinct_statements(query)
+        return influxql.distinct_sets(query, plan, await self._results(statements))
 
     async def last_seen(self, measurements: Sequence[str], field: str, *,
                         start: int | None = None, end: int | None = None,

@@ -6,16 +6,18 @@ identifiers are double-quoted, tag values single-quoted with InfluxQL's escapes,
 from escaped literals, numbers formatted from floats and ints. Tag keys must be citypilot's
 own (`TAG_KEYS`); the quoting also covers InfluxQL keywords such as `user`.
 
-The stores know no calendar, so every window is one statement with its own time range, and
-all the statements of a query go to InfluxDB in one request (`;`-separated): that gives
-windows aligned to local midnights, weeks and months across DST changes, which `GROUP BY
-time()` cannot (it aligns to the epoch; `1w` starts on a Thursday; there is no month).
+The stores know no calendar: the caller gives explicit windows (local midnights, weeks,
+months, across DST changes), which `GROUP BY time()` alone cannot express (it aligns to the
+epoch; `1w` starts on a Thursday; there is no month). Adjacent windows of equal length (the
+days of a month) become one statement grouped by time with an offset; any other window is a
+statement of its own; all go to InfluxDB together (`;`-separated).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -106,29 +108,78 @@ def _sources(measurements: Sequence[str]) -> str:
     return ",".join(quote_ident(m) for m in measurements)
 
 
-def aggregate_statements(q: Aggregate) -> list[str]:
-    """One statement per window (see the module docstring)."""
-    return [_aggregate_statement(q, lo, hi) for lo, hi in q.windows]
+@dataclass(frozen=True, slots=True)
+class Run:
+    """Windows `first` .. `first + count - 1`, adjacent and `length` ns long each: one
+    statement with `GROUP BY time(length, lo % length)` answers all of them (a statement
+    costs InfluxDB tens of milliseconds before it reads a point, so a month of days in one
+    statement is far cheaper than thirty). A window that starts no run is a run of one."""
+
+    first: int
+    count: int
+    lo: int
+    length: int
+
+    @property
+    def hi(self) -> int:
+        return self.lo + self.count * self.length
+
+    def window(self, bucket_ns: int) -> int:
+        return self.first + (bucket_ns - self.lo) // self.length if self.count > 1 \
+            else self.first
+
+    @property
+    def time_group(self) -> str:
+        return f"time({self.length}ns, {self.lo % self.length}ns)" if self.count > 1 else ""
 
 
-def _aggregate_statement(q: Aggregate, lo: int, hi: int) -> str:
+def runs(windows: Sequence[tuple[int, int]], multiple_of: int = 1) -> list[Run]:
+    """Maximal runs of adjacent equal windows (a DST day, 23 or 25 hours long, ends one);
+    only windows whose length is a multiple of `multiple_of` (a rollup's interval) join."""
+    out: list[Run] = []
+    i = 0
+    while i < len(windows):
+        lo, hi = windows[i]
+        j = i + 1
+        if (hi - lo) % multiple_of == 0:
+            while j < len(windows) and windows[j][0] == windows[j - 1][1] \
+                    and windows[j][1] - windows[j][0] == hi - lo:
+                j += 1
+        out.append(Run(i, j - i, lo, hi - lo))
+        i = j
+    return out
+
+
+def _grouped(by: Sequence[str], run: Run) -> str:
+    return _group(by, run.time_group) + (" fill(none)" if run.time_group else "")
+
+
+def aggregate_statements(q: Aggregate) -> tuple[list[str], list[Run]]:
+    """The statements of `q`, one per run of windows (see `Run`)."""
+    every = round(q.inner.every_s * 1e9) if q.inner is not None else 1
+    plan = runs(q.windows, every)
+    return [_aggregate_statement(q, run) for run in plan], plan
+
+
+def _aggregate_statement(q: Aggregate, run: Run) -> str:
     field = quote_ident(q.field)
-    where = conditions(q.where, lo, hi)
+    where = conditions(q.where, run.lo, run.hi)
     if q.prefix is not None:
         where.insert(0, f"{field} =~ {prefix_regex(q.prefix)}")
-    source, by = _sources(q.measurements), _group(q.by)
+    source, by = _sources(q.measurements), _grouped(q.by, run)
     if q.inner is not None:
         every = round(q.inner.every_s * 1e9)
         inner = (f"SELECT {_FUNCTIONS[q.inner.stat]}({field}) AS \"r\" FROM {source}"
-                 f"{_where(where)}{_group(q.by, f'time({every}ns, {lo % every}ns)')} fill(none)")
-        outer = conditions((), lo, hi)
+                 f"{_where(where)}{_group(q.by, f'time({every}ns, {run.lo % every}ns)')}"
+                 " fill(none)")
+        outer = conditions((), run.lo, run.hi)
         if q.above is not None:
             outer.insert(0, f'"r" > {number(q.above)}')
         return f'SELECT {_FUNCTIONS[q.stat]}("r") FROM ({inner}){_where(outer)}{by}'
     if q.stat is Stat.MEAN_EXP10:
         inner = (f'SELECT exp({field} * {number(_LN10_OVER_10)}) AS "e" FROM {source}'
-                 f"{_where(where)}{by}")
-        return f'SELECT mean("e") FROM ({inner}){_where(conditions((), lo, hi))}{by}'
+                 f"{_where(where)}{_group(q.by)}")
+        return f'SELECT mean("e") FROM ({inner}){_where(conditions((), run.lo, run.hi))}{by}'
     if q.stat is Stat.COUNT_DISTINCT:
         call = f"count(distinct({field}))"
     elif q.stat is Stat.P95:
@@ -138,28 +189,37 @@ def _aggregate_statement(q: Aggregate, lo: int, hi: int) -> str:
     return f"SELECT {call} FROM {source}{_where(where)}{by}"
 
 
-def aggregate_rows(q: Aggregate, results: list[list[Series]]) -> list[AggRow]:
+def aggregate_rows(q: Aggregate, plan: list[Run], results: list[list[Series]]
+                   ) -> list[AggRow]:
     rows: list[AggRow] = []
-    for window, series_list in enumerate(results):
+    for run, series_list in zip(plan, results, strict=True):
         for series in series_list:
             tags = series.get("tags") or {}
             for row in series.get("values") or []:
                 if row[1] is not None:
-                    rows.append(AggRow(window, series["name"],
+                    rows.append(AggRow(run.window(int(row[0])), series["name"],
                                        tuple((k, str(tags.get(k, ""))) for k in q.by),
                                        float(row[1])))
     rows.sort(key=lambda r: (r.window, r.measurement, r.tags))
     return rows
 
 
-def distinct_statements(q: Distinct) -> list[str]:
+def distinct_statements(q: Distinct) -> tuple[list[str], list[Run]]:
+    plan = runs(q.windows)
     return [f"SELECT distinct({quote_ident(q.field)}) FROM {quote_ident(q.measurement)}"
-            f"{_where(conditions(q.where, lo, hi))}" for lo, hi in q.windows]
+            f"{_where(conditions(q.where, run.lo, run.hi))}{_grouped((), run)}"
+            for run in plan], plan
 
 
-def distinct_sets(results: list[list[Series]]) -> list[set[str]]:
-    return [{str(row[1]) for series in series_list for row in series.get("values") or []
-             if row[1] is not None} for series_list in results]
+def distinct_sets(q: Distinct, plan: list[Run], results: list[list[Series]]
+                  ) -> list[set[str]]:
+    sets: list[set[str]] = [set() for _ in q.windows]
+    for run, series_list in zip(plan, results, strict=True):
+        for series in series_list:
+            for row in series.get("values") or []:
+                if row[1] is not None:
+                    sets[run.window(int(row[0]))].add(str(row[1]))
+    return sets
 
 
 def last_seen_statement(measurements: Sequence[str], field: str, start: int | None,

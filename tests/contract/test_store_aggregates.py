@@ -170,3 +170,36 @@ def test_bad_aggregates_are_refused() -> None:
         Aggregate(("m",), "f", Stat.P95, ((0, 5),), inner=Rollup(Stat.MEAN, 60.0))
     with pytest.raises(ValueError, match="inner"):
         Aggregate(("m",), "f", Stat.COUNT, ((0, 5),), above=1.0)
+
+
+async def test_day_windows_across_a_dst_change(store: Store) -> None:
+    # Local days of Europe/Berlin around 2024-03-31 (23 hours long): hourly readings give
+    # 24, 23 and 24 per day, whichever way the store groups adjacent windows.
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from api.kpis.periods import Grain, buckets, to_ns
+
+    berlin = ZoneInfo("Europe/Berlin")
+    lo, hi = to_ns(datetime(2024, 3, 29, tzinfo=berlin)), to_ns(datetime(2024, 4, 2,
+                                                                       tzinfo=berlin))
+    await store.write([aq("d1", t, no2=1.0) for t in range(lo, hi, HOUR)])
+    days = tuple(b.window for b in buckets(lo, hi, Grain.DAY, berlin))
+    q = Aggregate(("air_quality",), "no2", Stat.COUNT, days)
+    assert [r.value for r in await store.aggregate(q)] == [24.0, 24.0, 23.0, 24.0]
+    hourly = Aggregate(("air_quality",), "no2", Stat.COUNT, days,
+                       inner=Rollup(Stat.COUNT, 3600.0))
+    assert [r.value for r in await store.aggregate(hourly)] == [24.0, 24.0, 23.0, 24.0]
+    sets = await store.distinct(Distinct("air_quality", "no2", days))
+    assert sets == [{"1.0"}] * 4 or sets == [{"1"}] * 4
+
+
+def test_adjacent_equal_windows_make_one_influxql_statement() -> None:
+    from ingest.stores.influxql import runs
+
+    day = 86400 * S
+    windows = [(0, day), (day, 2 * day), (2 * day, 3 * day - HOUR), (3 * day - HOUR, 4 * day),
+               (5 * day, 6 * day)]
+    assert [(r.first, r.count) for r in runs(windows)] == [(0, 2), (2, 1), (3, 1), (4, 1)]
+    assert [(r.first, r.count) for r in runs(windows[:2], multiple_of=7 * HOUR)] == [
+        (0, 1), (1, 1)]
