@@ -68,8 +68,9 @@ KPIS: tuple[Kpi, ...] = (
         "devices with a reading or event within twice their expected reporting interval "
         "before the end of the period (or now, for a period in progress)", "day", _ISO37122),
     Kpi("availability", "Availability", Family.PUSH, "%",
-        "mean over the sensors of the share of their expected reporting intervals (from "
-        "the start of the period) that hold at least one reading", "day", _Y4903),
+        "mean over the sensors of the share of the hours of the period (of their "
+        "reporting intervals, when longer than an hour) that hold at least one reading",
+        "day", _Y4903),
     Kpi("data_completeness", "Data completeness", Family.PUSH, "%",
         "readings received (per sensor, at most as many as expected) over readings "
         "expected from the sensors' reporting intervals", "day", _Y4903),

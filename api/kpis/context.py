@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from api.kpis.periods import Bucket, days
@@ -58,7 +59,7 @@ class Context:
             self._measurements = await self.store.measurements()
         return tuple(m for m in self._measurements if m not in RESERVED_KINDS)
 
-    @property
+    @cached_property
     def devices(self) -> dict[DeviceKey, Device]:
         return {(d.gateway, d.id): d for d in self.pilot.devices}
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from datetime import timedelta
+from datetime import date, timedelta
+from itertools import pairwise
 
 from api.kpis.context import Context, DeviceKey, KpiValue
-from api.kpis.periods import count_days, days, local_at
+from api.kpis.periods import count_days, days, from_ns, to_ns
 from ingest.stores.base import Aggregate, AggRow, Rollup, Stat, Window
 
 _STATION = ("gateway", "device")
@@ -84,26 +85,46 @@ async def pm25_mean(ctx: Context) -> list[KpiValue]:
 
 
 async def noise_lden(ctx: Context) -> list[KpiValue]:
-    parts: list[tuple[int, str]] = []  # (bucket, part) of each window
-    windows: list[Window] = []
-    end = ctx.buckets[-1].hi
-    for b in ctx.buckets:
-        for day, _, _ in days(b, ctx.tz):
-            for name, start_h, end_h, _, _ in _LDEN_PARTS:
-                # A night counts for the day it starts on, even past the bucket's end.
-                end_day = day + timedelta(days=1) if end_h < start_h else day
-                lo = max(local_at(day, start_h, ctx.tz), b.lo)
-                hi = min(local_at(end_day, end_h, ctx.tz), end)
-                if hi > lo:
-                    parts.append((b.index, name))
-                    windows.append((lo, hi))
-    rows = [] if not windows else await _stations(ctx, "noise_laeq", tuple(windows),
-                                                  Stat.MEAN_EXP10)
+    # Per station and local hour: the energy mean and the count of LAeq readings (two store
+    # queries over adjacent hours); a part's energy mean over a day is their weighted mean,
+    # exactly the mean over the part's readings.
+    windows = tuple(w for b in ctx.buckets for w in _hours(b.lo, b.hi, ctx))
+    energy_rows = await _stations(ctx, "noise_laeq", windows, Stat.MEAN_EXP10)
+    counts = {(r.window, _station(r), r.measurement): r.value for r in
+              await _stations(ctx, "noise_laeq", windows, Stat.COUNT)}
+    bucket_of = {day: b.index for b in ctx.buckets for day, _, _ in days(b, ctx.tz)}
+    sums: dict[tuple[int, DeviceKey, str, date], list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for r in energy_rows:
+        local = from_ns(windows[r.window][0], ctx.tz)
+        # A night counts for the day it starts on (23:00 to 07:00 the next day), in that
+        # day's bucket; early hours of a night begun before the period are left out.
+        day = local.date() - timedelta(days=1) if local.hour < 7 else local.date()
+        bucket = bucket_of.get(day)
+        if bucket is None:
+            continue
+        part = "day" if 7 <= local.hour < 19 else "evening" if 19 <= local.hour < 23 \
+            else "night"
+        n = counts[(r.window, _station(r), r.measurement)]
+        acc = sums[(bucket, _station(r), part, day)]
+        acc[0] += r.value * n
+        acc[1] += n
     energy: dict[tuple[int, DeviceKey, str], list[float]] = defaultdict(list)
-    for r in rows:
-        bucket, part = parts[r.window]
-        energy[(bucket, _station(r), part)].append(r.value)  # one per day: days weigh equally
+    for (bucket, station, part, _), (total, n) in sorted(sums.items()):
+        energy[(bucket, station, part)].append(total / n)  # one per day: days weigh equally
     return _lden_values(ctx, energy)
+
+
+def _hours(lo: int, hi: int, ctx: Context) -> list[Window]:
+    """[lo, hi) cut at every local whole hour."""
+    first = from_ns(lo, ctx.tz).replace(minute=0, second=0, microsecond=0)
+    edges = [lo]
+    step = 3600 * 10**9
+    edge = to_ns(first) + step
+    while edge < hi:
+        edges.append(edge)
+        edge += step
+    edges.append(hi)
+    return list(pairwise(edges))
 
 
 def _lden_values(ctx: Context, energy: dict[tuple[int, DeviceKey, str], list[float]]

@@ -2,20 +2,21 @@
 
 A device is seen when it sends a reading or an event (both carry `ingest_delay_s`, so that
 one field counts them in every measurement). Expected reporting intervals come from the
-registry, `default_interval_s` for devices without one (unregistered included). Devices are
-grouped by interval so that one store query per distinct interval answers for all of them;
-periods in progress count up to now only.
+registry, `default_interval_s` for devices without one (unregistered included).
+Availability counts hourly slots (or the interval, when longer): per-reading slots would
+make the store roll up every reading. Periods in progress count up to now only.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import defaultdict
 
 from api.kpis.context import Context, DeviceKey, KpiValue
 from api.kpis.periods import NS
 from ingest.model import DEAD_LETTER_MEASUREMENT, DELAY_FIELD, EVENT_MEASUREMENT
-from ingest.stores.base import Aggregate, AggRow, Rollup, Stat, Window
+from ingest.stores.base import Aggregate, Rollup, Stat, Window
 
 _NOT_STARTED = "the period has not started"
 _NO_SENSORS = "no sensors registered or reporting in the period"
@@ -26,40 +27,48 @@ def _until_now(ctx: Context) -> dict[int, Window]:
     return {b.index: (b.lo, min(b.hi, ctx.now_ns)) for b in ctx.buckets if b.lo < ctx.now_ns}
 
 
-def _groups(ctx: Context, keys: set[DeviceKey]) -> dict[float, set[DeviceKey]]:
-    """Registered devices by expected interval; the default interval is always a group (it
-    also holds every unregistered device)."""
-    groups: dict[float, set[DeviceKey]] = defaultdict(set)
-    groups[ctx.default_interval_s] = set()
-    for key in keys:
-        groups[ctx.interval_s(key)].add(key)
-    return groups
+def _slot_s(ctx: Context, key: DeviceKey) -> float:
+    """The slot a sensor's availability is counted in: its interval, at least an hour (the
+    hourly data capture of air-quality practice; finer slots cost a rollup per reading)."""
+    return max(ctx.interval_s(key), 3600.0)
 
 
-async def _by_interval(ctx: Context, measurements: tuple[str, ...], stat: Stat,
-                       windows: dict[int, Window], inner: bool, keys: set[DeviceKey],
-                       span_s: float = 0.0) -> list[tuple[int, DeviceKey, float]]:
-    """(bucket, device, value) of `stat` of the devices' points, one query per interval;
-    `inner` rolls up per interval first; `span_s` > 0 replaces each window by the last
-    `span_s` intervals before its end. Rows of devices with another interval are dropped."""
-    out: list[tuple[int, DeviceKey, float]] = []
+async def _slots_with_data(ctx: Context, windows: dict[int, Window], keys: set[DeviceKey]
+                           ) -> list[tuple[int, DeviceKey, float]]:
+    """(bucket, sensor, slots with a reading), one store query per distinct slot length;
+    the default slot's query also finds the unregistered sensors."""
+    measurements = await ctx.telemetry()
     if not measurements or not windows:
-        return out
+        return []
+    default = max(ctx.default_interval_s, 3600.0)
+    groups: dict[float, set[DeviceKey]] = defaultdict(set)
+    groups[default] = set()
+    for key in keys:
+        groups[_slot_s(ctx, key)].add(key)
     order = sorted(windows)
-    for interval, members in _groups(ctx, keys).items():
-        wins = tuple((hi - round(span_s * interval * NS), hi) if span_s else (lo, hi)
-                     for lo, hi in (windows[i] for i in order))
-        where = ctx.where
-        if interval != ctx.default_interval_s:
-            where += (("device", tuple(sorted({d for _, d in members}))),)
-        rows: list[AggRow] = await ctx.store.aggregate(Aggregate(
-            measurements, DELAY_FIELD, stat, wins, by=("gateway", "device"), where=where,
-            inner=Rollup(Stat.COUNT, interval) if inner else None))
-        for r in rows:
-            key = (r.tag("gateway"), r.tag("device"))
-            if ctx.interval_s(key) == interval:
-                out.append((order[r.window], key, r.value))
+    out: list[tuple[int, DeviceKey, float]] = []
+    for slot, members in groups.items():
+        devices = ("device", tuple(sorted({d for _, d in members})))
+        where = ctx.where if slot == default else (*ctx.where, devices)
+        rows = await ctx.store.aggregate(Aggregate(
+            measurements, DELAY_FIELD, Stat.COUNT, tuple(windows[i] for i in order),
+            by=("gateway", "device"), where=where, inner=Rollup(Stat.COUNT, slot)))
+        out += [(order[r.window], (r.tag("gateway"), r.tag("device")), r.value) for r in rows
+                if _slot_s(ctx, (r.tag("gateway"), r.tag("device"))) == slot]
     return out
+
+
+async def _readings(ctx: Context, windows: dict[int, Window]
+                    ) -> list[tuple[int, DeviceKey, float]]:
+    """(bucket, sensor, readings) in one store query."""
+    measurements = await ctx.telemetry()
+    if not measurements or not windows:
+        return []
+    order = sorted(windows)
+    rows = await ctx.store.aggregate(Aggregate(
+        measurements, DELAY_FIELD, Stat.COUNT, tuple(windows[i] for i in order),
+        by=("gateway", "device"), where=ctx.where))
+    return [(order[r.window], (r.tag("gateway"), r.tag("device")), r.value) for r in rows]
 
 
 def _sensors(ctx: Context) -> set[DeviceKey]:
@@ -80,36 +89,47 @@ async def devices_deployed(ctx: Context) -> list[KpiValue]:
 
 
 async def devices_online(ctx: Context) -> list[KpiValue]:
-    windows = _until_now(ctx)
+    # One `last_seen` per period end (a few concurrent), over the longest 2 x interval;
+    # each device is then judged by its own interval.
     measurements = (*await ctx.telemetry(), EVENT_MEASUREMENT)
-    rows = await _by_interval(ctx, measurements, Stat.COUNT, windows, False, set(ctx.devices),
-                              span_s=2.0)
-    online: dict[int, set[DeviceKey]] = defaultdict(set)
-    for bucket, key, _ in rows:
-        online[bucket].add(key)
-    return [ctx.value(b, float(len(online[b.index])) if b.index in windows else None,
+    ends = {i: hi for i, (_, hi) in _until_now(ctx).items()}
+    longest = max([ctx.default_interval_s] + [ctx.interval_s(k) for k in ctx.devices])
+    gate = asyncio.Semaphore(4)
+
+    async def online_at(end: int) -> int:
+        async with gate:
+            seen = await ctx.store.last_seen(measurements, DELAY_FIELD,
+                                             start=end - round(2 * longest * NS), end=end,
+                                             where=ctx.where)
+        return len({(s.gateway, s.device) for s in seen
+                    if end - s.ts <= 2 * ctx.interval_s((s.gateway, s.device)) * NS})
+
+    counts = dict(zip(ends, await asyncio.gather(*(online_at(e) for e in ends.values())),
+                      strict=True))
+    return [ctx.value(b, float(counts[b.index]) if b.index in counts else None,
                       _NOT_STARTED) for b in ctx.buckets]
 
 
-def _expected(ctx: Context, window: Window, key: DeviceKey) -> int:
-    return math.ceil((window[1] - window[0]) / (ctx.interval_s(key) * NS))
+def _expected(window: Window, interval_s: float) -> int:
+    return math.ceil((window[1] - window[0]) / (interval_s * NS))
 
 
-async def _per_sensor(ctx: Context, inner: bool) -> tuple[dict[int, Window],
+async def _per_sensor(ctx: Context, slots: bool) -> tuple[dict[int, Window],
                                                           dict[int, dict[DeviceKey, float]]]:
-    """Per started bucket and sensor: intervals with data (`inner`) or readings."""
+    """Per started bucket and sensor (registered or reporting): slots with data, or
+    readings; a sensor reporting in two kinds counts by its better one."""
     windows = _until_now(ctx)
-    rows = await _by_interval(ctx, await ctx.telemetry(), Stat.COUNT, windows, inner,
-                              _sensors(ctx))
+    rows = await (_slots_with_data(ctx, windows, _sensors(ctx)) if slots
+                  else _readings(ctx, windows))
     found: dict[int, dict[DeviceKey, float]] = {i: dict.fromkeys(_sensors(ctx), 0.0)
                                                for i in windows}
-    for bucket, key, value in rows:  # a sensor in two kinds: its better one
+    for bucket, key, value in rows:
         found[bucket][key] = max(found[bucket].get(key, 0.0), value)
     return windows, found
 
 
 async def availability(ctx: Context) -> list[KpiValue]:
-    windows, found = await _per_sensor(ctx, inner=True)
+    windows, found = await _per_sensor(ctx, slots=True)
     out: list[KpiValue] = []
     for b in ctx.buckets:
         sensors = found.get(b.index)
@@ -118,14 +138,14 @@ async def availability(ctx: Context) -> list[KpiValue]:
         elif not sensors:
             out.append(ctx.value(b, None, _NO_SENSORS))
         else:
-            shares = [min(1.0, n / _expected(ctx, windows[b.index], k)) for k, n in
-                      sensors.items()]
+            shares = [min(1.0, n / _expected(windows[b.index], _slot_s(ctx, k)))
+                      for k, n in sensors.items()]
             out.append(ctx.value(b, 100.0 * sum(shares) / len(shares), sensors=len(shares)))
     return out
 
 
 async def data_completeness(ctx: Context) -> list[KpiValue]:
-    windows, found = await _per_sensor(ctx, inner=False)
+    windows, found = await _per_sensor(ctx, slots=False)
     out: list[KpiValue] = []
     for b in ctx.buckets:
         sensors = found.get(b.index)
@@ -134,7 +154,7 @@ async def data_completeness(ctx: Context) -> list[KpiValue]:
         elif not sensors:
             out.append(ctx.value(b, None, _NO_SENSORS))
         else:
-            expected = {k: _expected(ctx, windows[b.index], k) for k in sensors}
+            expected = {k: _expected(windows[b.index], ctx.interval_s(k)) for k in sensors}
             got = sum(min(n, expected[k]) for k, n in sensors.items())
             out.append(ctx.value(b, 100.0 * got / sum(expected.values()),
                                  sensors=len(sensors)))

@@ -149,7 +149,10 @@ class AggRow:
     value: float
 
     def tag(self, key: str) -> str:
-        return dict(self.tags).get(key, "")
+        for k, v in self.tags:
+            if k == key:
+                return v
+        return ""
 
 
 @dataclass(frozen=True, slots=True)

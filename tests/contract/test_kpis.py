@@ -154,10 +154,10 @@ EXPECTED: dict[str, list[dict[tuple[str, ...], float | str]]] = {
     # in the 2 h before day 0 ends: aq1 (22:00, 23:00) and nz1 (23:30); before day 1 ends:
     # pk2 (23:00)
     "devices_online": [{(): 2}, {(): 1}],
-    # sensors: aq1 24/24, ghost 0, pk1 2/24, pk2 1/24, lamp1 2/24, nz1 4/24; day 1: aq1
-    # 12/24, pk2 2/24, nz1 1/24, x1 2/288, the others 0
+    # hours with data: aq1 24/24, ghost 0, pk1 2/24, pk2 1/24, lamp1 2/24, nz1 4/24; day 1:
+    # aq1 12/24, pk2 2/24, nz1 1/24, x1 1/24 (its two readings share an hour), others 0
     "availability": [{(): 100 * (24 + 0 + 2 + 1 + 2 + 4) / 24 / 6},
-                     {(): 100 * (144 + 24 + 12 + 2) / 288 / 7}],
+                     {(): 100 * (12 + 2 + 1 + 1) / 24 / 7}],
     "data_completeness": [{(): 100 * (24 + 3 + 1 + 2 + 4) / 144},
                           {(): 100 * (13 + 2 + 1 + 2) / (6 * 24 + 288)}],
     # day 0: 2 dead letters of p1; stored: aq1 24, pk1 3, pk2 1, lamp1 2, nz1 4, 5 events
