@@ -214,6 +214,13 @@ def _api_options(config: Path | None) -> CliOptions:
 mount_api(app, _api_options)
 # --- end of the API block ---------------------------------------------------------------------
 
+# --- Grafana dashboards (issue 5) -------------------------------------------------------------
+# api/grafana/cli.py owns `dashboards generate|check|push`; this block hands it the store URL.
+from api.grafana.cli import mount as mount_dashboards  # noqa: E402
+
+mount_dashboards(app, lambda config: settings(config).store_url)
+# --- end of the dashboards block --------------------------------------------------------------
+
 
 @app.command()
 def up(
