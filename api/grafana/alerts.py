@@ -99,7 +99,7 @@ def _collector_spool() -> Json:
              "model": {"refId": "A", "expr": "deriv(citypilot_spool_depth_points[10m])",
                        "instant": True, "range": False, "intervalMs": 60_000}}
     return _rule("citypilot-collector-spool", "Collector spool growing",
-                 [query, _reduce(), _threshold("B", 0)], "10m",
+                 [query, _threshold("A", 0)], "10m",  # an instant query: nothing to reduce
                  "The spool of collector {{ $labels.instance }} has grown for 10 minutes: "
                  "the store is not taking writes (collector log, `/readyz`).")
 

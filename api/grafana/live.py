@@ -91,13 +91,19 @@ def resolve(var: Json, values: Values, rng: TimeRange, db: Influx) -> list[str]:
         columns = s.get("columns") or []
         column = columns.index("value") if columns[:1] == ["key"] else 0
         found += [str(row[column]) for row in s.get("values") or []]
-    pattern = _js_regex(str(var.get("regex") or ""))
+    return filter_values(found, str(var.get("regex") or ""), bool(var.get("sort")))
+
+
+def filter_values(found: list[str], regex: str, sort: bool) -> list[str]:
+    """A query variable's values as Grafana keeps them: deduplicated, those its `regex`
+    (a JavaScript regex literal) matches, a capture group's text if it has one, sorted."""
+    pattern = _js_regex(regex)
     kept = []
     for value in dict.fromkeys(found):
         match = pattern.search(value) if pattern else None
         if pattern is None or match:
             kept.append(match.group(1) if match and match.groups() else value)
-    return sorted(kept) if var.get("sort") else kept
+    return sorted(kept) if sort else kept
 
 
 def combinations(variables: list[Json], rng: TimeRange, db: Influx,

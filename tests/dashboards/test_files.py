@@ -13,6 +13,7 @@ import yaml
 
 from api.grafana import files
 from api.grafana.check import check_files
+from api.grafana.live import filter_values
 from api.grafana.panels import grafana_unit
 from api.grafana.substitute import TimeRange, Value, interpolate, references
 from api.kpis.catalog import KPIS
@@ -126,3 +127,16 @@ def test_references_leave_out_the_macros() -> None:
 def test_relative_ranges(start: str, span_s: int) -> None:
     rng = TimeRange.relative(start, "now", 10**13)
     assert (rng.to_ms, rng.to_ms - rng.from_ms) == (10**13, span_s * 1000)
+
+
+@pytest.mark.parametrize(("regex", "expected"), [
+    ("", ["noise", "device_status", "air_quality"]),
+    ("/^(?!device_status$).+$/", ["noise", "air_quality"]),
+    ("/^(?!event$|device_status$).+$/", ["noise", "air_quality"]),
+    ("/^(a.*)_quality$/", ["air"]),
+    ("/NOISE/i", ["noise"]),
+])
+def test_variable_values_are_filtered_as_grafana_does(regex: str, expected: list[str]) -> None:
+    found = ["noise", "device_status", "air_quality", "noise"]
+    assert filter_values(found, regex, sort=False) == expected
+    assert filter_values(found, regex, sort=True) == sorted(expected)
