@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from api import problems
 from api.fleet import Fleet
 from api.options import ApiOptions
-from api.routes import admin, data, kpis, meta
+from api.routes import admin, console, data, kpis, meta
 from ingest.catalog import Catalog
 from ingest.stores import open_store
 
@@ -62,7 +62,8 @@ def create_app(options: ApiOptions) -> FastAPI:
     app.state.options = options
     app.state.metrics = Metrics()
     problems.install(app)
-    for router in (meta.router, data.router, kpis.router, admin.router):
+    # The console first: its page at `/` takes the place of meta's placeholder.
+    for router in (console.router, meta.router, data.router, kpis.router, admin.router):
         app.include_router(router)
     app.middleware("http")(_measure)
 
