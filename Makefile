@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 
 # What the tests run for real, from Debian, installed when missing (binary:package).
 DEBIAN_TOOLS = mosquitto:mosquitto mosquitto_sub:mosquitto-clients \
-               mosquitto_passwd:mosquitto influxd:influxdb openssl:openssl
+               mosquitto_passwd:mosquitto influxd:influxdb openssl:openssl \
+               chromium:chromium
 servers:
 	@missing=""; \
 	for pair in $(DEBIAN_TOOLS); do \

@@ -72,6 +72,8 @@ class Settings(BaseSettings):
                                      "ACL file that `citypilot gateway add/revoke` edit")
     batch_max_messages: int = Field(2000, ge=1, le=65535, description="messages per store "
                                     "write (also sizes the MQTT 5 Receive Maximum)")
+    batch_max_bytes: int = Field(1 << 20, ge=1024, description="payload bytes per store "
+                                 "write: bounds a batch's readings when gateways send arrays")
     batch_interval_s: float = Field(0.02, gt=0, description="longest wait to fill a batch")
     max_payload_bytes: int = Field(256 * 1024, ge=64, description="larger messages are "
                                    "dead-lettered as too_large")

@@ -65,8 +65,9 @@ class CollectorOptions:
     spool_dir: Path
     share_group: str | None = None
     spool_max_bytes: int = 1 << 30
-    batch_max_messages: int = 5000
-    batch_interval_s: float = 0.1
+    batch_max_messages: int = 2000
+    batch_max_bytes: int = 1 << 20  # arrays of readings: bound a batch's points, not messages
+    batch_interval_s: float = 0.02
     max_batches_in_flight: int = 2
     limits: Limits = field(default_factory=Limits)
     metrics_host: str = "0.0.0.0"
@@ -165,14 +166,15 @@ class Collector:
             sub.ack(batch)
 
         while not self._stopping.is_set():
-            batch = await sub.take(opts.batch_max_messages, opts.batch_interval_s)
+            batch = await sub.take(opts.batch_max_messages, opts.batch_interval_s,
+                                   opts.batch_max_bytes)
             if batch:
                 pending.append((asyncio.create_task(self._process(batch, routes, sub)), batch))
             while pending and (len(pending) >= opts.max_batches_in_flight
                                or pending[0][0].done()):
                 await complete()
         # Flush: what was received but not yet processed is written and acknowledged too.
-        while batch := sub.take_nowait(opts.batch_max_messages):
+        while batch := sub.take_nowait(opts.batch_max_messages, opts.batch_max_bytes):
             pending.append((asyncio.create_task(self._process(batch, routes, sub)), batch))
         while pending:
             await complete()

@@ -125,7 +125,77 @@ def make_client(options: MqttOptions, protocol: MQTTProtocolVersion, *,
     return client, broker
 
 
-class PahoSubscriber:
+class Inbox:
+    """Received messages waiting for the collector, in arrival order, with the batch-taking
+    side both subscribers share. `put` runs in the event loop; paho's network thread uses
+    `put_from_thread`, which wakes the loop only when a `take` is waiting for a first message
+    (a cross-thread wake-up per message would cost more than the message)."""
+
+    def __init__(self) -> None:
+        self._queue: deque[Message] = deque()
+        self._bytes = 0  # payload bytes queued, for the byte bound of a batch
+        self._wake = asyncio.Event()
+        self._armed = False
+        self._interrupted = False
+
+    def put(self, msg: Message) -> None:
+        self._queue.append(msg)
+        self._bytes += len(msg.payload)
+        if self._armed:
+            self._armed = False
+            self._wake.set()
+
+    def put_from_thread(self, msg: Message, loop: asyncio.AbstractEventLoop | None) -> None:
+        self._queue.append(msg)
+        self._bytes += len(msg.payload)  # a racy tally is fine: it only sizes batches
+        if self._armed and loop is not None and not loop.is_closed():
+            self._armed = False
+            loop.call_soon_threadsafe(self._wake.set)
+
+    async def take(self, max_messages: int, max_wait_s: float,
+                   max_bytes: int = 1 << 62) -> list[Message]:
+        """Wait for at least one message, then up to `max_wait_s` for a full batch (by count
+        or by payload bytes); empty-handed after `interrupt()`."""
+        while not self._queue:
+            if self._interrupted:
+                return []
+            self._armed = True
+            if self._queue:
+                break
+            await self._wake.wait()
+            self._wake.clear()
+        deadline = time.monotonic() + max_wait_s
+        # Polling a few ms while a batch fills is cheaper than a wake-up per message.
+        while (len(self._queue) < max_messages and self._bytes < max_bytes  # noqa: ASYNC110
+               and time.monotonic() < deadline):
+            await asyncio.sleep(min(0.002, max_wait_s))
+        return self.take_nowait(max_messages, max_bytes)
+
+    def take_nowait(self, max_messages: int, max_bytes: int = 1 << 62) -> list[Message]:
+        """Up to `max_messages` whose payloads stay within `max_bytes` (at least one)."""
+        out: list[Message] = []
+        size = 0
+        queue = self._queue
+        while queue and len(out) < max_messages:
+            nbytes = len(queue[0].payload)
+            if out and size + nbytes > max_bytes:
+                break
+            size += nbytes
+            out.append(queue.popleft())
+        self._bytes -= size
+        return out
+
+    def interrupt(self) -> None:
+        """Make a waiting `take()` return (empty-handed if nothing arrived): shutdown."""
+        self._interrupted = True
+        self._wake.set()
+
+    @property
+    def backlog(self) -> int:
+        return len(self._queue)
+
+
+class PahoSubscriber(Inbox):
     """The MQTT 3.1.1 subscription (paho), for brokers that refuse MQTT 5: the same manual-ack
     interface as `ingest.mqtt_stream.StreamSubscriber`; `Subscriber` picks between them.
 
@@ -137,17 +207,14 @@ class PahoSubscriber:
     protocol = "3.1.1"
 
     def __init__(self, options: MqttOptions, filters: list[str]) -> None:
+        super().__init__()
         self.options = options
         self.filters = filters
-        self._inbox: deque[Message] = deque()
-        self._armed = False
-        self._wake = asyncio.Event()
         self._connected = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._generation = 0
         self._gen_lock = threading.Lock()
         self._client: paho.Client | None = None
-        self._interrupted = False
         self._closed = threading.Event()
 
     @property
@@ -229,44 +296,14 @@ class PahoSubscriber:
             self._closed.set()
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
-        self._inbox.append(Message(msg.topic, bytes(msg.payload), time.time_ns(), msg.mid,
-                                   msg.qos, self._generation))
-        if self._armed:
-            self._armed = False
-            self._call(self._wake.set)
+        self.put_from_thread(Message(msg.topic, bytes(msg.payload), time.time_ns(), msg.mid,
+                                     msg.qos, self._generation), self._loop)
 
     def _call(self, fn: Any) -> None:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(fn)
 
     # -- asyncio side ----------------------------------------------------------------------
-    async def take(self, max_messages: int, max_wait_s: float) -> list[Message]:
-        """Wait for at least one message, then up to `max_wait_s` for a full batch."""
-        while not self._inbox:
-            if self._interrupted:
-                return []
-            self._armed = True
-            if self._inbox:
-                break
-            await self._wake.wait()
-            self._wake.clear()
-        deadline = time.monotonic() + max_wait_s
-        # Polling a few ms while a batch fills costs less than a cross-thread wake-up per
-        # message, which is what an Event set from the paho thread would need.
-        while len(self._inbox) < max_messages and time.monotonic() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(min(0.005, max_wait_s))
-        n = min(max_messages, len(self._inbox))
-        return [self._inbox.popleft() for _ in range(n)]
-
-    def interrupt(self) -> None:
-        """Make a waiting `take()` return (empty-handed if nothing arrived): shutdown."""
-        self._interrupted = True
-        self._wake.set()
-
-    def take_nowait(self, max_messages: int) -> list[Message]:
-        n = min(max_messages, len(self._inbox))
-        return [self._inbox.popleft() for _ in range(n)]
-
     def ack(self, messages: list[Message]) -> int:
         """Acknowledge, in order, the messages of the current connection; returns how many."""
         client = self._client
@@ -297,10 +334,6 @@ class PahoSubscriber:
             return
         if info.rc != paho.MQTT_ERR_SUCCESS:
             log.warning("publish to %s dropped: %s", topic, paho.error_string(info.rc))
-
-    @property
-    def backlog(self) -> int:
-        return len(self._inbox)
 
 
 class Subscriber:
@@ -367,11 +400,12 @@ class Subscriber:
                               f"{limit:g} s") from None
         await self._on.wait_connected(max(0.1, limit - (time.monotonic() - started)))
 
-    async def take(self, max_messages: int, max_wait_s: float) -> list[Message]:
-        return await self._on.take(max_messages, max_wait_s)
+    async def take(self, max_messages: int, max_wait_s: float,
+                   max_bytes: int = 1 << 62) -> list[Message]:
+        return await self._on.take(max_messages, max_wait_s, max_bytes)
 
-    def take_nowait(self, max_messages: int) -> list[Message]:
-        return self._on.take_nowait(max_messages)
+    def take_nowait(self, max_messages: int, max_bytes: int = 1 << 62) -> list[Message]:
+        return self._on.take_nowait(max_messages, max_bytes)
 
     def ack(self, messages: list[Message]) -> int:
         return self._on.ack(messages)

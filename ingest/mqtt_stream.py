@@ -21,13 +21,12 @@ import contextlib
 import logging
 import ssl
 import time
-from collections import deque
 from types import TracebackType
 from typing import Self
 
 import mqtt5
 
-from ingest.mqtt import Broker, Message, MqttOptions, MqttTimeout, parse_url
+from ingest.mqtt import Broker, Inbox, Message, MqttOptions, MqttTimeout, parse_url
 
 log = logging.getLogger(__name__)
 
@@ -83,18 +82,16 @@ def salvage(view: memoryview, error: Exception, generation: int) -> tuple[Messag
     return Message(topic, body[pos + plen:], time.time_ns(), mid, qos, generation), end
 
 
-class StreamSubscriber:
+class StreamSubscriber(Inbox):
     PROBE_S = 3.0  # a broker that has not answered CONNECT by then does not speak MQTT 5
 
     def __init__(self, options: MqttOptions, filters: list[str]) -> None:
+        super().__init__()
         self.options = options
         self.filters = filters
         self.protocol = "5"
         self.broker: Broker = parse_url(options.url)
-        self._inbox: deque[Message] = deque()
-        self._wake = asyncio.Event()
         self._connected = asyncio.Event()
-        self._interrupted = False
         self._generation = 0
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
@@ -273,8 +270,7 @@ class StreamSubscriber:
                                 break
                             offset += n
                             if salvaged is not None:
-                                self._inbox.append(salvaged)
-                                self._wake.set()
+                                self.put(salvaged)
                             continue
                         offset += n
                         self._handle(packet, buffer)
@@ -287,10 +283,8 @@ class StreamSubscriber:
     def _handle(self, packet: mqtt5.Packet, buffer: bytearray) -> None:
         if isinstance(packet, mqtt5.PublishPacket):
             qos = int(packet.qos.value)
-            self._inbox.append(Message(packet.topic, packet.payload, time.time_ns(),
-                                       packet.packet_id or 0, qos, self._generation))
-            if len(self._inbox) == 1:
-                self._wake.set()
+            self.put(Message(packet.topic, packet.payload, time.time_ns(),
+                             packet.packet_id or 0, qos, self._generation))
         elif isinstance(packet, mqtt5.DisconnectPacket):
             raise ConnectionResetError(f"{self.broker} disconnected us: {packet.reason_code}")
 
@@ -308,27 +302,7 @@ class StreamSubscriber:
                 return
             writer.write(mqtt5.PingReqPacket().write())
 
-    # -- the consumer side -----------------------------------------------------------------
-    async def take(self, max_messages: int, max_wait_s: float) -> list[Message]:
-        """Wait for at least one message, then up to `max_wait_s` for a full batch."""
-        while not self._inbox:
-            if self._interrupted:
-                return []
-            self._wake.clear()
-            await self._wake.wait()
-        deadline = time.monotonic() + max_wait_s
-        while len(self._inbox) < max_messages and time.monotonic() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(min(0.002, max_wait_s))
-        return self.take_nowait(max_messages)
-
-    def take_nowait(self, max_messages: int) -> list[Message]:
-        n = min(max_messages, len(self._inbox))
-        return [self._inbox.popleft() for _ in range(n)]
-
-    def interrupt(self) -> None:
-        self._interrupted = True
-        self._wake.set()
-
+    # -- the consumer side (take/take_nowait/interrupt: Inbox) ------------------------------
     def ack(self, messages: list[Message]) -> int:
         writer = self._writer
         if writer is None:
@@ -347,7 +321,3 @@ class StreamSubscriber:
             log.info("not connected: dropped a publish to %s", topic)
             return
         writer.write(mqtt5.PublishPacket(topic, payload).write())
-
-    @property
-    def backlog(self) -> int:
-        return len(self._inbox)
