@@ -124,6 +124,5 @@ async def _serve_api(settings: Settings, port: int) -> None:
     from ingest.metrics import serve
 
     app = create_app(ApiOptions(store_url=settings.store_url, catalog_url=settings.catalog_url,
-                                store_timeout_s=settings.store_timeout_s,
-                                max_points=settings.api_max_points))
+                                max_points=settings.api_max_points))  # its own read deadline
     await serve(app, "127.0.0.1", port, lifespan=True)

@@ -114,11 +114,13 @@ def make_client(options: MqttOptions, protocol: MQTTProtocolVersion, *,
     if broker.username is not None:
         client.username_pw_set(broker.username, broker.password)
     if broker.tls:
-        client.tls_set(ca_certs=options.ca_file, cert_reqs=ssl.CERT_REQUIRED)
-        if options.tls_insecure:
+        insecure = options.tls_insecure
+        client.tls_set(ca_certs=options.ca_file,
+                       cert_reqs=ssl.CERT_NONE if insecure else ssl.CERT_REQUIRED)
+        if insecure:
             log.warning("TLS certificate verification is OFF for %s: anyone on the path can "
                         "read and forge this connection", broker)
-            client.tls_insecure_set(True)
+            client.tls_insecure_set(True)  # and no hostname check either
     elif broker.username is not None:
         log.warning("credentials for %s travel in clear text (mqtt://); use mqtts://", broker)
     client.reconnect_delay_set(min_delay=1, max_delay=15)
