@@ -68,10 +68,15 @@ class Point:
     ts: int
 
     def tag(self, key: str) -> str:
-        for k, v in self.tags:
-            if k == key:
-                return v
-        return ""
+        return tag_of(self.tags, key)
+
+
+def tag_of(tags: Tags, key: str) -> str:
+    """The value of a tag in a tags tuple, '' when absent (as InfluxDB reports it)."""
+    for k, v in tags:
+        if k == key:
+            return v
+    return ""
 
 
 @dataclass(frozen=True, slots=True)

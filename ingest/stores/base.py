@@ -14,7 +14,7 @@ from enum import StrEnum
 from types import TracebackType
 from typing import Protocol, Self
 
-from ingest.model import Point
+from ingest.model import Point, tag_of
 
 
 class StoreError(Exception):
@@ -149,10 +149,7 @@ class AggRow:
     value: float
 
     def tag(self, key: str) -> str:
-        for k, v in self.tags:
-            if k == key:
-                return v
-        return ""
+        return tag_of(self.tags, key)
 
 
 @dataclass(frozen=True, slots=True)
