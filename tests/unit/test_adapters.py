@@ -21,7 +21,6 @@ from ingest.model import Decoded, Point, Reason
 from ingest.sources import Source, decoder_for
 
 DATA = Path(__file__).parents[1] / "data" / "payloads"
-SHARED = Path(__file__).parents[2].parent / "shared" / "payloads"
 PILOT = "athens"
 
 
