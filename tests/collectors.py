@@ -45,6 +45,9 @@ async def collector(mqtt_url: str, store_url: str, spool_dir: Path, *,
         await asyncio.wait_for(task, 60)
 
 
+CHILDREN: list[subprocess.Popen[bytes]] = []  # killed after each test (tests/conftest.py)
+
+
 def start_process(tmp: Path, mqtt_url: str, store_url: str, *, client_id: str,
                   spool_dir: Path, metrics_port: int = 0, **env: str) -> subprocess.Popen[bytes]:
     """`citypilot collect` as a child process, logging to tmp/collector-<client_id>.log."""
@@ -55,6 +58,7 @@ def start_process(tmp: Path, mqtt_url: str, store_url: str, *, client_id: str,
     proc = subprocess.Popen([sys.executable, "-m", "citypilot", "collect"], env=environ,
                             stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
     log.close()
+    CHILDREN.append(proc)
     return proc
 
 

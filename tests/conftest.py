@@ -30,6 +30,19 @@ def _launch(server: ServerProcess) -> ServerProcess:
     return server
 
 
+@pytest.fixture(autouse=True)
+def _no_stray_children() -> Iterator[None]:
+    """A test that fails half-way must not leave a collector or agent process running."""
+    from tests.collectors import CHILDREN
+
+    yield
+    while CHILDREN:
+        proc = CHILDREN.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
 @pytest.fixture(scope="session")
 def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
     server = _launch(Mosquitto(tmp_path_factory.mktemp("mosquitto")))

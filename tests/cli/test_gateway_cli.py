@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 
 from ingest.spool import Spool
+from tests.collectors import CHILDREN
 from tests.mqttclient import Recorder
 from tests.servers import Mosquitto
 from tests.support import wait_until
@@ -27,6 +28,7 @@ def agent(tmp: Path, url: str, prefix: str, *args: str) -> subprocess.Popen[byte
                              str(tmp / "spool"), *args], cwd=tmp, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
     log.close()
+    CHILDREN.append(proc)
     return proc
 
 
