@@ -1,4 +1,5 @@
-"""Open routes (the placeholder console page, health, readiness, metrics) and `/api/v1/me`.
+"""Open routes (health, readiness, metrics) and `/api/v1/me`; the console at `/` is
+api/routes/console.py.
 
 `/readyz` answers 200 only when the store answers a ping and, when a broker is configured,
 the broker accepts a TCP connection: a load balancer can then route to this API.
@@ -11,7 +12,7 @@ import logging
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.auth import Viewer
@@ -23,21 +24,6 @@ from ingest.stores.base import StoreError
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>citypilot</title></head>
-<body><h1>citypilot</h1>
-<p>KPIs of end-user pull and technology push for Smart City pilots.</p>
-<p>The console is not built yet. The API is documented at <a href="/docs">/docs</a>
-(<a href="/openapi.json">OpenAPI</a>); every <code>/api/v1</code> route needs an API key
-(<code>citypilot apikey create</code>).</p></body></html>
-"""
-
-
-@router.get("/", response_class=HTMLResponse, include_in_schema=False)
-async def home() -> str:
-    return _PAGE
-
 
 @router.get("/healthz", response_model=Health, tags=["health"])
 async def healthz() -> Health:

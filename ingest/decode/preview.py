@@ -27,6 +27,7 @@ SAMPLE_TOPICS: dict[str, str] = {
     "zigbee2mqtt": "zigbee2mqtt/sample",
     "tasmota": "tele/sample/SENSOR",
     "influx-lp": "telegraf/sample/sample",
+    "sparkplug-b": "spBv1.0/sample/NDATA/sample",
 }
 
 
