@@ -251,7 +251,9 @@ class InfluxStore:
         return await self._write_batch(batch[:middle]) + await self._write_batch(batch[middle:])
 
     async def _post_lines(self, lines: list[bytes]) -> _Verdict:
-        body = gzip.compress(b"\n".join(lines), compresslevel=6)
+        # Level 1: 0.4 instead of 1.7 µs of the collector's CPU per point, for 18 instead of
+        # 12 bytes per point on the wire (bench/README.md); CPU is the scarcer here.
+        body = gzip.compress(b"\n".join(lines), compresslevel=1)
         verdict = await self._retrying(lambda budget: self._post_once(body, budget),
                                        self._budget())
         if verdict.kind is _Kind.MISCONFIGURED:
