@@ -49,11 +49,12 @@ from pydantic import (
     model_validator,
 )
 
+from ingest import topics
 from ingest.model import NAME_PATTERN
 
 log = logging.getLogger(__name__)
 
-IDENT_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # the topic grammar's pilot, gateway, device
+IDENT_PATTERN = f"^{topics.ID_PATTERN}$"  # the topic grammar's pilot, gateway, device
 Ident = Annotated[str, StringConstraints(pattern=IDENT_PATTERN)]
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 Text = Annotated[str, StringConstraints(max_length=200)]
