@@ -127,6 +127,13 @@ def make_client(options: MqttOptions, protocol: MQTTProtocolVersion, *,
     return client, broker
 
 
+def start_client(client: paho.Client, broker: Broker, options: MqttOptions) -> None:
+    """Connect in paho's own network thread, which also reconnects with backoff."""
+    client.connect_async(broker.host, broker.port, keepalive=options.keepalive_s)
+    client.loop_start()
+    log.info("connecting to %s as %r (MQTT 3.1.1)", broker, options.client_id)
+
+
 class Inbox:
     """Received messages waiting for the collector, in arrival order, with the batch-taking
     side both subscribers share. `put` runs in the event loop; paho's network thread uses
@@ -232,9 +239,7 @@ class PahoSubscriber(Inbox):
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
         self._client = client
-        client.connect_async(broker.host, broker.port, keepalive=self.options.keepalive_s)
-        client.loop_start()
-        log.info("connecting to %s as %r (MQTT 3.1.1)", broker, self.options.client_id)
+        start_client(client, broker, self.options)
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
@@ -470,9 +475,7 @@ class Publisher:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         self._client = client
-        client.connect_async(broker.host, broker.port, keepalive=self.options.keepalive_s)
-        client.loop_start()
-        log.info("connecting to %s as %r", broker, self.options.client_id)
+        start_client(client, broker, self.options)
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
