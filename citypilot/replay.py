@@ -16,6 +16,7 @@ from ingest import topics
 from ingest.collector import Route, decode
 from ingest.decode.native import NativeDecoder
 from ingest.model import DEAD_LETTER_MEASUREMENT, Point
+from ingest.mqtt import topic_matches
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ async def replay(s: Settings, *, reason: str, source: str | None, since_ns: int 
         points: list[Point] = []
         for letter in letters:
             if source is not None and len(routes) > 1 and not any(
-                    _matches(r.filter, letter.topic) for r in routes[1:]):
+                    topic_matches(r.filter, letter.topic) for r in routes[1:]):
                 continue
             report.examined += 1
             out = decode(routes, letter.topic, letter.payload.encode(), time.time_ns())
@@ -64,9 +65,3 @@ async def replay(s: Settings, *, reason: str, source: str | None, since_ns: int 
             report.stored_points = len(points) - len(refused)
             report.still_failing.update("store_rejected" for _ in refused)
     return report
-
-
-def _matches(pattern: str, topic: str) -> bool:
-    from paho.mqtt.client import topic_matches_sub
-
-    return bool(topic_matches_sub(pattern, topic))

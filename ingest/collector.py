@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
-from paho.mqtt.client import topic_matches_sub
 
 from ingest import metrics as metrics_http
 from ingest import topics
@@ -37,7 +36,7 @@ from ingest.model import (
     Rejection,
     dead_letter,
 )
-from ingest.mqtt import Message, MqttOptions, Subscriber
+from ingest.mqtt import Message, MqttOptions, Subscriber, topic_matches
 from ingest.spool import Spool
 from ingest.stores.base import RejectedPoint, Store, StoreUnavailable
 
@@ -302,7 +301,7 @@ def decode(routes: tuple[Route, ...], topic: str, payload: bytes, received_ns: i
     decoder = routes[0].decoder  # native first: its topics are the hot path
     if len(routes) > 1 and not topic.startswith(topics.PREFIX + "/"):
         for route in routes:
-            if topic_matches_sub(route.filter, topic):
+            if topic_matches(route.filter, topic):
                 decoder = route.decoder
                 break
     try:

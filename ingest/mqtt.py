@@ -127,6 +127,17 @@ def make_client(options: MqttOptions, protocol: MQTTProtocolVersion, *,
     return client, broker
 
 
+def topic_matches(pattern: str, topic: str) -> bool:
+    """Whether `topic` falls under the subscription filter `pattern` (`+`, `#`)."""
+    return bool(paho.topic_matches_sub(pattern, topic))
+
+
+def call_in_loop(loop: asyncio.AbstractEventLoop | None, fn: Any) -> None:
+    """Hand `fn` from paho's network thread to the event loop (dropped once it is closed)."""
+    if loop is not None and not loop.is_closed():
+        loop.call_soon_threadsafe(fn)
+
+
 def start_client(client: paho.Client, broker: Broker, options: MqttOptions) -> None:
     """Connect in paho's own network thread, which also reconnects with backoff."""
     client.connect_async(broker.host, broker.port, keepalive=options.keepalive_s)
@@ -157,9 +168,9 @@ class Inbox:
     def put_from_thread(self, msg: Message, loop: asyncio.AbstractEventLoop | None) -> None:
         self._queue.append(msg)
         self._bytes += len(msg.payload)  # a racy tally is fine: it only sizes batches
-        if self._armed and loop is not None and not loop.is_closed():
+        if self._armed:
             self._armed = False
-            loop.call_soon_threadsafe(self._wake.set)
+            call_in_loop(loop, self._wake.set)
 
     async def take(self, max_messages: int, max_wait_s: float,
                    max_bytes: int = 1 << 62) -> list[Message]:
@@ -307,8 +318,7 @@ class PahoSubscriber(Inbox):
                                      msg.qos, self._generation), self._loop)
 
     def _call(self, fn: Any) -> None:
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(fn)
+        call_in_loop(self._loop, fn)
 
     # -- asyncio side ----------------------------------------------------------------------
     def ack(self, messages: list[Message]) -> int:
@@ -543,5 +553,4 @@ class Publisher:
                 future.set_exception(ConnectionError(why))
 
     def _call(self, fn: Any) -> None:
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(fn)
+        call_in_loop(self._loop, fn)
