@@ -90,8 +90,8 @@ def _split(record: Record) -> tuple[str, bytes]:
     return topic.decode(), payload
 
 
-def batch_messages(records: list[Record]) -> list[tuple[str, bytes, list[int], int]]:
-    """Group records by topic, in order: (topic, payload, record ids, messages). Several
+def batch_messages(records: list[Record]) -> list[tuple[str, bytes, list[int]]]:
+    """Group records by topic, in order: (topic, payload, record ids). Several
     records of one topic become one JSON array (their elements concatenated, order kept)."""
     groups: dict[str, list[tuple[Record, bytes]]] = {}
     for rec in records:
@@ -101,7 +101,7 @@ def batch_messages(records: list[Record]) -> list[tuple[str, bytes, list[int], i
     for topic, group in groups.items():
         if len(group) == 1:
             rec, payload = group[0]
-            out.append((topic, payload, [rec.id], rec.items))
+            out.append((topic, payload, [rec.id]))
             continue
         elements: list[Any] = []
         merged: list[Record] = []
@@ -109,13 +109,12 @@ def batch_messages(records: list[Record]) -> list[tuple[str, bytes, list[int], i
             try:
                 doc = orjson.loads(payload)
             except orjson.JSONDecodeError:  # sent alone, as it came: the collector judges it
-                out.append((topic, payload, [rec.id], rec.items))
+                out.append((topic, payload, [rec.id]))
                 continue
             elements.extend(doc if isinstance(doc, list) else [doc])
             merged.append(rec)
         if merged:
-            out.append((topic, orjson.dumps(elements), [r.id for r in merged],
-                        sum(r.items for r in merged)))
+            out.append((topic, orjson.dumps(elements), [r.id for r in merged]))
     return out
 
 
@@ -234,18 +233,18 @@ class GatewayAgent:
     async def _send(self, records: list[Record]) -> None:
         messages = batch_messages(records)
         results = await asyncio.gather(
-            *(self.upstream.publish(topic, payload) for topic, payload, _, _ in messages),
+            *(self.upstream.publish(topic, payload) for topic, payload, _ in messages),
             return_exceptions=True)
-        done = [i for (_, _, ids, _), r in zip(messages, results, strict=True)
-                if not isinstance(r, BaseException) for i in ids]
-        self.stats.delivered += sum(n for (_, _, _, n), r in zip(messages, results, strict=True)
-                                    if not isinstance(r, BaseException))
-        # Records are removed oldest-first only up to the first failure, so order is kept.
+        done = {i for (_, _, ids), r in zip(messages, results, strict=True)
+                if not isinstance(r, BaseException) for i in ids}
+        # Records are removed oldest-first only up to the first failure, so order is kept;
+        # acknowledged ones after it are sent again, so only the removed ones count.
         ok_prefix = []
         for rec in records:
             if rec.id not in done:
                 break
             ok_prefix.append(rec.id)
+        self.stats.delivered += sum(rec.items for rec in records[:len(ok_prefix)])
         await asyncio.to_thread(self.spool.remove, ok_prefix)
         if len(ok_prefix) < len(records):
             await asyncio.sleep(0.2)  # the connection dropped: let the reconnect happen
