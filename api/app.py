@@ -19,10 +19,10 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from api import problems
+from api.catalog import Catalog
 from api.fleet import Fleet
 from api.options import ApiOptions
 from api.routes import admin, console, data, kpis, meta
-from ingest.catalog import Catalog
 from ingest.stores import open_store
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from api.catalog import ApiKey, Catalog, KeyState, Role
 from api.problems import Problem, unauthorized
-from ingest.catalog import ApiKey, Catalog, KeyState, Role
 
 bearer = HTTPBearer(auto_error=False, scheme_name="apiKey",
                     description="an API key from `citypilot apikey create`")

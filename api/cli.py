@@ -23,8 +23,8 @@ import typer
 from api.options import CliOptions
 
 if TYPE_CHECKING:
+    from api.catalog import Catalog, Pilot
     from api.kpis.service import KpiResult
-    from ingest.catalog import Catalog, Pilot
 
 log = logging.getLogger(__name__)
 Loader = Callable[[Path | None], CliOptions]
@@ -44,7 +44,7 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _catalog(options: CliOptions) -> Catalog:
-    from ingest.catalog import Catalog, CatalogError
+    from api.catalog import Catalog, CatalogError
 
     try:
         return Catalog(options.api.catalog_url)
@@ -243,7 +243,7 @@ def create(ctx: typer.Context,
                help="RFC 3339 with offset, or a number of days (30d)")] = None,
            config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Create a key and print it once on stdout (it is stored only hashed)."""
-    from ingest.catalog import IDENT_PATTERN, Role
+    from api.catalog import IDENT_PATTERN, Role
 
     if role not in {r.value for r in Role}:
         raise fail("--role: use viewer, operator or admin")
@@ -323,7 +323,7 @@ def load_file(ctx: typer.Context,
                                                    exists=True, dir_okay=False)],
               config: ConfigOpt = None) -> None:
     """Add or replace the pilots of FILE (other pilots stay)."""
-    from ingest.catalog import RegistryError, parse_registry
+    from api.catalog import RegistryError, parse_registry
 
     try:
         document = parse_registry(file.read_text(), file.suffix)

@@ -14,10 +14,10 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 
 from api.auth import check_pilot
+from api.catalog import IDENT_PATTERN, ApiKey, Catalog, Pilot
 from api.fleet import Fleet
 from api.kpis.periods import to_ns
 from api.problems import Problem, invalid
-from ingest.catalog import IDENT_PATTERN, ApiKey, Catalog, Pilot
 from ingest.model import MIN_TS_NS
 from ingest.stores.base import Store
 

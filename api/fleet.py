@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ingest.catalog import Catalog, Device, Pilot
+from api.catalog import Catalog, Device, Pilot
 from ingest.model import DELAY_FIELD, EVENT_MEASUREMENT, RESERVED_KINDS, STATUS_MEASUREMENT
 from ingest.stores.base import Seen, Store, TagFilter
 

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ingest.catalog import CatalogError
+from api.catalog import CatalogError
 from ingest.stores.base import StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)

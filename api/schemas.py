@@ -11,7 +11,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ingest.catalog import IDENT_PATTERN, Ident, Role
+from api.catalog import IDENT_PATTERN, Ident, Role
 
 
 class _Out(BaseModel):

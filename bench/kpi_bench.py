@@ -29,9 +29,9 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from api.app import create_app
+from api.catalog import Catalog, Device, Pilot, Registry, Role, Service
 from api.kpis.catalog import KPIS, Family
 from api.options import ApiOptions
-from ingest.catalog import Catalog, Device, Pilot, Registry, Role, Service
 from tests.servers import InfluxDB
 
 TZ = ZoneInfo("Europe/Lisbon")

@@ -105,7 +105,7 @@ async def run(settings: Settings, *, port: int, api_port: int | None,
 
 def demo_key(settings: Settings) -> str:
     """A fresh admin key named `demo` in the catalogue (older demo keys are revoked)."""
-    from ingest.catalog import Catalog, Role
+    from api.catalog import Catalog, Role
 
     catalog = Catalog(settings.catalog_url)
     try:

@@ -227,7 +227,7 @@ def register(catalog_url: str, pilot: str, gateway: str) -> str:
     """Put the gateway (and its pilot, when new) in the catalogue; says what it did. The
     registry's other facts (timezone, devices, ...) are kept: `citypilot registry load`
     fills them in."""
-    from ingest.catalog import Catalog, CatalogError, Gateway, Pilot, Registry
+    from api.catalog import Catalog, CatalogError, Gateway, Pilot, Registry
 
     try:
         catalog = Catalog(catalog_url)

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
+from api.catalog import Device, Pilot
 from api.kpis.periods import Bucket, days
-from ingest.catalog import Device, Pilot
 from ingest.model import RESERVED_KINDS
 from ingest.stores.base import Store, TagFilter, Window
 

@@ -13,12 +13,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from api.catalog import Pilot
 from api.kpis import outcomes, pull, push
 from api.kpis.catalog import BY_ID, KPIS, Kpi
 from api.kpis.context import Context, KpiValue
 from api.kpis.periods import NS, Grain, buckets
 from api.options import KpiOptions
-from ingest.catalog import Pilot
 from ingest.stores.base import Store
 
 log = logging.getLogger(__name__)

@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from api.auth import Operator, Viewer, check_pilot, visible
+from api.catalog import IDENT_PATTERN
 from api.deps import (
     End,
     FleetDep,
@@ -39,7 +40,6 @@ from api.schemas import (
     Readings,
     ReadingSeries,
 )
-from ingest.catalog import IDENT_PATTERN
 from ingest.model import NAME_PATTERN, Reason
 from ingest.stores.base import Agg, SeriesQuery
 

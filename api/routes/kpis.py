@@ -15,6 +15,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
 from api.auth import Viewer
+from api.catalog import ApiKey
 from api.deps import End, FleetDep, PilotQuery, Start, StoreDep, period, readable_pilot
 from api.exports import XLSX_MEDIA_TYPE, to_csv, to_schema, to_xlsx
 from api.kpis.catalog import BY_ID, KPIS
@@ -22,7 +23,6 @@ from api.kpis.periods import Grain, rfc3339
 from api.kpis.service import KpiRequestError, KpiResult, compute_many, timezone_of
 from api.problems import Problem, errors, invalid
 from api.schemas import KpiDefinition, KpiValues
-from ingest.catalog import ApiKey
 from ingest.model import NAME_PATTERN
 
 router = APIRouter(prefix="/api/v1", responses=errors(401, 403, 422, 503), tags=["kpis"])

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from api.app import ApiOptions, create_app
+from api.catalog import Catalog, Device, Pilot, Registry, Role
 from api.kpis.service import KpiOptions
-from ingest.catalog import Catalog, Device, Pilot, Registry, Role
 from ingest.stores import open_store
 from tests.contract.test_kpis import PILOT, seed
 from tests.contract.test_kpis import reading as make_reading

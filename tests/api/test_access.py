@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.catalog import Role
+from api.catalog import Role
 from tests.api.conftest import Live
 
 PERIOD = {"start": "2024-01-15T00:00:00+01:00", "end": "2024-01-17T00:00:00+01:00"}
@@ -102,7 +102,7 @@ async def test_pilot_limited_keys_see_only_their_pilots(live: Live) -> None:
 
 async def test_keys_created_and_revoked_while_running(live: Live) -> None:
     # A key made by the CLI (another catalogue handle on the same file) works at once.
-    from ingest.catalog import Catalog
+    from api.catalog import Catalog
 
     record, key = Catalog(live.catalog_url).create_key("cli", Role.OPERATOR,
                                                         pilots=frozenset({"p1"}))

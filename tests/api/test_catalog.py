@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.catalog import (
+from api.catalog import (
     Catalog,
     CatalogError,
     KeyState,

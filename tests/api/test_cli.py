@@ -13,8 +13,8 @@ import openpyxl
 import pytest
 from typer.testing import CliRunner
 
+from api.catalog import Catalog
 from citypilot.cli import app
-from ingest.catalog import Catalog
 from ingest.stores import open_store
 from tests.contract.test_kpis import seed
 

@@ -32,7 +32,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.app import ApiOptions, create_app
-from ingest.catalog import Catalog, Registry, Role
+from api.catalog import Catalog, Registry, Role
 from ingest.stores import open_store
 from tests.api.conftest import P2
 from tests.contract.test_kpis import PILOT, seed

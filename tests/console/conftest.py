@@ -19,7 +19,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 
-from ingest.catalog import Catalog, Role
+from api.catalog import Catalog, Role
 from simulators.fleet import FleetSpec
 from simulators.scenario import Scenario
 from tests.console.seed import FAULTS, registry, seed

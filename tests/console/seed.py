@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ingest.catalog import Device, Pilot, Registry
+from api.catalog import Device, Pilot, Registry
 from ingest.decode.native import NativeDecoder
 from ingest.model import Point, dead_letter
 from ingest.stores import open_store

@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from api.catalog import Device, Pilot, Service
 from api.kpis.catalog import KPIS
 from api.kpis.periods import Grain, to_ns
 from api.kpis.service import KpiOptions, KpiRequestError, compute
-from ingest.catalog import Device, Pilot, Service
 from ingest.model import Point
 from ingest.stores import open_store
 from ingest.stores.base import Store

@@ -14,6 +14,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from api.catalog import Catalog, Registry
 from citypilot.gateways import (
     BASE_ACL,
     admin_app,
@@ -22,7 +23,6 @@ from citypilot.gateways import (
     verify_hash,
     with_section,
 )
-from ingest.catalog import Catalog, Registry
 from tests.servers import ShippedMosquitto, find_binary
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"

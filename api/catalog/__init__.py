@@ -1,0 +1,214 @@
+"""The catalogue: the pilot registry and the API keys, in one SQLite file.
+
+KPIs need facts that readings do not carry (`registry.py`); the API needs its keys
+(`keys.py`). Both live here (`CITYPILOT_CATALOG_URL`), loaded from a TOML or YAML file or
+edited by admins over the API. Collectors never write the catalogue: what reports without
+being registered is derived from the store by the reader (`api.fleet`). Only the API and the
+command line read it.
+
+Each pilot is kept as one validated JSON document (the registry is small and always read a
+pilot at a time), so the file format, the API and the table share one pydantic model.
+Revocation and expiry of a key are read from the row on every request, so a key created,
+revoked or expired while the API runs takes effect at once. Callers may be on any thread:
+each thread gets its own connection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from api.catalog.keys import (
+    KEY_PREFIX,
+    ApiKey,
+    KeyState,
+    Role,
+    hash_secret,
+    key_from_row,
+    split_key,
+)
+from api.catalog.registry import (
+    IDENT_PATTERN,
+    CatalogError,
+    Device,
+    Gateway,
+    Ident,
+    Name,
+    Pilot,
+    Registry,
+    RegistryError,
+    Service,
+    Text,
+    parse_registry,
+)
+
+__all__ = [
+    "IDENT_PATTERN", "KEY_PREFIX", "ApiKey", "Catalog", "CatalogError", "Device", "Gateway",
+    "Ident", "KeyState", "Name", "Pilot", "Registry", "RegistryError", "Role", "Service",
+    "Text", "parse_catalog_url", "parse_registry", "split_key",
+]
+
+log = logging.getLogger(__name__)
+_VERIFIED_MAX = 4096
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pilots (id TEXT PRIMARY KEY, doc TEXT NOT NULL,
+                                   updated_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, pilots TEXT,
+    salt BLOB NOT NULL, cost INTEGER NOT NULL, hash BLOB NOT NULL,
+    created_ns INTEGER NOT NULL,
+    expires_ns INTEGER, revoked_ns INTEGER);
+"""
+_KEY_COLUMNS = "id, name, role, pilots, created_ns, expires_ns, revoked_ns"
+
+
+def parse_catalog_url(url: str) -> Path:
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite" or not url.startswith("sqlite:///") or parts.query:
+        raise CatalogError(f"catalogue URL {url!r}: the catalogue is SQLite, use "
+                           "sqlite:///path/to/catalog.db")
+    return Path(unquote(url[len("sqlite:///"):]))
+
+
+class Catalog:
+    """The catalogue at `url`, created when missing; thread-safe."""
+
+    def __init__(self, url: str, *, busy_timeout_s: float = 5.0, key_cost: int = 2**14
+                 ) -> None:
+        """`key_cost`: scrypt's n for new keys (a power of two; stored with each hash)."""
+        self.path = parse_catalog_url(url)
+        self._timeout, self._cost = busy_timeout_s, key_cost
+        self._verified: dict[str, bytes] = {}  # key id -> SHA-256 of the verified key
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: list[sqlite3.Connection] = []
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connect() as conn:
+                conn.execute("PRAGMA journal_mode=WAL")  # readers never wait for a writer
+                conn.executescript(_SCHEMA)
+        except OSError as exc:
+            raise CatalogError(f"cannot open the catalogue {self.path}: {exc}") from None
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection (opening one costs a millisecond, more than a query);
+        autocommit, so every statement reads the latest committed state."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        try:
+            if conn is None:
+                # Used by this thread only; `close` may run on another one.
+                conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None,
+                                       check_same_thread=False)
+                self._local.conn = conn
+                with self._lock:
+                    self._open.append(conn)
+            yield conn
+        except sqlite3.Error as exc:
+            if conn is not None and conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise CatalogError(f"catalogue {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        """Close every thread's connection (the catalogue reopens them on use)."""
+        with self._lock:
+            for conn in self._open:
+                conn.close()
+            self._open.clear()
+        self._local = threading.local()
+
+    # -- the registry --------------------------------------------------------------------
+
+    def load(self, registry: Registry, now_ns: int | None = None) -> list[str]:
+        """Add or replace each pilot of `registry` (others stay); their ids."""
+        now = time.time_ns() if now_ns is None else now_ns
+        rows = [(p.id, p.with_gateways().model_dump_json(), now) for p in registry.pilots]
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("INSERT OR REPLACE INTO pilots (id, doc, updated_ns) "
+                             "VALUES (?, ?, ?)", rows)
+            conn.execute("COMMIT")
+        log.info("registry loaded pilots=%s", ",".join(r[0] for r in rows))
+        return [r[0] for r in rows]
+
+    def pilots(self) -> list[Pilot]:
+        with self._connect() as conn:
+            rows = conn.execute("SELECT doc FROM pilots ORDER BY id").fetchall()
+        return [Pilot.model_validate_json(doc) for (doc,) in rows]
+
+    def pilot(self, pilot_id: str) -> Pilot | None:
+        with self._connect() as conn:
+            row = conn.execute("SELECT doc FROM pilots WHERE id = ?", (pilot_id,)).fetchone()
+        return Pilot.model_validate_json(row[0]) if row else None
+
+    def delete_pilot(self, pilot_id: str) -> bool:
+        with self._connect() as conn:
+            return conn.execute("DELETE FROM pilots WHERE id = ?", (pilot_id,)).rowcount > 0
+
+    # -- API keys -------------------------------------------------------------------------
+
+    def create_key(self, name: str, role: Role, *, pilots: frozenset[str] | None = None,
+                   expires_ns: int | None = None, now_ns: int | None = None
+                   ) -> tuple[ApiKey, str]:
+        """A new key's record and the key itself (shown once, never stored)."""
+        now = time.time_ns() if now_ns is None else now_ns
+        key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+        salt = secrets.token_bytes(16)
+        record = ApiKey(key_id, name, Role(role), pilots, now, expires_ns, None)
+        with self._connect() as conn:
+            conn.execute(
+                f"INSERT INTO api_keys ({_KEY_COLUMNS}, salt, cost, hash) VALUES (?, ?, ?, ?, "
+                "?, ?, ?, ?, ?, ?)", (key_id, name, record.role.value,
+                             None if pilots is None else json.dumps(sorted(pilots)), now,
+                             expires_ns, None, salt, self._cost,
+                             hash_secret(secret, salt, self._cost)))
+        log.info("api key created id=%s role=%s", key_id, record.role.value)
+        return record, f"{KEY_PREFIX}{key_id}_{secret}"
+
+    def keys(self) -> list[ApiKey]:
+        with self._connect() as conn:
+            rows = conn.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_ns, id"
+                                ).fetchall()
+        return [key_from_row(row) for row in rows]
+
+    def revoke(self, key_id: str, now_ns: int | None = None) -> bool:
+        """Revoke a key (by id); False when there is no such active key."""
+        now = time.time_ns() if now_ns is None else now_ns
+        with self._connect() as conn:
+            changed = conn.execute("UPDATE api_keys SET revoked_ns = ? WHERE id = ? AND "
+                                   "revoked_ns IS NULL", (now, key_id)).rowcount
+        self._verified.pop(key_id, None)
+        return changed > 0
+
+    def verify(self, presented: str) -> ApiKey | None:
+        """The key's record when `presented` is a known key (in any state: the caller
+        refuses revoked and expired ones with a message), else None."""
+        key_id, secret = split_key(presented)
+        if not key_id:
+            return None
+        with self._connect() as conn:
+            row = conn.execute(f"SELECT {_KEY_COLUMNS}, salt, cost, hash FROM api_keys "
+                               "WHERE id = ?", (key_id,)).fetchone()
+        if row is None:
+            return None
+        digest = hashlib.sha256(presented.encode()).digest()
+        known = self._verified.get(key_id)
+        if known is None or not hmac.compare_digest(known, digest):
+            if not hmac.compare_digest(hash_secret(secret, row[-3], row[-2]), row[-1]):
+                return None
+            if len(self._verified) >= _VERIFIED_MAX:
+                self._verified.clear()
+            self._verified[key_id] = digest
+        return key_from_row(row[:-3])

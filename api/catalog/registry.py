@@ -1,0 +1,133 @@
+"""The pilot registry: the facts about pilots that readings do not carry.
+
+A pilot's population and timezone, each device's kind, location, expected reporting interval
+and capacity, each service's capacity: KPIs need them. One pydantic model serves the file
+format (TOML or YAML), the API and the catalogue's table. Ids follow the topic grammar.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from ingest import topics
+from ingest.model import NAME_PATTERN
+
+IDENT_PATTERN = f"^{topics.ID_PATTERN}$"  # the topic grammar's pilot, gateway, device
+Ident = Annotated[str, StringConstraints(pattern=IDENT_PATTERN)]
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+Text = Annotated[str, StringConstraints(max_length=200)]
+
+
+class CatalogError(Exception):
+    """The catalogue cannot be opened or read: a one-line, user-fixable message."""
+
+
+class RegistryError(CatalogError):
+    """A registry document is invalid; the message names the offending entry."""
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Gateway(_Entry):
+    id: Ident
+    name: Text | None = None
+    location: Text | None = None
+
+
+class Device(_Entry):
+    id: Ident
+    gateway: Ident
+    kind: Name | None = Field(default=None, description="the telemetry kind it reports")
+    service: Name | None = Field(default=None, description="the service it counts uses of")
+    location: Text | None = None
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    interval_s: float | None = Field(default=None, gt=0, le=7 * 86400,
+                                     description="expected reporting interval")
+    capacity: float | None = Field(default=None, ge=0,
+                                   description="bays, connectors, luminaires...")
+
+
+class Service(_Entry):
+    id: Name
+    name: Text | None = None
+    capacity: float | None = Field(default=None, gt=0,
+                                   description="simultaneous users it can serve")
+
+
+class Pilot(_Entry):
+    id: Ident
+    name: Text | None = None
+    population: int | None = Field(default=None, ge=0, description="target population")
+    timezone: str = Field(default="UTC",
+                          description="IANA zone: periods start at local midnight")
+    lighting_baseline_kwh_per_day: float | None = Field(
+        default=None, gt=0, description="street lighting energy per day before the pilot")
+    gateways: tuple[Gateway, ...] = ()
+    devices: tuple[Device, ...] = ()
+    services: tuple[Service, ...] = ()
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {v!r} (use an IANA name such as "
+                             "Europe/Lisbon)") from None
+        return v
+
+    @model_validator(mode="after")
+    def _unique(self) -> Pilot:
+        for what, items in (("gateway", self.gateways), ("device", self.devices),
+                            ("service", self.services)):
+            ids = [(getattr(x, "gateway", ""), x.id) for x in items]
+            if len(ids) != len(set(ids)):
+                raise ValueError(f"pilot {self.id}: a {what} id is listed twice")
+        return self
+
+    def with_gateways(self) -> Pilot:
+        """The pilot with a gateway entry for every gateway its devices name."""
+        known = {g.id for g in self.gateways}
+        extra = sorted({d.gateway for d in self.devices} - known)
+        return self.model_copy(update={"gateways": self.gateways + tuple(
+            Gateway(id=g) for g in extra)}) if extra else self
+
+
+class Registry(_Entry):
+    pilots: tuple[Pilot, ...] = ()
+
+
+def parse_registry(text: str, suffix: str) -> Registry:
+    """A registry from TOML (`[[pilots]]`) or YAML (`pilots:`), by file suffix."""
+    try:
+        if suffix.lower() in (".yaml", ".yml"):
+            data = yaml.safe_load(text)
+        else:
+            data = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise RegistryError(f"not valid {suffix.lstrip('.').upper() or 'TOML'}: "
+                            f"{str(exc).splitlines()[0]}") from None
+    try:
+        return Registry.model_validate(data or {})
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in err["loc"])
+        raise RegistryError(f"{where}: {err['msg']}") from None
+
+
