@@ -26,7 +26,7 @@ from api.routes import admin, console, data, kpis, meta
 from ingest.stores import open_store
 
 log = logging.getLogger(__name__)
-__all__ = ["ApiOptions", "create_app"]
+__all__ = ["ApiOptions", "create_app", "route_paths"]
 
 
 class Metrics:
@@ -74,6 +74,14 @@ def create_app(options: ApiOptions) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def route_paths() -> list[str]:
+    """The path templates of the API's routes, from its OpenAPI document: the app is built,
+    not started, so no store or catalogue is opened (`citypilot dashboards check` checks the
+    dashboards' API targets against them)."""
+    app = create_app(ApiOptions(store_url="sqlite:///:memory:", catalog_url="sqlite://"))
+    return list(app.openapi()["paths"])
 
 
 async def _measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]

@@ -215,10 +215,17 @@ mount_api(app, _api_options)
 # --- end of the API block ---------------------------------------------------------------------
 
 # --- Grafana dashboards (issue 5) -------------------------------------------------------------
-# api/grafana/cli.py owns `dashboards generate|check|push`; this block hands it the store URL.
-from api.grafana.cli import mount as mount_dashboards  # noqa: E402
+# dashboards/cli.py owns `dashboards generate|check|push`; this block hands it the store URL.
+from dashboards.cli import mount as mount_dashboards  # noqa: E402
 
-mount_dashboards(app, lambda config: settings(config).store_url)
+
+def _api_paths() -> list[str]:
+    from api.app import route_paths  # builds the FastAPI app: only for `dashboards check`
+
+    return route_paths()
+
+
+mount_dashboards(app, lambda config: settings(config).store_url, _api_paths)
 # --- end of the dashboards block --------------------------------------------------------------
 
 

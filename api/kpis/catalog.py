@@ -30,6 +30,12 @@ class Kpi:
     dimensions: tuple[str, ...] = ()
 
 
+# What the definitions below count and compare against; the computations and the dashboards
+# take them from here.
+USE_TYPES = ("session_start", "use")  # the event types that are a use of a service
+NO2_HOURLY_LIMIT = 200.0  # µg/m³, 2008/50/EC Annex XI
+PM10_DAILY_LIMIT = 50.0  # µg/m³, 2008/50/EC Annex XI
+
 _ISO37122 = "ISO 37122:2019 (indicators for smart cities)"
 _Y4903 = "ITU-T Y.4903/L.1603 (KPIs for smart sustainable cities)"
 _AQD = "EU Ambient Air Quality Directive 2008/50/EC, Annex XI (limit values)"

@@ -14,13 +14,12 @@ from collections import defaultdict
 from datetime import date, timedelta
 from itertools import pairwise
 
+from api.kpis.catalog import NO2_HOURLY_LIMIT, PM10_DAILY_LIMIT
 from api.kpis.context import Context, DeviceKey, KpiValue
 from api.kpis.periods import count_days, days, from_ns, to_ns
 from ingest.stores.base import Aggregate, AggRow, Rollup, Stat, Window
 
 _STATION = ("gateway", "device")
-NO2_HOURLY_LIMIT = 200.0  # µg/m³, 2008/50/EC Annex XI
-PM10_DAILY_LIMIT = 50.0  # µg/m³, 2008/50/EC Annex XI
 LIGHTING = "lighting"
 # (name, local start hour, local end hour (next day when smaller), penalty dB, hours)
 _LDEN_PARTS = (("day", 7, 19, 0.0, 12), ("evening", 19, 23, 5.0, 4), ("night", 23, 7, 10.0, 8))

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from api.kpis.catalog import USE_TYPES
 from api.kpis.context import Context, KpiValue
 from api.kpis.periods import days_before, pieces
 from ingest.model import EVENT_MEASUREMENT
 from ingest.stores.base import Aggregate, Distinct, Rollup, Stat, TagFilter, Window
 
-USES: TagFilter = (("type", ("session_start", "use")),)
+USES: TagFilter = (("type", USE_TYPES),)
 _NO_SERVICES = "no services registered and no uses in the period"
 
 

@@ -66,9 +66,9 @@ def test_every_influxql_panel_answers_rows_on_simulated_data(store_url: str) -> 
 def _broken(tmp_path: Path, name: str, change: Callable[[dict[str, object]], None]) -> Path:
     copy = tmp_path / "dashboards"
     shutil.copytree(ROOT / "dashboards", copy)
-    board = json.loads((copy / name).read_text())
+    board = json.loads((copy / "json" / name).read_text())
     change(board)
-    (copy / name).write_text(json.dumps(board))
+    (copy / "json" / name).write_text(json.dumps(board))
     return copy
 
 

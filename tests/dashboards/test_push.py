@@ -8,9 +8,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from api.grafana import files
-from api.grafana.cli import payloads
 from citypilot.cli import app
+from dashboards.build import files
+from dashboards.cli import payloads
 from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.grafana.panels import API, EXPRESSION_UID, INFLUX, PROMETHEUS, Json
-from api.kpis.outcomes import NO2_HOURLY_LIMIT
+from dashboards.build.panels import API, EXPRESSION_UID, INFLUX, PROMETHEUS, Json
+from api.kpis.catalog import NO2_HOURLY_LIMIT
 from ingest.model import DEAD_LETTER_MEASUREMENT, STATUS_MEASUREMENT
 from ingest.stores.influxql import number, quote_ident
 

@@ -1,10 +1,11 @@
-"""Grafana: the dashboards, alert rules and the `citypilot dashboards` commands.
+"""The generator, checker and pusher of the Grafana files beside it.
 
-The dashboard JSON and the alert rules under `dashboards/` are generated here from the KPI
+The dashboard JSON (`dashboards/json/`) and the alert rules (`dashboards/provisioning/`) are
+generated here from the KPI
 catalogue (`api/kpis/catalog.py`) and the metric registry (`ingest/units.py`), so that a
 KPI's title, formula and unit are written once. `panels.py` holds the small builders of
 Grafana's classic dashboard schema, `boards.py` and `outcomes.py` the four dashboards,
 `alerts.py` the unified-alerting rules, `files.py` reads and writes the files, `check.py`
 validates them (statically, then by running every InfluxQL panel query against InfluxDB)
-and `cli.py` is the Typer app the composition root mounts as `citypilot dashboards`.
+and `dashboards/cli.py` is the Typer app the composition root mounts as `citypilot dashboards`.
 """

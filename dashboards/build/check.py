@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from api.grafana import files
-from api.grafana.panels import API, EXPRESSION_UID, INFLUX, PROMETHEUS, Json
-from api.grafana.substitute import TimeRange, references
+from dashboards.build import files
+from dashboards.build.panels import API, EXPRESSION_UID, INFLUX, PROMETHEUS, Json
+from dashboards.build.substitute import TimeRange, references
 from api.kpis.catalog import BY_ID
 
 _KPI_PATH = re.compile(r"^/api/v1/kpis/([^/?]+)$")
@@ -34,15 +35,11 @@ class Problem:
         return f"{self.where}: {self.message}"
 
 
-def api_paths() -> list[re.Pattern[str]]:
-    """The paths of citypilot's API, from its OpenAPI document (the app is built, not
-    started), as patterns: `{kpi_id}` matches one path segment."""
-    from api.app import create_app
-    from api.options import ApiOptions
-
-    app = create_app(ApiOptions(store_url="sqlite:///:memory:", catalog_url="sqlite://"))
+def path_patterns(api_paths: Iterable[str]) -> list[re.Pattern[str]]:
+    """citypilot's API paths (OpenAPI templates, handed in by the caller: this package does
+    not build the app) as patterns: `{kpi_id}` matches one path segment."""
     return [re.compile("^" + re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(path)) + "$")
-            for path in app.openapi()["paths"]]
+            for path in api_paths]
 
 
 def prometheus_names() -> set[str]:
@@ -182,15 +179,16 @@ def _alerting(ctx: Context, root: Path) -> None:
                                               "point"))
 
 
-def check_files(root: Path) -> tuple[list[Problem], dict[str, Json]]:
-    """The static problems of the files under `root`, and the dashboards read."""
+def check_files(root: Path, api_paths: Iterable[str]) -> tuple[list[Problem], dict[str, Json]]:
+    """The static problems of the files under `root`, and the dashboards read; API targets
+    are checked against `api_paths`, the API's OpenAPI path templates."""
     try:
         uids = files.datasources(root)
         boards = files.load_dashboards(root)
         providers = files.load_yaml_dir(root, "provisioning/dashboards")
     except files.DashboardFileError as exc:
         return [Problem(str(root), str(exc))], {}
-    ctx = Context(uids, api_paths(), prometheus_names(), [])
+    ctx = Context(uids, path_patterns(api_paths), prometheus_names(), [])
     if not boards:
         ctx.problems.append(Problem(str(root), "no dashboard JSON"))
     if not any(p.get("providers") for p in providers.values()):

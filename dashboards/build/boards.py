@@ -12,7 +12,7 @@ inner bucket, and the inner query already bounds the time).
 
 from __future__ import annotations
 
-from api.grafana.panels import (
+from dashboards.build.panels import (
     Json,
     Panel,
     api,
@@ -28,8 +28,8 @@ from api.grafana.panels import (
     textbox,
     unit_overrides,
 )
-from api.grafana.panels import grafana_unit as unit
-from api.kpis.pull import USES
+from dashboards.build.panels import grafana_unit as unit
+from api.kpis.catalog import USE_TYPES
 from ingest.model import DEAD_LETTER_MEASUREMENT, DELAY_FIELD, EVENT_MEASUREMENT
 from ingest.model import STATUS_MEASUREMENT as STATUS
 from ingest.stores.influxql import conditions, quote_ident
@@ -38,7 +38,7 @@ PILOT = "\"pilot\" = '$pilot'"
 GATEWAYS = '"gateway" =~ /^$gateway$/'
 SERVICES = '"service" =~ /^$service$/'
 KINDS = "/^$kind$/"
-IS_USE = conditions(USES, None, None)[0]
+IS_USE = conditions((("type", USE_TYPES),), None, None)[0]
 EVENTS = quote_ident(EVENT_MEASUREMENT)
 DELAY = quote_ident(DELAY_FIELD)
 LOCAL = "tz('$timezone')"

@@ -12,16 +12,16 @@ queries run once over their own window: an error fails, no rows is a quiet rule.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from api.grafana import files
-from api.grafana.check import Problem, check_files
-from api.grafana.panels import INFLUX, Json
-from api.grafana.substitute import TimeRange, Value, interpolate, references
+from dashboards.build import files
+from dashboards.build.check import Problem, check_files
+from dashboards.build.panels import INFLUX, Json
+from dashboards.build.substitute import TimeRange, Value, interpolate, references
 from ingest.stores.base import StoreConfigError
 from ingest.stores.influx import parse_url
 
@@ -203,11 +203,11 @@ def run_alerts(rules: list[tuple[str, Json]], uids: dict[str, str], db: Influx,
     return problems
 
 
-def check_all(root: Path, store_url: str | None, now_ms: int
+def check_all(root: Path, api_paths: Iterable[str], store_url: str | None, now_ms: int
               ) -> tuple[list[Problem], int]:
     """The static problems, then (with a store URL) those of every InfluxQL query; and
-    how many queries ran."""
-    problems, boards = check_files(root)
+    how many queries ran. `api_paths`: the API's OpenAPI path templates."""
+    problems, boards = check_files(root, api_paths)
     if store_url is None or not boards:
         return problems, 0
     uids = files.datasources(root)

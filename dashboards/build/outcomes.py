@@ -11,9 +11,9 @@ none.
 
 from __future__ import annotations
 
-from api.grafana.boards import GATEWAYS, LOCAL, PILOT, gateway_variable, pilot_variable, where
-from api.grafana.boards import timezone_variable as tz_variable
-from api.grafana.panels import (
+from dashboards.build.boards import GATEWAYS, LOCAL, PILOT, gateway_variable, pilot_variable, where
+from dashboards.build.boards import timezone_variable as tz_variable
+from dashboards.build.panels import (
     Json,
     Panel,
     api_kpi,
@@ -26,8 +26,8 @@ from api.grafana.panels import (
     stat_options,
     unit_overrides,
 )
-from api.grafana.panels import grafana_unit as unit
-from api.kpis.outcomes import NO2_HOURLY_LIMIT, PM10_DAILY_LIMIT
+from dashboards.build.panels import grafana_unit as unit
+from api.kpis.catalog import NO2_HOURLY_LIMIT, PM10_DAILY_LIMIT
 from ingest.model import DELAY_FIELD, EVENT_MEASUREMENT, STATUS_MEASUREMENT
 from ingest.stores.influxql import number, quote_ident
 from ingest.units import REGISTRY

@@ -1,8 +1,10 @@
 """`citypilot dashboards generate | check | push`: the Typer app the composition root mounts.
 
-`mount(app, store_url)` adds it as `dashboards`; `store_url(config_path)` answers the
-configured store URL (`CITYPILOT_STORE_URL`): this package reads no environment. Only typer
-loads at import; the generators, httpx and `grafana-client` load inside the commands. Notes
+`mount(app, store_url, api_paths)` adds it as `dashboards`; `store_url(config_path)` answers
+the configured store URL (`CITYPILOT_STORE_URL`): this package reads no environment.
+`api_paths()` answers the API's route templates, which `check` holds the dashboards' API
+targets against: the composition root builds the app, this package never imports it. Only
+typer loads at import; the generators, httpx and `grafana-client` load inside the commands. Notes
 and problems go to stderr; `check --json` writes its report to stdout.
 """
 
@@ -13,12 +15,14 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 StoreUrl = Callable[[Path | None], str]
+ApiPaths = Callable[[], list[str]]
 app = typer.Typer(no_args_is_help=True, help="Grafana dashboards and alert rules "
                   "(generated from the KPI catalogue): generate, check, push.")
 DirOpt = Annotated[Path, typer.Option("--dir", help="the dashboards folder (dashboard JSON "
@@ -28,10 +32,18 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML con
 _DEFAULT_DIR = Path("dashboards")
 
 
-def mount(root: typer.Typer, store_url: StoreUrl) -> None:
-    """Add `dashboards` to the root command; the sub-commands find `store_url` in their
-    context."""
-    root.add_typer(app, name="dashboards", context_settings={"obj": store_url})
+@dataclass(frozen=True, slots=True)
+class Wiring:
+    """What the composition root hands the sub-commands (Click passes it down as `obj`)."""
+
+    store_url: StoreUrl
+    api_paths: ApiPaths
+
+
+def mount(root: typer.Typer, store_url: StoreUrl, api_paths: ApiPaths) -> None:
+    """Add `dashboards` to the root command."""
+    root.add_typer(app, name="dashboards",
+                   context_settings={"obj": Wiring(store_url, api_paths)})
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -42,7 +54,7 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 @app.command()
 def generate(directory: DirOpt = _DEFAULT_DIR) -> None:
     """Write the dashboard JSON and alert rules from the KPI catalogue."""
-    from api.grafana import files
+    from dashboards.build import files
 
     written = files.write(directory)
     for name in written:
@@ -63,17 +75,18 @@ def check(
 ) -> None:
     """Validate the files, then run every InfluxQL panel query against the configured
     InfluxDB (variables and time range substituted); exit 1 naming each failing panel."""
-    from api.grafana.live import check_all
+    from dashboards.build.live import check_all
 
+    wiring: Wiring = ctx.obj
     store_url = None
     if not offline:
-        loader: StoreUrl = ctx.obj
-        store_url = loader(config)
+        store_url = wiring.store_url(config)
         if not store_url.startswith(("influxdb://", "influxdbs://")):
             raise _fail("the check runs InfluxQL: set CITYPILOT_STORE_URL to an InfluxDB "
                         "(influxdb://user:pass@host:8086/db), or pass --offline", 2)
     began = time.monotonic()
-    problems, queries = check_all(directory, store_url, time.time_ns() // 1_000_000)
+    problems, queries = check_all(directory, wiring.api_paths(), store_url,
+                                  time.time_ns() // 1_000_000)
     if as_json:
         sys.stdout.write(json.dumps({"ok": not problems, "queries": queries, "problems": [
             {"where": p.where, "message": p.message} for p in problems]}, indent=2) + "\n")
@@ -87,7 +100,7 @@ def check(
 
 def payloads(directory: Path, folder_uid: str) -> list[dict[str, Any]]:
     """The dashboards as Grafana's `POST /api/dashboards/db` bodies (overwrite by uid)."""
-    from api.grafana import files
+    from dashboards.build import files
 
     return [{"dashboard": {**board, "id": None}, "folderUid": folder_uid, "overwrite": True,
              "message": "citypilot dashboards push"}
