@@ -262,7 +262,7 @@ def up(
 
 # --- the gateway agent and its credentials, the simulators, the demo ---------------------------
 from citypilot.agent import gateway as _gateway_agent  # noqa: E402
-from citypilot.gateways import admin_app as _gateway_app  # noqa: E402
+from citypilot.gateway_admin import admin_app as _gateway_app  # noqa: E402
 from simulators.cli import simulate as _simulate  # noqa: E402
 
 _gateway_app.callback(invoke_without_command=True)(_gateway_agent)

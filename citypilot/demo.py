@@ -10,7 +10,6 @@ Mosquitto (see deploy/).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import sys
@@ -18,11 +17,10 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from amqtt.broker import Broker
-
 from citypilot.settings import Settings
 from citypilot.wiring import build_collector, run_until_signalled
 from ingest.collector import Collector
+from ingest.gateway.broker import embedded_broker
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +35,6 @@ def pick_port(preferred: int) -> int:
                 continue
             return int(s.getsockname()[1])
     raise OSError("no free port on 127.0.0.1")
-
-
-async def embedded_broker(port: int) -> Broker:
-    broker = Broker({
-        "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
-        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin":
-                    {"allow_anonymous": True}},
-    })
-    await broker.start()
-    return broker
 
 
 def summary_line(c: Collector, started: float) -> str:
@@ -70,7 +58,13 @@ async def run(settings: Settings, *, port: int, api_port: int | None,
               publisher: Callable[[str], Coroutine[Any, Any, object]] | None,
               report_every_s: float = 2.0) -> None:
     """Broker, collector, API (when `api_port`), publisher; until SIGTERM/SIGINT."""
-    broker = await embedded_broker(port)
+    async with embedded_broker("127.0.0.1", port):
+        await _run_on(settings, port, api_port, publisher, report_every_s)
+
+
+async def _run_on(settings: Settings, port: int, api_port: int | None,
+                  publisher: Callable[[str], Coroutine[Any, Any, object]] | None,
+                  report_every_s: float) -> None:
     url = f"mqtt://127.0.0.1:{port}"
     collector = build_collector(settings, mqtt_url=url, mqtt_protocol="3.1.1")  # amqtt
     lines = [f"citypilot demo\n  broker   {url} (embedded; publish to citypilot/v1/<pilot>/"
@@ -84,22 +78,18 @@ async def run(settings: Settings, *, port: int, api_port: int | None,
     lines.append("  inspect  citypilot deadletters list    (Ctrl-C stops the demo)\n")
     sys.stderr.write("\n".join(lines))
     started = time.monotonic()
-    try:
-        async with asyncio.TaskGroup() as tg:
-            run_task = tg.create_task(run_until_signalled(collector), name="collector")
-            helpers: list[asyncio.Task[Any]] = [
-                tg.create_task(_report(collector, report_every_s), name="summary")]
-            if api_port:
-                helpers.append(tg.create_task(_serve_api(settings, api_port), name="api"))
-            await collector.subscriber.wait_connected(30)
-            if publisher:
-                helpers.append(tg.create_task(publisher(url), name="publisher"))
-            await run_task
-            for task in helpers:
-                task.cancel()
-    finally:
-        with contextlib.suppress(Exception):
-            await broker.shutdown()
+    async with asyncio.TaskGroup() as tg:
+        run_task = tg.create_task(run_until_signalled(collector), name="collector")
+        helpers: list[asyncio.Task[Any]] = [
+            tg.create_task(_report(collector, report_every_s), name="summary")]
+        if api_port:
+            helpers.append(tg.create_task(_serve_api(settings, api_port), name="api"))
+        await collector.subscriber.wait_connected(30)
+        if publisher:
+            helpers.append(tg.create_task(publisher(url), name="publisher"))
+        await run_task
+        for task in helpers:
+            task.cancel()
     sys.stderr.write(summary_line(collector, started) + "\n")
 
 

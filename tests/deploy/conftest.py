@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from citypilot.gateways import COLLECTOR_USER, add_gateway, set_collector
 from citypilot.testca import make_ca
+from ingest.gateway.credentials import COLLECTOR_USER, add_gateway, set_collector
 from tests.conftest import _launch, _started
 from tests.deploy.brokerclient import Refused, close, connect
 from tests.servers import ShippedMosquitto

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from citypilot.gateways import revoke_gateway
+from ingest.gateway.credentials import revoke_gateway
 from ingest.stores import open_store
 from tests.collectors import collector, reading
 from tests.deploy.brokerclient import Refused, close, connect, publish

@@ -15,9 +15,9 @@ import typer
 from typer.testing import CliRunner
 
 from api.catalog import Catalog, Registry
-from citypilot.gateways import (
+from citypilot.gateway_admin import admin_app
+from ingest.gateway.credentials import (
     BASE_ACL,
-    admin_app,
     mosquitto_hash,
     read_passwords,
     verify_hash,
@@ -149,7 +149,7 @@ def test_shipped_config_is_started_with_only_paths_and_ports_changed(tmp_path: P
 
 
 def test_cli_entry_point_needs_no_web_stack() -> None:
-    code = ("import sys, citypilot.gateways; "
+    code = ("import sys, citypilot.gateway_admin; "
             "print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout

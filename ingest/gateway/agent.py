@@ -1,13 +1,13 @@
 """The gateway agent: the reference software for the Pi at a pilot site.
 
-Readings from local sources (the simulators, handed in by the composition root; a local MQTT
-listener that sensors on the site network publish to) are stamped with device time and put in
-the on-disk spool first; a forwarder publishes the spool oldest-first to the central broker
-with QoS 1 and removes a record only once the broker acknowledged it. So the uplink can come
-and go, the process can lose power, and nothing accepted is lost; memory does not grow with
-the backlog (it is on disk), and when backlogged, records of one topic travel together as
-JSON arrays. The agent announces itself with a retained `online` status, a retained last will
-`offline`, and heartbeats carrying its spool depth.
+Readings from local sources (the simulators, handed in by the composition root; the site
+listener of `site.py`, that sensors on the site network publish to) are stamped with device
+time and put in the on-disk spool first; a forwarder publishes the spool oldest-first to the
+central broker with QoS 1 and removes a record only once the broker acknowledged it. So the
+uplink can come and go, the process can lose power, and nothing accepted is lost; memory does
+not grow with the backlog (it is on disk), and when backlogged, records of one topic travel
+together as JSON arrays. The agent announces itself with a retained `online` status, a
+retained last will `offline`, and heartbeats carrying its spool depth.
 """
 
 from __future__ import annotations
@@ -24,16 +24,15 @@ from typing import Any
 import orjson
 
 from ingest import topics
-from ingest.mqtt import MqttOptions, Publisher, Subscriber, Will
+from ingest.gateway.site import Reading, listen
+from ingest.mqtt import MqttOptions, Publisher, Will
 from ingest.spool import Record, Spool
 
 log = logging.getLogger(__name__)
 
-Reading = tuple[str, str, bytes]  # device, channel, payload (JSON)
 Source = Callable[[], AsyncIterator[Reading]]
 
 EXIT_DRAIN_TIMEOUT = 3
-_CHANNELS = frozenset(c.value for c in topics.Channel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,23 +61,6 @@ class GatewayStats:
         return {"generated": self.generated, "accepted": self.accepted,
                 "delivered": self.delivered, "dropped": self.dropped,
                 "spool_depth": spool_depth, **self.extra}
-
-
-def stamp(payload: bytes, now_ms: int) -> bytes:
-    """Add `ts` (now) to every element without one: the agent always stamps, so that a
-    redelivered message stays idempotent. Unparseable payloads pass untouched (the collector
-    dead-letters them with the reason)."""
-    try:
-        doc = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return payload
-    items = doc if isinstance(doc, list) else [doc]
-    if all(not isinstance(d, dict) or "ts" in d for d in items):
-        return payload
-    for d in items:
-        if isinstance(d, dict) and "ts" not in d:
-            d["ts"] = now_ms
-    return orjson.dumps(doc)
 
 
 def _record(topic: str, payload: bytes) -> bytes:
@@ -152,7 +134,9 @@ class GatewayAgent:
                            tg.create_task(self._heartbeat(), name="heartbeat"),
                            tg.create_task(self._flush_loop(), name="spool-flush")]
                 if self.options.listen_port:
-                    helpers.append(tg.create_task(self._listen(), name="site-listener"))
+                    helpers.append(tg.create_task(
+                        listen(self.options.listen_port, f"{self.options.gateway}-site",
+                                    self._take_site), name="site-listener"))
                 code = await self._produce(tg, duration_s)
                 for task in helpers:
                     task.cancel()
@@ -265,36 +249,10 @@ class GatewayAgent:
             await asyncio.sleep(self.options.heartbeat_s)
             await self._status("online")
 
-    async def _listen(self) -> None:
-        """A site broker (embedded, amqtt) that local sensors publish `{device}/{channel}`
-        to; each message is spooled before it is acknowledged to the sensor's broker."""
-        from amqtt.broker import Broker
-
-        port = self.options.listen_port
-        broker = Broker({"listeners": {"default": {"type": "tcp", "bind": f"0.0.0.0:{port}"}},
-                         "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin":
-                                     {"allow_anonymous": True}}})
-        await broker.start()
-        opts = MqttOptions(f"mqtt://127.0.0.1:{port}", f"{self.options.gateway}-site")
-        try:
-            async with Subscriber(opts, ["+/+"]) as site:
-                while True:
-                    batch = await site.take(500, 0.05)
-                    now_ms = time.time_ns() // 1_000_000
-                    records = []
-                    for m in batch:
-                        device, _, channel = m.topic.partition("/")
-                        if topics.is_id(device) and channel in _CHANNELS:
-                            records.append((_record(self.topic(device, channel),
-                                                    stamp(m.payload, now_ms)), 1))
-                        else:
-                            log.warning("site message on %r ignored: use {device}/{channel}",
-                                        m.topic)
-                    if records:
-                        self.stats.dropped += await asyncio.to_thread(self.spool.put_many,
-                                                                      records)
-                        self.stats.accepted += len(records)
-                        self._wake.set()
-                    site.ack(batch)
-        finally:
-            await broker.shutdown()
+    async def _take_site(self, readings: list[Reading]) -> None:
+        """Spool what the site listener received (stamped), before it is acknowledged."""
+        records = [(_record(self.topic(device, channel), payload), 1)
+                   for device, channel, payload in readings]
+        self.stats.dropped += await asyncio.to_thread(self.spool.put_many, records)
+        self.stats.accepted += len(records)
+        self._wake.set()

@@ -1,0 +1,64 @@
+"""The site listener: an embedded broker on the site network for the gateway's own sensors.
+
+Local sensors publish `{device}/{channel}` to it (the gateway adds the pilot and gateway
+ids); each message is stamped with device time when it has none and handed to the agent,
+which spools it before it is acknowledged to the site broker. Messages on other topics are
+logged and acknowledged: they can never become valid.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import orjson
+
+from ingest import topics
+from ingest.gateway.broker import embedded_broker
+from ingest.mqtt import MqttOptions, Subscriber
+
+log = logging.getLogger(__name__)
+
+Reading = tuple[str, str, bytes]  # device, channel, payload (JSON)
+_CHANNELS = frozenset(c.value for c in topics.Channel)
+
+
+def stamp(payload: bytes, now_ms: int) -> bytes:
+    """Add `ts` (now) to every element without one: the agent always stamps, so that a
+    redelivered message stays idempotent. Unparseable payloads pass untouched (the collector
+    dead-letters them with the reason)."""
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return payload
+    items = doc if isinstance(doc, list) else [doc]
+    if all(not isinstance(d, dict) or "ts" in d for d in items):
+        return payload
+    for d in items:
+        if isinstance(d, dict) and "ts" not in d:
+            d["ts"] = now_ms
+    return orjson.dumps(doc)
+
+
+async def listen(port: int, client_id: str,
+                 take: Callable[[list[Reading]], Awaitable[None]]) -> None:
+    """Serve the site broker on `port` (all interfaces) until cancelled; `take` gets each
+    batch of valid, stamped readings and must make them durable before it returns."""
+    async with embedded_broker("0.0.0.0", port):
+        opts = MqttOptions(f"mqtt://127.0.0.1:{port}", client_id)
+        async with Subscriber(opts, ["+/+"]) as site:
+            while True:
+                batch = await site.take(500, 0.05)
+                now_ms = time.time_ns() // 1_000_000
+                readings = []
+                for m in batch:
+                    device, _, channel = m.topic.partition("/")
+                    if topics.is_id(device) and channel in _CHANNELS:
+                        readings.append((device, channel, stamp(m.payload, now_ms)))
+                    else:
+                        log.warning("site message on %r ignored: use {device}/{channel}",
+                                    m.topic)
+                if readings:
+                    await take(readings)
+                site.ack(batch)
