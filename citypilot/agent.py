@@ -20,9 +20,9 @@ import orjson
 import typer
 
 from citypilot.settings import SettingsError, load, refuse_shipped_secrets
+from ingest.cli import parse_duration
 from ingest.gateway import EXIT_DRAIN_TIMEOUT, GatewayAgent, GatewayOptions, Reading, Source
 from ingest.mqtt import MqttConfigError, MqttOptions, parse_url
-from simulators.cli import parse_duration
 
 
 def simulated_source(devices: int, rate: float, duration_s: float, seed: int,

@@ -1,32 +1,33 @@
-"""The `citypilot` command: one entry point, sub-commands wired from the packages.
+"""The `citypilot` command: one entry point, sub-commands mounted from the packages.
 
-Heavy parts are imported inside the commands, so `citypilot gateway` on a Pi never loads
-what it does not run. Data goes to stdout, notes, progress and logs to stderr. A bad setting
-is one line naming the key, exit code 2.
+Each package owns its commands in its own `cli.py` (`ingest`, `api`, `dashboards`,
+`simulators`); this module hands them what they need from the settings, and keeps `up` and
+the gateway's wiring. A package's `cli.py` is imported only when one of its commands runs (or
+`--help` lists them all), so `citypilot gateway` on a Pi loads neither FastAPI nor the
+simulators (tests/cli/test_lazy_imports.py). Data goes to stdout, notes, progress and logs to
+stderr. A bad setting is one line naming the key, exit code 2.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
+import functools
+from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
-import orjson
 import typer
+from typer.core import TyperGroup
 
 from citypilot import logs
 from citypilot.settings import Settings, SettingsError, load, refuse_shipped_secrets
+from ingest.cli import parse_duration
 
-app = typer.Typer(name="citypilot", no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_show_locals=False,  # locals may hold credentials
-                  help="Smart City pilot backend: MQTT gateways -> store -> KPIs.")
-deadletters_app = typer.Typer(no_args_is_help=True, help="Inspect rejected messages.")
-app.add_typer(deadletters_app, name="deadletters")
-sources_app = typer.Typer(no_args_is_help=True, help="Other gateway formats: the config "
-                          "file's sources.")
-app.add_typer(sources_app, name="sources")
+if TYPE_CHECKING:
+    from api.options import CliOptions
+    from ingest.cli import Wiring
 
+Mount = Callable[[typer.Typer], None]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file "
                                                 "(or CITYPILOT_CONFIG)", exists=False)]
 
@@ -43,7 +44,7 @@ def settings(config: Path | None = None, *, demo: bool = False, **overrides: obj
         typer.echo(f"citypilot: configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
     logs.configure(s.log_level, s.log_format)
-    from ingest.sources import SourceConfigError, load_sources
+    from ingest.sources import SourceConfigError, load_sources  # the decoders: not for --help
 
     try:
         load_sources(s.sources)
@@ -53,151 +54,25 @@ def settings(config: Path | None = None, *, demo: bool = False, **overrides: obj
     return s
 
 
-@app.command()
-def collect(config: ConfigOpt = None) -> None:
-    """Run a collector: subscribe, decode, store; acknowledge only what is durable."""
-    s = settings(config)
-    from citypilot.wiring import build_collector, run_until_signalled
-    from ingest.spool import SpoolError
+# -- the packages' commands, mounted on first use ------------------------------------------
+# Each function below imports its package inside: importing them here would load every
+# package (FastAPI with `api`) for every command.
 
-    try:
-        asyncio.run(run_until_signalled(build_collector(s)))
-    except* SpoolError as group:
-        typer.echo(f"citypilot: {group.exceptions[0]}", err=True)
-        raise typer.Exit(1) from None
-
-
-@deadletters_app.command("list")
-def deadletters_list(
-    config: ConfigOpt = None,
-    reason: Annotated[str | None, typer.Option(help="only this reason")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=10000, help="newest N")] = 50,
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
-) -> None:
-    """Show kept dead letters, newest first: time, reason, topic, detail."""
-    s = settings(config)
-    from citypilot.wiring import store
-
-
-    async def fetch() -> list[dict[str, object]]:
-        async with store(s) as st:
-            rows = await st.dead_letters(reason=reason, limit=limit)
-        return [{"ts": r.ts, "reason": r.reason, "topic": r.topic, "detail": r.detail,
-                 "payload": r.payload} for r in rows]
-
-    rows = asyncio.run(fetch())
-    for row in rows:
-        if as_json:
-            sys.stdout.write(orjson.dumps(row).decode() + "\n")
-        else:
-            from datetime import UTC, datetime
-
-            when = datetime.fromtimestamp(int(row["ts"]) / 1e9, UTC)  # type: ignore[call-overload]
-            sys.stdout.write(f"{when:%Y-%m-%d %H:%M:%S} {row['reason']:<16} {row['topic']}  "
-                             f"{row['detail']}\n")
-    typer.echo(f"{len(rows)} dead letter(s)", err=True)
-
-
-@deadletters_app.command("replay")
-def deadletters_replay(
-    reason: Annotated[str, typer.Option(help="replay dead letters of this reason")],
-    source: Annotated[str | None, typer.Option(help="only this configured source")] = None,
-    since: Annotated[str | None, typer.Option(help="only newer ones: RFC 3339 or 2h/7d ago")
-                     ] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1_000_000)] = 100_000,
-    config: ConfigOpt = None,
-) -> None:
-    """Decode kept dead letters again (after fixing a mapping or codec); store what decodes."""
-    import time
-    from datetime import datetime
-
+def _ingest_wiring(config: Path | None) -> Wiring:
     from citypilot.replay import replay
-    from simulators.cli import parse_duration
+    from citypilot.wiring import build_collector, run_until_signalled, store
+    from ingest.cli import Wiring
 
     s = settings(config)
-    since_ns = None
-    if since:
-        try:
-            since_ns = int(datetime.fromisoformat(since).timestamp() * 1e9)
-        except ValueError:
-            try:
-                since_ns = time.time_ns() - int(parse_duration(since) * 1e9)
-            except ValueError:
-                typer.echo(f"citypilot: --since {since!r}: give RFC 3339 or a duration like "
-                           "2h", err=True)
-                raise typer.Exit(2) from None
-    report = asyncio.run(replay(s, reason=reason, source=source, since_ns=since_ns,
-                                limit=limit))
-    sys.stdout.write(orjson.dumps({
-        "examined": report.examined, "recovered": report.recovered,
-        "stored_points": report.stored_points,
-        "still_failing": dict(report.still_failing)}).decode() + "\n")
-    typer.echo(f"replayed {report.examined} dead letter(s): {report.recovered} now decode "
-               f"({report.stored_points} points stored), "
-               f"{sum(report.still_failing.values())} still fail", err=True)
+    return Wiring(mqtt_url=s.mqtt_url, sources=s.sources,
+                  collect=lambda: run_until_signalled(build_collector(s)),
+                  store=lambda: store(s), replay=functools.partial(replay, s))
 
 
-@sources_app.command("check")
-def sources_check(
-    file: Annotated[Path, typer.Argument(help="a sample payload, as it arrives on the topic",
-                                         exists=True, dir_okay=False)],
-    fmt: Annotated[str | None, typer.Option("--format", help="citypilot, ttn-v3, chirpstack-v4,"
-                                            " zigbee2mqtt, tasmota, influx-lp")] = None,
-    source: Annotated[str | None, typer.Option(help="decode as this configured source "
-                                               "(its mappings and codec)")] = None,
-    topic: Annotated[str | None, typer.Option(help="the topic it arrives on (a typical one "
-                                              "of the format by default)")] = None,
-    timezone: Annotated[str | None, typer.Option(help="zone for clocks without one")] = None,
-    config: ConfigOpt = None,
-) -> None:
-    """Decode a sample offline: the points it would store, or the dead-letter reason."""
-    import time
+def _ingest(root: typer.Typer) -> None:
+    from ingest.cli import mount
 
-    from ingest.decode.preview import SAMPLE_TOPICS, preview
-    from ingest.sources import SourceConfigError, adhoc_source, decoder_for, load_sources
-
-    s = settings(config)
-    try:
-        if source is not None:
-            chosen = [x for x in load_sources(s.sources) if x.name == source]
-            if not chosen:
-                raise SourceConfigError(f"--source: no [[sources]] entry named {source!r}")
-            src = chosen[0]
-        elif fmt is not None:
-            src = adhoc_source(fmt, timezone)
-        else:
-            raise SourceConfigError("give --format F or --source NAME")
-        decoder = decoder_for(src)
-    except SourceConfigError as exc:
-        typer.echo(f"citypilot: {exc}", err=True)
-        raise typer.Exit(2) from None
-    the_topic = topic or SAMPLE_TOPICS.get(src.format.value, src.topic)
-    for line in preview(decoder, the_topic, file.read_bytes(), time.time_ns()):
-        sys.stdout.write(line + "\n")
-
-
-@sources_app.command("list")
-def sources_list(config: ConfigOpt = None,
-                 as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """The configured sources: name, format, pilot, topic filter, broker."""
-    from ingest.mqtt import _redact
-    from ingest.sources import load_sources
-
-    s = settings(config)
-    rows = [{"name": x.name, "format": x.format.value, "pilot": x.pilot, "topic": x.topic,
-             "broker": _redact(x.mqtt_url or s.mqtt_url)} for x in load_sources(s.sources)]
-    for row in rows:
-        sys.stdout.write(orjson.dumps(row).decode() + "\n" if as_json else
-                         "{name:<20} {format:<14} {pilot:<16} {topic:<32} {broker}\n"
-                         .format(**row))
-    typer.echo(f"{len(rows)} source(s)", err=True)
-
-
-# --- API, KPIs, API keys, registry (issue 4) -------------------------------------------------
-# api/cli.py owns the commands `api`, `kpi`, `apikey` and `registry`; this block only hands
-# them the settings. Importing api.cli loads typer alone: FastAPI loads inside `api`.
-from api.cli import mount as mount_api  # noqa: E402  (this block stays self-contained)
-from api.options import CliOptions  # noqa: E402
+    mount(root, _ingest_wiring)
 
 
 def _api_options(config: Path | None) -> CliOptions:
@@ -211,12 +86,10 @@ def _api_options(config: Path | None) -> CliOptions:
         host=s.api_host, port=s.api_port)
 
 
-mount_api(app, _api_options)
-# --- end of the API block ---------------------------------------------------------------------
+def _api(root: typer.Typer) -> None:
+    from api.cli import mount
 
-# --- Grafana dashboards (issue 5) -------------------------------------------------------------
-# dashboards/cli.py owns `dashboards generate|check|push`; this block hands it the store URL.
-from dashboards.cli import mount as mount_dashboards  # noqa: E402
+    mount(root, _api_options)
 
 
 def _api_paths() -> list[str]:
@@ -225,8 +98,86 @@ def _api_paths() -> list[str]:
     return route_paths()
 
 
-mount_dashboards(app, lambda config: settings(config).store_url, _api_paths)
-# --- end of the dashboards block --------------------------------------------------------------
+def _dashboards(root: typer.Typer) -> None:
+    from dashboards.cli import mount
+
+    mount(root, lambda config: settings(config).store_url, _api_paths)
+
+
+def _simulators(root: typer.Typer) -> None:
+    from simulators.cli import mount
+
+    mount(root)
+
+
+def _gateway(root: typer.Typer) -> None:
+    """`citypilot gateway` runs the agent; its sub-commands manage credentials."""
+    from citypilot.agent import gateway
+    from citypilot.gateway_admin import admin_app
+
+    admin_app.callback(invoke_without_command=True)(gateway)
+    root.add_typer(admin_app, name="gateway")
+
+
+# In the order `citypilot --help` lists them; None: defined in this module.
+COMMANDS: dict[str, Mount | None] = {
+    "collect": _ingest, "api": _api, "up": None, "simulate": _simulators,
+    "deadletters": _ingest, "sources": _ingest, "kpi": _api, "apikey": _api,
+    "registry": _api, "dashboards": _dashboards, "gateway": _gateway,
+}
+
+
+@functools.cache
+def _mounted(mount: Mount) -> TyperGroup:
+    """The group of the commands `mount` adds (built once per process)."""
+    holder = typer.Typer(add_completion=False)
+    mount(holder)
+    return typer.main.get_group(holder)
+
+
+class _Commands(MutableMapping[str, Any]):
+    """The root's commands by name, in help order; a package's are built on first lookup
+    (Click looks a command up by name, and lists them all only for `--help`)."""
+
+    def __init__(self, own: MutableMapping[str, Any]) -> None:
+        self._own = own  # the commands defined in this module
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in COMMANDS:
+            raise KeyError(name)
+        mount = COMMANDS[name]
+        return self._own[name] if mount is None else _mounted(mount).commands[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in COMMANDS
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(COMMANDS)
+
+    def __len__(self) -> int:
+        return len(COMMANDS)
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._own[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._own[name]
+
+
+class _Root(TyperGroup):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands = _Commands(self.commands)
+
+
+app = typer.Typer(name="citypilot", cls=_Root, no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_show_locals=False,  # locals may hold credentials
+                  help="Smart City pilot backend: MQTT gateways -> store -> KPIs.")
+
+
+@app.callback()
+def _root() -> None:
+    """A group even with one command of its own (`up`)."""
 
 
 @app.command()
@@ -245,8 +196,9 @@ def up(
 ) -> None:
     """All in one process: embedded broker, collector, API/console, optional simulators."""
     s = settings(config, demo=demo)
+    # The collector, the API and the simulators all run in `up`: loaded only here.
     from citypilot import demo as all_in_one
-    from simulators.cli import SimulateOptions, parse_duration, run_async
+    from simulators.cli import SimulateOptions, run_async
 
     broker_port = all_in_one.pick_port(port)
     web_port = all_in_one.pick_port(api_port) if api_port else None
@@ -258,17 +210,6 @@ def up(
 
     asyncio.run(all_in_one.run(s, port=broker_port, api_port=web_port,
                                publisher=feed if (demo or simulate) else None))
-
-
-# --- the gateway agent and its credentials, the simulators, the demo ---------------------------
-from citypilot.agent import gateway as _gateway_agent  # noqa: E402
-from citypilot.gateway_admin import admin_app as _gateway_app  # noqa: E402
-from simulators.cli import simulate as _simulate  # noqa: E402
-
-_gateway_app.callback(invoke_without_command=True)(_gateway_agent)
-app.add_typer(_gateway_app, name="gateway")
-app.command("simulate", help="Publish a simulated fleet of sensors and public services.")(
-    _simulate)
 
 
 def main() -> None:

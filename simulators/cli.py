@@ -1,8 +1,8 @@
 """`citypilot simulate`: publish a simulated Smart City fleet to an MQTT broker.
 
-The Typer app `app` has the command as its callback, so the composition root can mount it
-either way: `root.add_typer(app, name="simulate")` or `root.command("simulate")(simulate)`.
-`run`, `run_async` and `SimulateOptions` are re-exported for `citypilot up --demo`.
+The Typer app `app` has the command as its callback (for running it alone); the composition
+root mounts it with `mount(root)`. `run`, `run_async` and `SimulateOptions` are re-exported
+for `citypilot up --demo`.
 
 The only module of `simulators` that reads the environment (`CITYPILOT_MQTT_URL`, the default
 of `--mqtt-url`). Progress goes to stderr, the summary (JSON) to `--summary-json` or stdout.
@@ -11,7 +11,6 @@ of `--mqtt-url`). Progress goes to stderr, the summary (JSON) to `--summary-json
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import threading
 import time
@@ -23,6 +22,7 @@ from typing import Annotated, TypeVar
 import orjson
 import typer
 
+from ingest.cli import parse_duration
 from simulators.faults import Fault, FaultSpec
 from simulators.publisher import PublishError
 from simulators.runner import (
@@ -34,24 +34,18 @@ from simulators.runner import (
 )
 from simulators.summary import Summary
 
-__all__ = ["SimulateOptions", "Summary", "app", "parse_duration", "run", "run_async", "simulate"]
+__all__ = ["SimulateOptions", "Summary", "app", "mount", "parse_duration", "run", "run_async",
+           "simulate"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 app = typer.Typer(add_completion=False, help="Publish a simulated Smart City fleet over MQTT.")
 
-_UNITS = {"": 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3_600.0, "d": 86_400.0,
-          "w": 604_800.0}
-_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d|w)?\s*")
-
-
-def parse_duration(text: str) -> float:
-    """Seconds from `90`, `10s`, `5m`, `2h`, `30d`, `1w` or `1.5m`."""
-    match = _DURATION.fullmatch(text)
-    if match is None:
-        raise ValueError(f"{text!r} is not a duration like 90, 10s, 5m, 2h or 30d")
-    return float(match.group(1)) * _UNITS[match.group(2) or ""]
+def mount(root: typer.Typer) -> None:
+    """Add `simulate` to the root command."""
+    root.command("simulate", help="Publish a simulated fleet of sensors and public services.")(
+        simulate)
 
 
 def _parse_start(text: str) -> int:
