@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ingest.decode.codecs import CodecError
+from ingest.decode.codec import CodecError
 
 log = logging.getLogger(__name__)
 
