@@ -15,6 +15,7 @@ COPY citypilot ./citypilot
 COPY ingest ./ingest
 COPY api ./api
 COPY simulators ./simulators
+COPY dashboards ./dashboards
 # --no-deps: everything it needs is already pinned above; a missing pin fails at import in
 # the build's smoke test below rather than pulling an unpinned version.
 RUN /opt/citypilot/bin/pip install --no-deps . && /opt/citypilot/bin/citypilot --help >/dev/null
