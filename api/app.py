@@ -23,7 +23,7 @@ from api.fleet import Fleet
 from api.options import ApiOptions
 from api.routes import admin, console, data, kpis, meta
 from ingest.catalog import Catalog
-from ingest.stores import open_store
+from ingest.stores import open_reader
 
 log = logging.getLogger(__name__)
 __all__ = ["ApiOptions", "create_app"]
@@ -46,7 +46,7 @@ def create_app(options: ApiOptions) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         catalog = Catalog(options.catalog_url)
         try:
-            async with open_store(options.store_url, deadline_s=options.store_timeout_s) as st:
+            async with open_reader(options.store_url, deadline_s=options.store_timeout_s) as st:
                 app.state.store = st
                 app.state.catalog = catalog
                 app.state.fleet = Fleet(st, catalog,

@@ -76,11 +76,10 @@ def deadletters_list(
 ) -> None:
     """Show kept dead letters, newest first: time, reason, topic, detail."""
     s = settings(config)
-    from citypilot.wiring import store
-
+    from citypilot.wiring import reader
 
     async def fetch() -> list[dict[str, object]]:
-        async with store(s) as st:
+        async with reader(s) as st:
             rows = await st.dead_letters(reason=reason, limit=limit)
         return [{"ts": r.ts, "reason": r.reason, "topic": r.topic, "detail": r.detail,
                  "payload": r.payload} for r in rows]

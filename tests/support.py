@@ -8,6 +8,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from ingest.stores import open_reader
+from ingest.stores.base import ALL_TIME, Aggregate, Reader, Stat, Window
+
 T = TypeVar("T")
 
 
@@ -45,3 +48,19 @@ def wait_until(check: Callable[[], T], timeout: float = 10.0, interval: float = 
         if time.monotonic() > deadline:
             raise AssertionError(f"not true after {timeout}s: {error}") from error
         time.sleep(interval)
+
+
+async def count(reader: Reader, measurement: str, field: str, *, window: Window = ALL_TIME,
+                **tags: str) -> int:
+    """How many points of `measurement` carry `field` in `window`, with these tag values:
+    what a user counts with `SELECT count(field)`."""
+    where = tuple((key, (value,)) for key, value in tags.items())
+    rows = await reader.aggregate(Aggregate((measurement,), field, Stat.COUNT, (window,),
+                                            where=where))
+    return int(rows[0].value) if rows else 0
+
+
+async def stored_count(url: str, measurement: str, field: str, **tags: str) -> int:
+    """`count` through a reader of its own on the store at `url`."""
+    async with open_reader(url) as reader:
+        return await count(reader, measurement, field, **tags)

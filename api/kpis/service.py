@@ -19,7 +19,7 @@ from api.kpis.context import Context, KpiValue
 from api.kpis.periods import NS, Grain, buckets
 from api.options import KpiOptions
 from ingest.catalog import Pilot
-from ingest.stores.base import Store
+from ingest.stores.base import Reader
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def timezone_of(pilot: Pilot) -> ZoneInfo:
     return ZoneInfo(pilot.timezone)
 
 
-async def compute(store: Store, pilot: Pilot, kpi_id: str, start_ns: int, end_ns: int,
+async def compute(store: Reader, pilot: Pilot, kpi_id: str, start_ns: int, end_ns: int,
                   grain: Grain, *, options: KpiOptions | None = None,
                   now_ns: int | None = None) -> KpiResult:
     """The values of one KPI for one pilot, per bucket of `grain` in the pilot's zone."""
@@ -71,7 +71,7 @@ async def compute(store: Store, pilot: Pilot, kpi_id: str, start_ns: int, end_ns
     return result
 
 
-async def compute_many(store: Store, pilot: Pilot, kpi_ids: Sequence[str], start_ns: int,
+async def compute_many(store: Reader, pilot: Pilot, kpi_ids: Sequence[str], start_ns: int,
                        end_ns: int, grain: Grain, *, options: KpiOptions | None = None,
                        now_ns: int | None = None,
                        progress: Callable[[Kpi], None] | None = None) -> list[KpiResult]:

@@ -15,11 +15,10 @@ import pytest
 from paho.mqtt.enums import MQTTProtocolVersion
 
 from ingest.mqtt import MqttOptions, make_client
-from ingest.stores import open_store
 from tests.collectors import collector, reading
 from tests.deploy.brokerclient import Refused, close, connect, connect_or_error, publish
 from tests.deploy.conftest import Broker
-from tests.support import eventually
+from tests.support import eventually, stored_count
 
 
 def tls(url: str, broker: Broker, host: str = "127.0.0.1") -> str:
@@ -96,6 +95,5 @@ async def test_collector_over_tls_with_the_ca_file_setting(
             close(gw)
 
         async def arrived() -> bool:
-            async with open_store(store_url) as store:
-                return await store.count("air_quality", "pm25", pilot=prefix) == 1
+            return await stored_count(store_url, "air_quality", "pm25", pilot=prefix) == 1
         await eventually(arrived, timeout=15)

@@ -14,8 +14,8 @@ from typing import Any
 from ingest.decode import sparkplug_b_pb2 as pb
 from ingest.decode.sparkplug_payload import parse, rebirth_command
 from ingest.mqtt import MqttOptions, Subscriber
-from ingest.stores import open_store
-from ingest.stores.base import Agg, SeriesQuery
+from ingest.stores import open_reader
+from ingest.stores.base import Aggregate, Stat
 from tests.collectors import collector
 from tests.mqttclient import Recorder, publish
 from tests.servers import Mosquitto
@@ -103,22 +103,25 @@ def _asked(commands: Recorder, topic: str) -> None:
 async def _stored(url: str, pilot: str, field: str, expected: list[tuple[int, float]]) -> None:
     """Exactly these (ms, value) points of `field` on the edge node's device."""
     start, end = expected[0][0] - 60_000, expected[-1][0] + 60_000
-    query = SeriesQuery("sensor", field, start * 1_000_000, end * 1_000_000, Agg.MAX,
-                        every_s=0.001, pilot=pilot, gateway="plant", device="plc-1")
-    async with open_store(url) as store:
-        got = await store.series(query)
-    assert got == [(ts * 1_000_000, value) for ts, value in expected]
+    where = (("pilot", (pilot,)), ("gateway", ("plant",)), ("device", ("plc-1",)))
+    query = Aggregate(("sensor",), field, Stat.MAX, ((start * 1_000_000, end * 1_000_000),),
+                      where=where, every_s=0.001)
+    async with open_reader(url) as reader:
+        got = await reader.aggregate(query)
+    assert [(r.start, r.value) for r in got] == [(ts * 1_000_000, value)
+                                                  for ts, value in expected]
 
 
 async def _state(url: str, pilot: str, state: str) -> None:
-    async with open_store(url) as store:
-        points = await store.latest("device_status", pilot=pilot, device="plc-1")
+    async with open_reader(url) as reader:
+        points = await reader.latest("device_status",
+                                     where=(("pilot", (pilot,)), ("device", ("plc-1",))))
     assert [p.fields.get("state") for p in points] == [state]
 
 
 async def _no_birth_letter(url: str, group: str) -> None:
-    async with open_store(url) as store:
-        letters = await store.dead_letters(reason="no_birth")
+    async with open_reader(url) as reader:
+        letters = await reader.dead_letters(reason="no_birth")
     mine = [d for d in letters if d.topic == f"spBv1.0/{group}/NDATA/plc-2"]
     assert len(mine) == 1, letters
     assert "before its NBIRTH; rebirth requested" in mine[0].detail
