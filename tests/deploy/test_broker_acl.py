@@ -26,7 +26,8 @@ def topic(pilot: str, gw: str, device: str = "aq-1") -> str:
 
 
 async def stored(store_url: str, pilot: str, gateway: str | None = None) -> int:
-    return await stored_count(store_url, "air_quality", "pm25", pilot=pilot, gateway=gateway)
+    tags = {"pilot": pilot} if gateway is None else {"pilot": pilot, "gateway": gateway}
+    return await stored_count(store_url, "air_quality", "pm25", **tags)
 
 
 async def test_gateway_publishes_only_below_its_own_pilot_and_gateway(
