@@ -75,7 +75,16 @@ def translate(exc: sqlite3.Error | sqlite3.Warning) -> StoreError:
     return StoreUnavailable(f"SQLite store unavailable ({name}): {exc}")
 
 
+_TABLES = frozenset({"points"})  # what `_SCHEMA` creates
+
+
 def _setup(conn: sqlite3.Connection) -> None:
+    # A file that has its tables is left as it is: changing the journal mode or running DDL
+    # takes the write lock, and a reader opened beside a committing writer must not wait.
+    tables = {row[0] for row in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if _TABLES <= tables:
+        return
     mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
     if str(mode).lower() != "wal":
         log.warning("sqlite journal mode is not WAL mode=%s", mode)
