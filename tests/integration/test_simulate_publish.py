@@ -143,13 +143,13 @@ def test_publisher_batches_writes_and_takes_the_lean_puback_path(
     scenario = Scenario(FleetSpec(1, 2, 14, seed=1, pilot_prefix=prefix))
     start = time.time_ns() // 1_000_000
     config = PublisherConfig(BrokerUrl.parse(mosquitto.url), f"{prefix}-bench")
-    hits = batching._puback_reason.cache_info().hits
+    hits = batching.puback_reason.cache_info().hits
     with Publisher(config) as publisher:
         publisher.send(scenario.window(start - 86_400_000, start), lambda e: None)
         publisher.drain()
     assert publisher.acked == publisher.published > 3_000
     assert publisher.coalesced >= publisher.published  # every publish went out in a burst
-    assert batching._puback_reason.cache_info().hits - hits >= publisher.published - 10
+    assert batching.puback_reason.cache_info().hits - hits >= publisher.published - 10
 
 
 def test_unreachable_broker_is_an_error_not_a_hang() -> None:
