@@ -61,9 +61,9 @@ def test_a_mean_is_the_sum_over_the_count_of_both_sides() -> None:
     assert [(part, a.field, a.stat) for part, a in p.raw.queries] == [
         ("sum", "no2", Stat.SUM), ("count", "no2", Stat.COUNT)]
     # rollups: 3 readings summing to 30; raw: 1 reading of 50 -> (30 + 50) / 4
-    rows = p.finish([[AggRow(0, "air_quality", TAGS, 30.0)], [AggRow(0, "air_quality", TAGS, 3)]],
-                    [[AggRow(0, "air_quality", TAGS, 50.0)], [AggRow(0, "air_quality", TAGS, 1)]])
-    assert rows == [AggRow(0, "air_quality", TAGS, 20.0)]
+    rows = p.finish([[AggRow(0, "air_quality", TAGS, 30.0, 0)], [AggRow(0, "air_quality", TAGS, 3, 0)]],
+                    [[AggRow(0, "air_quality", TAGS, 50.0, 0)], [AggRow(0, "air_quality", TAGS, 1, 0)]])
+    assert rows == [AggRow(0, "air_quality", TAGS, 20.0, 0)]
 
 
 def test_energy_means_are_weighed_by_their_counts() -> None:
@@ -71,16 +71,16 @@ def test_energy_means_are_weighed_by_their_counts() -> None:
              H)
     assert p is not None
     # rollups: e10 sum 3000 over 2 readings; raw: energy mean 600 over 3 -> (3000 + 1800) / 5
-    rows = p.finish([[AggRow(0, "noise", TAGS, 3000.0)], [AggRow(0, "noise", TAGS, 2.0)]],
-                    [[AggRow(0, "noise", TAGS, 600.0)], [AggRow(0, "noise", TAGS, 3.0)]])
-    assert rows == [AggRow(0, "noise", TAGS, 960.0)]
+    rows = p.finish([[AggRow(0, "noise", TAGS, 3000.0, 0)], [AggRow(0, "noise", TAGS, 2.0, 0)]],
+                    [[AggRow(0, "noise", TAGS, 600.0, 0)], [AggRow(0, "noise", TAGS, 3.0, 0)]])
+    assert rows == [AggRow(0, "noise", TAGS, 960.0, 0)]
 
 
 def test_extremes_and_windows_map_back() -> None:
     p = plan(q(Stat.MIN, ((7, 8), (0, 2 * H), (2 * H, 4 * H))), 3 * H)
     assert p is not None and p.rolled is not None and p.raw is not None
     assert p.rolled.origin == (1, 2) and p.raw.origin == (0, 2)
-    rows = p.finish([[AggRow(0, "m", TAGS, 5.0), AggRow(1, "m", TAGS, 9.0)]],
-                    [[AggRow(0, "m", TAGS, 1.0), AggRow(1, "m", TAGS, 4.0)]])
-    assert rows == [AggRow(0, "m", TAGS, 1.0), AggRow(1, "m", TAGS, 5.0),
-                    AggRow(2, "m", TAGS, 4.0)]
+    rows = p.finish([[AggRow(0, "m", TAGS, 5.0, 0), AggRow(1, "m", TAGS, 9.0, 0)]],
+                    [[AggRow(0, "m", TAGS, 1.0, 0), AggRow(1, "m", TAGS, 4.0, 0)]])
+    assert rows == [AggRow(0, "m", TAGS, 1.0, 7), AggRow(1, "m", TAGS, 5.0, 0),
+                    AggRow(2, "m", TAGS, 4.0, 2 * H)]

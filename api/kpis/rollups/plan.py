@@ -10,7 +10,8 @@ statistics that add up, so every statistic is asked for as its *parts* — COUNT
 What cannot be answered exactly is not planned (`plan` returns None) and reads raw: a
 percentile, dead letters by topic prefix, a window that does not start on a whole hour, an
 inner interval that is not a whole number of hours, and an inner hourly mean over groups
-that may hold several series (a mean of means is not the mean).
+that may hold several series (a mean of means is not the mean), and buckets (`every_s`:
+readings series, bounded by the API's point limit).
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ class Plan:
         for (window, measurement, tags), have in sorted(parts.items()):
             result = _finish(self.query, have)
             if result is not None:
-                out.append(AggRow(window, measurement, tags, result))
+                out.append(AggRow(window, measurement, tags, result,
+                                  self.query.windows[window][0]))
         return out
 
 
@@ -124,7 +126,7 @@ def _finish(q: Aggregate, have: dict[Part, float]) -> float | None:
 
 def exact(q: Aggregate) -> bool:
     """Whether rollups can answer `q` (its windows aside)."""
-    if q.prefix is not None or q.stat not in PARTS:
+    if q.prefix is not None or q.every_s is not None or q.stat not in PARTS:
         return False
     if q.inner is None:
         return True
