@@ -61,9 +61,10 @@ def test_a_mean_is_the_sum_over_the_count_of_both_sides() -> None:
     assert [(part, a.field, a.stat) for part, a in p.raw.queries] == [
         ("sum", "no2", Stat.SUM), ("count", "no2", Stat.COUNT)]
     # rollups: 3 readings summing to 30; raw: 1 reading of 50 -> (30 + 50) / 4
-    rows = p.finish([[AggRow(0, "air_quality", TAGS, 30.0, 0)], [AggRow(0, "air_quality", TAGS, 3, 0)]],
-                    [[AggRow(0, "air_quality", TAGS, 50.0, 0)], [AggRow(0, "air_quality", TAGS, 1, 0)]])
-    assert rows == [AggRow(0, "air_quality", TAGS, 20.0, 0)]
+    aq = "air_quality"
+    rows = p.finish([[AggRow(0, aq, TAGS, 30.0, 0)], [AggRow(0, aq, TAGS, 3, 0)]],
+                    [[AggRow(0, aq, TAGS, 50.0, 0)], [AggRow(0, aq, TAGS, 1, 0)]])
+    assert rows == [AggRow(0, aq, TAGS, 20.0, 0)]
 
 
 def test_energy_means_are_weighed_by_their_counts() -> None:

@@ -2,50 +2,114 @@
 
 It has the raw reader's interface, so the KPI code is the same whichever answers: the proof
 that rollups are exact is that every KPI computed through this reader equals the same KPI
-computed from raw points (tests/contract/test_rollups.py). The horizon is where rollups end:
-the worker's `complete_until`, never later than the start of the current hour; without any
-rollup state everything is read raw. Each answer notes whether it used rollups (`sources`),
-which the API reports as the KPI's `source`.
+computed from raw points (tests/contract/test_rollups.py). The horizon is where rollups end
+(`Horizon`): the worker's `complete_until`, never later than the start of the current hour;
+without any rollup state everything is read raw. Each answer notes whether it used rollups
+(`sources`), which the API reports as the KPI's `source`.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from types import TracebackType
+from typing import Self
 from zoneinfo import ZoneInfo
 
 from api.kpis.periods import from_ns, midnight
 from api.kpis.rollups.plan import HOUR_NS, plan
 from api.kpis.rollups.summary import USERS_FIELD, USERS_MEASUREMENT, users_of
-from ingest.model import EVENT_MEASUREMENT
-from ingest.stores.base import Aggregate, AggRow, Distinct, Stat, Window
+from api.kpis.rollups.worker import State, read_state
+from ingest.model import EVENT_MEASUREMENT, Point
+from ingest.stores.base import (
+    Aggregate,
+    AggRow,
+    DeadLetter,
+    Dirty,
+    Distinct,
+    Reader,
+    Seen,
+    Stat,
+    TagFilter,
+    Window,
+)
 
 _USER_FILTERS = frozenset({"pilot", "service", "type"})
 
 
-class RollupReader:
-    """`raw` and `rollups` are readers (the same store, two namespaces); `horizon()` gives
-    the end of complete rollups (ns) or None; `timezone(pilot)` the pilot's zone."""
+class Horizon:
+    """The worker's state as readers see it, read again at most every `ttl_s`."""
 
-    def __init__(self, raw: Any, rollups: Any, horizon: Callable[[], int | None],
-                 timezone: Callable[[str], ZoneInfo]) -> None:
-        self.raw, self.rollups = raw, rollups
-        self._horizon, self._timezone = horizon, timezone
+    def __init__(self, rollups: Reader, ttl_s: float = 5.0) -> None:
+        self.rollups, self.ttl_s = rollups, ttl_s
+        self._state: State | None = None
+        self._read_at = -math.inf
+
+    async def state(self) -> State | None:
+        if time.monotonic() - self._read_at >= self.ttl_s:
+            self._state = await read_state(self.rollups)
+            self._read_at = time.monotonic()
+        return self._state
+
+    async def until(self) -> int | None:
+        """Where rollups end: the worker's `complete_until`, never after the start of the
+        current hour (ns); None before the first pass."""
+        state = await self.state()
+        if state is None:
+            return None
+        return min(state.complete_until, time.time_ns() // HOUR_NS * HOUR_NS)
+
+
+class RollupReader:
+    """`raw` and `rollups` are readers (the same store, two namespaces); `timezone(pilot)`
+    gives the pilot's zone (local days of the user sets)."""
+
+    def __init__(self, raw: Reader, rollups: Reader, timezone: Callable[[str], ZoneInfo],
+                 horizon: Horizon | None = None) -> None:
+        self.raw, self.rollups, self._timezone = raw, rollups, timezone
+        self.horizon = horizon or Horizon(rollups)
+        self.url_scheme = raw.url_scheme
         self.sources: set[str] = set()
 
-    def __getattr__(self, name: str) -> Any:
-        # Everything rollups do not hold (latest, last seen, dead letters, ...) is raw.
-        return getattr(self.raw, name)
+    def scoped(self) -> RollupReader:
+        """The same reader with sources of its own (one per KPI answered)."""
+        return RollupReader(self.raw, self.rollups, self._timezone, self.horizon)
 
-    def horizon(self) -> int | None:
-        until = self._horizon()
-        if until is None:
-            return None
-        return min(until, time.time_ns() // HOUR_NS * HOUR_NS)
+    # The readers are entered by whoever opened them; what rollups do not hold is raw.
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        return None
+
+    async def ping(self) -> None:
+        await self.raw.ping()
+
+    async def last_seen(self, measurements: Sequence[str], field: str, *,
+                        start: int | None = None, end: int | None = None,
+                        where: TagFilter = ()) -> list[Seen]:
+        return await self.raw.last_seen(measurements, field, start=start, end=end, where=where)
+
+    async def latest(self, measurement: str, *, where: TagFilter = ()) -> list[Point]:
+        return await self.raw.latest(measurement, where=where)
+
+    async def measurements(self) -> list[str]:
+        return await self.raw.measurements()
+
+    async def dead_letters(self, *, reason: str | None = None, since: int | None = None,
+                           limit: int = 100) -> list[DeadLetter]:
+        return await self.raw.dead_letters(reason=reason, since=since, limit=limit)
+
+    async def fields(self) -> dict[str, list[str]]:
+        return await self.raw.fields()
+
+    async def dirty(self, since: int | None = None) -> list[Dirty]:
+        return await self.raw.dirty(since)
 
     async def aggregate(self, query: Aggregate) -> list[AggRow]:
-        horizon = self.horizon()
+        horizon = await self.horizon.until()
         if query.stat is Stat.COUNT_DISTINCT and horizon is not None:
             counted = await self._count_users(query, horizon)
             if counted is not None:
@@ -53,8 +117,7 @@ class RollupReader:
         found = plan(query, horizon) if horizon is not None else None
         if found is None:
             self.sources.add("raw")
-            rows: list[AggRow] = await self.raw.aggregate(query)
-            return rows
+            return await self.raw.aggregate(query)
         self.sources.add("rollup")
         rolled = [await self.rollups.aggregate(q) for _, q in found.rolled.queries] \
             if found.rolled else []
@@ -62,13 +125,12 @@ class RollupReader:
         return found.finish(rolled, raw)
 
     async def distinct(self, query: Distinct) -> list[set[str]]:
-        horizon = self.horizon()
+        horizon = await self.horizon.until()
         days = self._day_cut(query.measurement, query.field, query.where, query.windows,
                              horizon)
         if days is None:
             self.sources.add("raw")
-            sets: list[set[str]] = await self.raw.distinct(query)
-            return sets
+            return await self.raw.distinct(query)
         self.sources.add("rollup")
         return await self._users(query, days)
 
@@ -82,10 +144,10 @@ class RollupReader:
         self.sources.add("rollup")
         sets = await self._users(Distinct(query.measurements[0], query.field, query.windows,
                                           query.where), days)
-        return [AggRow(i, query.measurements[0], (), float(len(s)))
+        return [AggRow(i, query.measurements[0], (), float(len(s)), query.windows[i][0])
                 for i, s in enumerate(sets) if s]
 
-    def _day_cut(self, measurement: str, field: str, where: Any,
+    def _day_cut(self, measurement: str, field: str, where: TagFilter,
                  windows: Sequence[Window], horizon: int | None) -> list[int] | None:
         """Per window, where its whole local days from rollups end (the rest is raw); None
         when day sets cannot answer (another field, another filter, unaligned windows)."""

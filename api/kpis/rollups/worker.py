@@ -21,13 +21,13 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from api.kpis.periods import from_ns, midnight
 from api.kpis.rollups.plan import HOUR_NS
 from api.kpis.rollups.summary import day_points, hour_points
 from ingest.model import Point
+from ingest.stores.base import Reader, Store
 
 log = logging.getLogger(__name__)
 STATE_MEASUREMENT = "rollup_state"
@@ -62,8 +62,8 @@ class Pass:
     state: State
 
 
-async def read_state(rollups: Any) -> State | None:
-    points: list[Point] = await rollups.latest(STATE_MEASUREMENT)
+async def read_state(rollups: Reader) -> State | None:
+    points = await rollups.latest(STATE_MEASUREMENT)
     if not points:
         return None
     fields = points[0].fields
@@ -80,11 +80,12 @@ def local_days(hours: Iterable[int], tz: ZoneInfo) -> list[tuple[int, int]]:
 
 
 class Worker:
-    """`raw` reads and marks, `rollups` is the rollup namespace (write, read), `timezone`
-    gives a pilot's zone (the registry's, UTC for unregistered pilots)."""
+    """`raw` reads points and dirty marks; `out` writes and `rollups` reads the rollup
+    namespace; `timezone` gives a pilot's zone (the registry's, UTC when unregistered)."""
 
-    def __init__(self, raw: Any, rollups: Any, timezone: Callable[[str], ZoneInfo]) -> None:
-        self.raw, self.rollups, self.timezone = raw, rollups, timezone
+    def __init__(self, raw: Reader, out: Store, rollups: Reader,
+                 timezone: Callable[[str], ZoneInfo]) -> None:
+        self.raw, self.out, self.rollups, self.timezone = raw, out, rollups, timezone
         self.done: dict[tuple[str, int], int] = {}  # (pilot, hour) -> when recomputed
 
     async def recompute(self, pilot: str, hours: list[int],
@@ -106,7 +107,7 @@ class Worker:
 
     async def _write(self, points: list[Point]) -> None:
         if points:
-            refused = await self.rollups.write(points)
+            refused = await self.out.write(points)
             if refused:
                 raise RuntimeError(f"the rollup store refused {len(refused)} points, e.g. "
                                    f"{refused[0].detail}")
@@ -134,7 +135,7 @@ class Worker:
         forget = watermark - 2 * IN_FLIGHT_NS
         self.done = {k: v for k, v in self.done.items() if v >= forget}
         new = State(watermark, ended, now)
-        await self.rollups.write([new.point()])
+        await self._write([new.point()])
         log.info("rollup pass slots=%d days=%d complete_until=%d", slots, days, ended)
         return Pass(slots, days, new)
 
