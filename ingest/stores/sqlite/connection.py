@@ -84,7 +84,7 @@ def translate(exc: sqlite3.Error | sqlite3.Warning) -> StoreError:
     return StoreUnavailable(f"SQLite store unavailable ({name}): {exc}")
 
 
-_TABLES = frozenset({"points"})  # what `_SCHEMA` creates
+_TABLES = frozenset({"points", "rollup_dirty"})  # what `_SCHEMA` creates
 
 
 def _setup(conn: sqlite3.Connection) -> None:
