@@ -26,8 +26,8 @@ from zoneinfo import ZoneInfo
 from api.kpis.periods import from_ns, midnight
 from api.kpis.rollups.plan import HOUR_NS
 from api.kpis.rollups.summary import day_points, hour_points
-from ingest.model import Point
-from ingest.stores.base import Reader, Store
+from ingest.model import DEAD_LETTER_MEASUREMENT, DELAY_FIELD, STATUS_MEASUREMENT, Point
+from ingest.stores.base import ALL_TIME, Aggregate, Reader, Stat, Store
 
 log = logging.getLogger(__name__)
 STATE_MEASUREMENT = "rollup_state"
@@ -87,6 +87,7 @@ class Worker:
                  timezone: Callable[[str], ZoneInfo]) -> None:
         self.raw, self.out, self.rollups, self.timezone = raw, out, rollups, timezone
         self.done: dict[tuple[str, int], int] = {}  # (pilot, hour) -> when recomputed
+        self.last: Pass | None = None  # the newest finished pass
 
     async def recompute(self, pilot: str, hours: list[int],
                         progress: Callable[[int], None] | None = None) -> tuple[int, int]:
@@ -137,6 +138,50 @@ class Worker:
         new = State(watermark, ended, now)
         await self._write([new.point()])
         log.info("rollup pass slots=%d days=%d complete_until=%d", slots, days, ended)
+        self.last = Pass(slots, days, new)
+        return self.last
+
+    async def hours_with_data(self, pilot: str, since_ns: int | None, until_ns: int
+                              ) -> list[int]:
+        """The hour starts in [since, until) that hold readings or events of `pilot`."""
+        measurements = tuple(m for m in await self.raw.measurements()
+                             if m not in (DEAD_LETTER_MEASUREMENT, STATUS_MEASUREMENT))
+        lo = ALL_TIME[0] if since_ns is None else since_ns // HOUR_NS * HOUR_NS
+        if not measurements or lo >= until_ns:
+            return []
+        rows = await self.raw.aggregate(Aggregate(
+            measurements, DELAY_FIELD, Stat.COUNT, ((lo, until_ns),),
+            where=(("pilot", (pilot,)),), every_s=HOUR_NS / 1e9))
+        return sorted({r.start for r in rows})
+
+    async def pilots(self) -> list[str]:
+        measurements = [m for m in await self.raw.measurements()
+                        if m not in (DEAD_LETTER_MEASUREMENT, STATUS_MEASUREMENT)]
+        return sorted({s.pilot for s in await self.raw.last_seen(measurements, DELAY_FIELD)
+                       if s.pilot})
+
+    async def rebuild(self, pilots: list[str] | None, since_ns: int | None,
+                      progress: Callable[[str, int, int], None] | None = None,
+                      now_ns: int | None = None) -> Pass:
+        """Recompute every ended hour with data since `since_ns` (all history: None) for
+        `pilots` (all: None) from raw points, then let passes go on from here."""
+        now = time.time_ns() if now_ns is None else now_ns
+        ended = now // HOUR_NS * HOUR_NS
+        slots = days = 0
+        for pilot in pilots if pilots is not None else await self.pilots():
+            hours = await self.hours_with_data(pilot, since_ns, ended)
+            done = 0
+
+            def step(n: int, pilot: str = pilot, total: int = len(hours)) -> None:
+                nonlocal done
+                done += n
+                if progress is not None:
+                    progress(pilot, done, total)
+            got = await self.recompute(pilot, hours, step)
+            slots, days = slots + got[0], days + got[1]
+        state = await read_state(self.rollups)
+        new = State(min(now, state.watermark) if state else now, ended, now)
+        await self._write([new.point()])
         return Pass(slots, days, new)
 
     async def run_forever(self, interval_s: float, on_pass: Callable[[Pass], None]) -> None:
