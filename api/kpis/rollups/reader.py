@@ -47,7 +47,8 @@ class Horizon:
         self._read_at = -math.inf
 
     async def state(self) -> State | None:
-        if time.monotonic() - self._read_at >= self.ttl_s:
+        # Before the first pass, asked every time: the first rollups are used at once.
+        if self._state is None or time.monotonic() - self._read_at >= self.ttl_s:
             self._state = await read_state(self.rollups)
             self._read_at = time.monotonic()
         return self._state
