@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
+from api.kpis.rollups import cli as rollups_cli
 from api.options import CliOptions
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ def mount(app: typer.Typer, load: Loader) -> None:
         uvicorn.run(create_app(options.api), host=bind, port=at, log_config=None,
                     access_log=False)
 
+    rollups_cli.mount(app, load)
     # The sub-commands find `load` in their context (Click passes `obj` down).
     for sub, name in ((kpi_app, "kpi"), (apikey_app, "apikey"), (registry_app, "registry")):
         app.add_typer(sub, name=name, context_settings={"obj": load})

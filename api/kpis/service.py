@@ -11,12 +11,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from api.kpis import outcomes, pull, push
 from api.kpis.catalog import BY_ID, KPIS, Kpi
 from api.kpis.context import Context, KpiValue
 from api.kpis.periods import NS, Grain, buckets
+from api.kpis.rollups.reader import RollupReader
 from api.options import KpiOptions
 from ingest.catalog import Pilot
 from ingest.stores.base import Reader
@@ -44,6 +46,7 @@ class KpiResult:
     timezone: ZoneInfo
     grain: Grain
     values: list[KpiValue]
+    source: Literal["rollup", "raw"] = "raw"  # "rollup": rollups answered all of the KPI
 
 
 def check_period(start_ns: int, end_ns: int, grain: Grain, tz: ZoneInfo,
@@ -86,10 +89,14 @@ async def compute_many(store: Reader, pilot: Pilot, kpi_ids: Sequence[str], star
     results: list[KpiResult] = []
     for kpi_id in kpi_ids:
         began = time.perf_counter()
+        # A reader of its own per KPI, to tell whether rollups answered all of it.
+        ctx.store = reader = store.scoped() if isinstance(store, RollupReader) else store
         values = await FUNCTIONS[kpi_id](ctx)
+        source: Literal["rollup", "raw"] = \
+            "rollup" if getattr(reader, "sources", None) == {"rollup"} else "raw"
         log.debug("kpi computed id=%s pilot=%s buckets=%d duration_s=%.3f", kpi_id, pilot.id,
                   len(ctx.buckets), time.perf_counter() - began)
-        results.append(KpiResult(BY_ID[kpi_id], pilot.id, tz, grain, values))
+        results.append(KpiResult(BY_ID[kpi_id], pilot.id, tz, grain, values, source))
         if progress is not None:
             progress(BY_ID[kpi_id])
     return results

@@ -175,6 +175,27 @@ class Distinct:
 
 
 @dataclass(frozen=True, slots=True)
+class Dirty:
+    """A (pilot, hour) slot that a write touched, and when: what derived data (the rollups)
+    must recompute. Every writer marks the slots of the points it stores, before storing them
+    (a mark without data costs a recompute; data without a mark would be missed)."""
+
+    pilot: str
+    hour: int  # ns, the start of a UTC hour
+    marked_at: int  # ns, the writer's clock
+
+
+SLOT_NS = 3600 * 10**9  # a dirty slot is one UTC hour
+DIRTY_MEASUREMENT = "dirty"  # where the InfluxDB writer keeps its marks (rollup database)
+
+
+def dirty_slots(points: Sequence[Point]) -> set[tuple[str, int]]:
+    """The (pilot, hour) slots of points that carry a pilot (dead letters do not)."""
+    return {(pilot, p.ts // SLOT_NS * SLOT_NS) for p in points
+            if (pilot := tag_of(p.tags, "pilot"))}
+
+
+@dataclass(frozen=True, slots=True)
 class Seen:
     """When a device last sent a point of a measurement."""
 
@@ -233,3 +254,9 @@ class Reader(_Component, Protocol):
     async def dead_letters(self, *, reason: str | None = None, since: int | None = None,
                            limit: int = 100) -> list[DeadLetter]:
         """Kept dead letters, newest first."""
+
+    async def fields(self) -> dict[str, list[str]]:
+        """The numeric fields of each measurement, sorted."""
+
+    async def dirty(self, since: int | None = None) -> list[Dirty]:
+        """The slots marked after `since` (ns; None: all), oldest mark first."""

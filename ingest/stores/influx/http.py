@@ -272,18 +272,22 @@ class InfluxHttp:
         if status != 200:
             raise StoreRejected(f"InfluxDB refused a query ({status}): {error}")
 
-    async def results(self, statements: Sequence[str]) -> list[list[influxql.Series]]:
-        """The series of each statement. InfluxDB runs the statements of one request one
-        after the other, so many go as a few concurrent requests (`;`-separated)."""
+    async def results(self, statements: Sequence[str], database: str | None = None
+                      ) -> list[list[influxql.Series]]:
+        """The series of each statement (in `database`, default the URL's). InfluxDB runs
+        the statements of one request one after the other, so many go as a few concurrent
+        requests (`;`-separated)."""
         size = max(8, -(-len(statements) // _QUERY_REQUESTS))
         chunks = [statements[i:i + size] for i in range(0, len(statements), size)]
-        answers = await asyncio.gather(*(self._statements(c) for c in chunks))
+        answers = await asyncio.gather(*(self._statements(c, database or self.database)
+                                         for c in chunks))
         return [series for answer in answers for series in answer]
 
-    async def _statements(self, statements: Sequence[str]) -> list[list[influxql.Series]]:
+    async def _statements(self, statements: Sequence[str], database: str
+                          ) -> list[list[influxql.Series]]:
         async def once(budget: Budget) -> httpx.Response:
             resp = await self.send("POST", "/query", budget, data={
-                "q": ";\n".join(statements), "db": self.database, "epoch": "ns"})
+                "q": ";\n".join(statements), "db": database, "epoch": "ns"})
             self.check_query(resp)
             return resp
 

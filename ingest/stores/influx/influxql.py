@@ -30,6 +30,7 @@ from ingest.stores.base import (
     Aggregate,
     AggRow,
     DeadLetter,
+    Dirty,
     Distinct,
     Seen,
     Stat,
@@ -327,3 +328,21 @@ def row_point(measurement: str, series: dict[str, Any]) -> Point:
     ordered = tuple((k, tags[k]) for k in TAG_KEYS if tags.get(k))
     return Point(measurement, ordered, fields, int(row[0]))
 
+
+
+def numeric_fields(series_list: list[Series]) -> dict[str, list[str]]:
+    """`SHOW FIELD KEYS` as the float and integer fields of each measurement."""
+    return {str(s["name"]): sorted(str(key) for key, kind in s.get("values") or []
+                                   if kind in ("float", "integer"))
+            for s in series_list}
+
+
+def dirty_statement(measurement: str, since: int | None) -> str:
+    after = "" if since is None else f' WHERE "marked_at" > {number(float(since))}'
+    return f'SELECT "marked_at" FROM {quote_ident(measurement)}{after} GROUP BY "pilot"'
+
+
+def dirty_rows(series_list: list[Series]) -> list[Dirty]:
+    marks = [Dirty(str((s.get("tags") or {}).get("pilot", "")), int(row[0]), int(row[1]))
+             for s in series_list for row in s.get("values") or [] if row[1] is not None]
+    return sorted(marks, key=lambda d: (d.marked_at, d.pilot, d.hour))

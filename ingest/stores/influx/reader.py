@@ -9,7 +9,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ingest.model import Point
-from ingest.stores.base import Aggregate, AggRow, DeadLetter, Distinct, Seen, TagFilter
+from ingest.stores import naming
+from ingest.stores.base import (
+    DIRTY_MEASUREMENT,
+    Aggregate,
+    AggRow,
+    DeadLetter,
+    Dirty,
+    Distinct,
+    Seen,
+    TagFilter,
+)
 from ingest.stores.influx import influxql
 from ingest.stores.influx.http import OverHttp
 
@@ -48,3 +58,13 @@ class InfluxReader(OverHttp):
             return []
         return influxql.dead_letter_rows(
             await self._one(influxql.dead_letters_statement(reason, since, limit)))
+
+    async def fields(self) -> dict[str, list[str]]:
+        return influxql.numeric_fields(await self._one("SHOW FIELD KEYS"))
+
+    async def dirty(self, since: int | None = None) -> list[Dirty]:
+        # The writer keeps its marks beside the rollups, not among the raw measurements.
+        [series] = await self._http.results(
+            [influxql.dirty_statement(DIRTY_MEASUREMENT, since)],
+            naming.rollup_database(self.database))
+        return influxql.dirty_rows(series)

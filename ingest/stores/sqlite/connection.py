@@ -1,8 +1,10 @@
 """SQLite's "transport": the URL, the schema, one connection on its own thread, and the one
 place where sqlite3 exceptions become the store's own.
 
-One long table, a row per (series, field, time). A series is the measurement plus the six tag
-keys citypilot writes (an absent tag is ''), as in InfluxDB; the primary key is that identity
+One long table, a row per (series, field, time), and `rollup_dirty`, the (pilot, hour) slots
+that writes touched, for the rollup worker (marked in the same transaction as the points).
+A series is the measurement plus the six tag keys citypilot writes (an absent tag is ''), as
+in InfluxDB; the primary key is that identity
 plus field and time, so rewriting a point replaces the fields it carries and keeps the others:
 InfluxDB's merge. Unlike InfluxDB, a field may hold a number in one point and a string in
 another.
@@ -50,6 +52,13 @@ CREATE TABLE IF NOT EXISTS points (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS points_field_time ON points (measurement, field, ts);
 CREATE INDEX IF NOT EXISTS points_device_time ON points (measurement, pilot, gateway, device, ts);
+CREATE TABLE IF NOT EXISTS rollup_dirty (
+    pilot TEXT NOT NULL,
+    hour INTEGER NOT NULL,
+    marked_at INTEGER NOT NULL,
+    PRIMARY KEY (pilot, hour)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS rollup_dirty_marked ON rollup_dirty (marked_at);
 """
 # Errors that mean our SQL or arguments are wrong (or a constraint refuses them), not that
 # the database is unwell: waiting will not help.
@@ -75,7 +84,7 @@ def translate(exc: sqlite3.Error | sqlite3.Warning) -> StoreError:
     return StoreUnavailable(f"SQLite store unavailable ({name}): {exc}")
 
 
-_TABLES = frozenset({"points"})  # what `_SCHEMA` creates
+_TABLES = frozenset({"points", "rollup_dirty"})  # what `_SCHEMA` creates
 
 
 def _setup(conn: sqlite3.Connection) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from ingest.model import Point
-from ingest.stores.base import Aggregate, AggRow, DeadLetter, Distinct, Seen, TagFilter
+from ingest.stores.base import Aggregate, AggRow, DeadLetter, Dirty, Distinct, Seen, TagFilter
 from ingest.stores.sqlite import sql
 from ingest.stores.sqlite.connection import OnConnection
 
@@ -46,3 +46,9 @@ class SqliteReader(OnConnection):
         if limit <= 0:
             return []
         return await self._run(lambda conn: sql.dead_letters(conn, reason, since, limit))
+
+    async def fields(self) -> dict[str, list[str]]:
+        return await self._run(sql.fields)
+
+    async def dirty(self, since: int | None = None) -> list[Dirty]:
+        return await self._run(lambda conn: sql.dirty(conn, since))

@@ -23,6 +23,7 @@ from ingest.stores.base import (
     Aggregate,
     AggRow,
     DeadLetter,
+    Dirty,
     Distinct,
     Seen,
     Stat,
@@ -223,3 +224,25 @@ def dead_letters(conn: sqlite3.Connection, reason: str | None, since: int | None
     return [DeadLetter(ts=int(ts), reason=reason_, topic=topic or "", payload=payload or "",
                        detail=detail or "")
             for ts, reason_, topic, payload, detail in rows]
+
+
+def fields(conn: sqlite3.Connection) -> dict[str, list[str]]:
+    """Numeric fields per measurement: a skip scan of (measurement, field), each field judged
+    by its first row (a field holds numbers or strings, as InfluxDB's do)."""
+    out: dict[str, list[str]] = {}
+    for measurement in measurements(conn):
+        rows = conn.execute(
+            "WITH RECURSIVE f(name) AS (SELECT MIN(field) FROM points WHERE measurement = ?1 "
+            "UNION ALL SELECT (SELECT MIN(field) FROM points WHERE measurement = ?1 AND "
+            "field > f.name) FROM f WHERE f.name IS NOT NULL) "
+            "SELECT name, (SELECT num IS NOT NULL FROM points WHERE measurement = ?1 AND "
+            "field = f.name LIMIT 1) FROM f WHERE name IS NOT NULL", [measurement]).fetchall()
+        out[measurement] = sorted(str(name) for name, numeric in rows if numeric)
+    return out
+
+
+def dirty(conn: sqlite3.Connection, since: int | None) -> list[Dirty]:
+    rows = conn.execute("SELECT pilot, hour, marked_at FROM rollup_dirty WHERE marked_at > ? "
+                        "ORDER BY marked_at, pilot, hour",
+                        [-(2**63) if since is None else int(since)]).fetchall()
+    return [Dirty(str(p), int(h), int(m)) for p, h, m in rows]
