@@ -1,5 +1,6 @@
-"""citypilot's MQTT, behind one package: nothing outside `ingest/mqtt/` imports an MQTT
-library. What the rest of the code uses is named in `__all__`:
+"""citypilot's MQTT, behind one package: nothing else in `ingest` imports an MQTT library
+(the simulators keep their own fast paho publisher, configured from `options`). What the rest
+of the code uses is named in `__all__`:
 
 - `Subscriber`, the collector's QoS-1 subscription acknowledged by the caller: MQTT 5 through
   `stream` (asyncio streams and the `mqtt5` codec), or MQTT 3.1.1 through `paho` when the

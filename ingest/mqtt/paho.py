@@ -3,7 +3,7 @@ brokers that refuse MQTT 5, like the demo's embedded one) and the gateway agent'
 `Publisher`, plus `topic_matches` for the collector and replay.
 
 Acknowledging a QoS-1 message only once it is durable needs manual acks, which aiomqtt 2.x
-does not expose (its issue #345); paho does (`manual_ack=True`, `ack(mid, qos)`). Its network
+does not expose yet; paho does (`manual_ack=True`, `ack(mid, qos)`). Its network
 loop runs in its own thread and messages cross into asyncio through the shared `Inbox`.
 paho reconnects by itself with a plain doubling delay; `_Reconnects` sets each of those waits
 to our jittered one. tests/integration/test_mqtt_ack.py holds messages unacknowledged and
