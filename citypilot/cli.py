@@ -179,12 +179,12 @@ def sources_check(
 def sources_list(config: ConfigOpt = None,
                  as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The configured sources: name, format, pilot, topic filter, broker."""
-    from ingest.mqtt import _redact
+    from ingest.mqtt import redact_url
     from ingest.sources import load_sources
 
     s = settings(config)
     rows = [{"name": x.name, "format": x.format.value, "pilot": x.pilot, "topic": x.topic,
-             "broker": _redact(x.mqtt_url or s.mqtt_url)} for x in load_sources(s.sources)]
+             "broker": redact_url(x.mqtt_url or s.mqtt_url)} for x in load_sources(s.sources)]
     for row in rows:
         sys.stdout.write(orjson.dumps(row).decode() + "\n" if as_json else
                          "{name:<20} {format:<14} {pilot:<16} {topic:<32} {broker}\n"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -23,6 +22,7 @@ from api.kpis.periods import from_ns
 from api.kpis.rollups.reader import RollupReader
 from api.problems import Problem, errors
 from api.schemas import Health, Me
+from ingest.mqtt.options import MqttConfigError, parse_broker_url
 from ingest.stores.base import Reader, StoreError
 
 log = logging.getLogger(__name__)
@@ -35,11 +35,13 @@ async def healthz() -> Health:
 
 
 async def _broker(url: str, timeout_s: float) -> str:
-    parts = urlsplit(url)
-    port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+    try:
+        broker = parse_broker_url(url)
+    except MqttConfigError as exc:
+        return f"misconfigured: {exc}"
     try:
         _, writer = await asyncio.wait_for(
-            asyncio.open_connection(parts.hostname or "127.0.0.1", port), timeout_s)
+            asyncio.open_connection(broker.host, broker.port), timeout_s)
     except (OSError, TimeoutError) as exc:
         return f"unreachable: {type(exc).__name__}"
     writer.close()
