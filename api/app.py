@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -21,9 +22,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from api import problems
 from api.catalog import Catalog
 from api.fleet import Fleet
+from api.kpis.rollups.reader import RollupReader
 from api.options import ApiOptions
 from api.routes import admin, console, data, kpis, meta
-from ingest.stores import open_store
+from ingest.stores import open_reader
+from ingest.stores.naming import rollup_url
 
 log = logging.getLogger(__name__)
 __all__ = ["ApiOptions", "create_app", "route_paths"]
@@ -41,12 +44,25 @@ class Metrics:
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 
 
+def zones(catalog: Catalog) -> Callable[[str], ZoneInfo]:
+    """A pilot's registered zone; UTC for a pilot seen only in data."""
+    def zone(pilot_id: str) -> ZoneInfo:
+        pilot = catalog.pilot(pilot_id)
+        return ZoneInfo(pilot.timezone if pilot is not None else "UTC")
+    return zone
+
+
 def create_app(options: ApiOptions) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         catalog = Catalog(options.catalog_url)
+        deadline = options.store_timeout_s
         try:
-            async with open_store(options.store_url, deadline_s=options.store_timeout_s) as st:
+            async with open_reader(options.store_url, deadline_s=deadline) as raw, \
+                    open_reader(rollup_url(options.store_url), deadline_s=deadline) as rolled:
+                # KPIs read the rollups where they hold the answer exactly, raw points
+                # elsewhere; every other route reads raw points through the same reader.
+                st = RollupReader(raw, rolled, zones(catalog))
                 app.state.store = st
                 app.state.catalog = catalog
                 app.state.fleet = Fleet(st, catalog,

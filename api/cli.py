@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
+from api.kpis.rollups import cli as rollups_cli
 from api.options import CliOptions
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ def mount(app: typer.Typer, load: Loader) -> None:
         uvicorn.run(create_app(options.api), host=bind, port=at, log_config=None,
                     access_log=False)
 
+    rollups_cli.mount(app, load)
     # The sub-commands find `load` in their context (Click passes `obj` down).
     for sub, name in ((kpi_app, "kpi"), (apikey_app, "apikey"), (registry_app, "registry")):
         app.add_typer(sub, name=name, context_settings={"obj": load})
@@ -100,7 +102,7 @@ def _results(options: CliOptions, pilot_id: str, start: str, end: str, grain: st
     from api.kpis.catalog import BY_ID
     from api.kpis.periods import Grain
     from api.kpis.service import KpiRequestError, compute_many, timezone_of
-    from ingest.stores import open_store
+    from ingest.stores import open_reader
     from ingest.stores.base import StoreError
 
     unknown = [k for k in ids if k not in BY_ID]
@@ -109,7 +111,7 @@ def _results(options: CliOptions, pilot_id: str, start: str, end: str, grain: st
     catalog = _catalog(options)
 
     async def run() -> list[KpiResult]:
-        async with open_store(options.api.store_url) as store:
+        async with open_reader(options.api.store_url) as store:
             pilot: Pilot | None = await Fleet(store, catalog).pilot(pilot_id)
             if pilot is None:
                 raise fail(f"no pilot {pilot_id!r} is registered or has sent data")

@@ -19,13 +19,13 @@ from api.fleet import Fleet
 from api.kpis.periods import to_ns
 from api.problems import Problem, invalid
 from ingest.model import MIN_TS_NS
-from ingest.stores.base import Store
+from ingest.stores.base import Reader
 
 MAX_TS_NS = 7_258_118_400 * 10**9  # 2200-01-01: InfluxDB's time ends in 2262
 
 
-def _store(request: Request) -> Store:
-    store: Store = request.app.state.store
+def _store(request: Request) -> Reader:
+    store: Reader = request.app.state.store
     return store
 
 
@@ -39,7 +39,7 @@ def _fleet(request: Request) -> Fleet:
     return fleet
 
 
-StoreDep = Annotated[Store, Depends(_store)]
+StoreDep = Annotated[Reader, Depends(_store)]
 CatalogDep = Annotated[Catalog, Depends(_catalog)]
 FleetDep = Annotated[Fleet, Depends(_fleet)]
 PilotQuery = Annotated[str, Query(pattern=IDENT_PATTERN, description="a pilot id")]

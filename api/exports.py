@@ -36,7 +36,7 @@ def to_schema(result: KpiResult) -> KpiValues:
               for v in result.values]
     return KpiValues(id=result.kpi.id, title=result.kpi.title, unit=result.kpi.unit,
                      grain=result.grain.value, pilot=result.pilot,
-                     timezone=result.timezone.key, values=points)
+                     timezone=result.timezone.key, source=result.source, values=points)
 
 
 def rows(results: Sequence[KpiResult], local_dates: bool = False) -> Iterator[dict[str, Any]]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from api.catalog import Catalog, Device, Pilot
 from ingest.model import DELAY_FIELD, EVENT_MEASUREMENT, RESERVED_KINDS, STATUS_MEASUREMENT
-from ingest.stores.base import Seen, Store, TagFilter
+from ingest.stores.base import Reader, Seen, TagFilter
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +35,7 @@ class DeviceView:
 
 
 class Fleet:
-    def __init__(self, store: Store, catalog: Catalog, *, default_interval_s: float = 300.0,
+    def __init__(self, store: Reader, catalog: Catalog, *, default_interval_s: float = 300.0,
                  ttl_s: float = 30.0) -> None:
         self.store, self.catalog = store, catalog
         self.default_interval_s, self._ttl_s = default_interval_s, ttl_s

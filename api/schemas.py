@@ -8,6 +8,7 @@ are float seconds. Registry documents reuse the catalogue's own models.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -116,6 +117,9 @@ class KpiValues(_Out):
     grain: str
     pilot: str
     timezone: str
+    source: Literal["rollup", "raw"] = Field(
+        "raw", description="`rollup` when hourly rollups answered the whole KPI (the hour "
+        "in progress is always read raw), `raw` when it read raw points")
     values: list[KpiPoint]
 
 

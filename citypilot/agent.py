@@ -22,7 +22,7 @@ import typer
 from citypilot.settings import SettingsError, load, refuse_shipped_secrets
 from ingest.cli import parse_duration
 from ingest.gateway import EXIT_DRAIN_TIMEOUT, GatewayAgent, GatewayOptions, Reading, Source
-from ingest.mqtt import MqttConfigError, MqttOptions, parse_url
+from ingest.mqtt import MqttConfigError, MqttOptions, parse_broker_url
 
 
 def simulated_source(devices: int, rate: float, duration_s: float, seed: int,
@@ -84,7 +84,7 @@ def gateway(
     try:
         s = load(config)
         url = upstream or s.mqtt_url
-        parse_url(url)
+        parse_broker_url(url)
         refuse_shipped_secrets(s.model_copy(update={"mqtt_url": url}))
     except (SettingsError, MqttConfigError) as exc:
         typer.echo(f"citypilot: configuration error: {exc}", err=True)

@@ -60,13 +60,13 @@ def settings(config: Path | None = None, *, demo: bool = False, **overrides: obj
 
 def _ingest_wiring(config: Path | None) -> Wiring:
     from citypilot.replay import replay
-    from citypilot.wiring import build_collector, run_until_signalled, store
+    from citypilot.wiring import build_collector, reader, run_until_signalled
     from ingest.cli import Wiring
 
     s = settings(config)
     return Wiring(mqtt_url=s.mqtt_url, sources=s.sources,
                   collect=lambda: run_until_signalled(build_collector(s)),
-                  store=lambda: store(s), replay=functools.partial(replay, s))
+                  reader=lambda: reader(s), replay=functools.partial(replay, s))
 
 
 def _ingest(root: typer.Typer) -> None:

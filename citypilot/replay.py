@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from citypilot.settings import Settings
-from citypilot.wiring import collector_options, store
+from citypilot.wiring import collector_options, reader, store
 from ingest import topics
 from ingest.collector import Route, decode
 from ingest.decode.native import NativeDecoder
@@ -45,8 +45,9 @@ async def replay(s: Settings, *, reason: str, source: str | None, since_ns: int 
                  limit: int) -> ReplayReport:
     routes = _routes(s, source)
     report = ReplayReport()
+    async with reader(s) as kept:
+        letters = await kept.dead_letters(reason=reason, since=since_ns, limit=limit)
     async with store(s) as st:
-        letters = await st.dead_letters(reason=reason, since=since_ns, limit=limit)
         points: list[Point] = []
         for letter in letters:
             if source is not None and len(routes) > 1 and not any(

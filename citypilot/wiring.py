@@ -15,8 +15,8 @@ from ingest.collector import Collector, CollectorOptions, Connection, Route
 from ingest.decode import Limits
 from ingest.mqtt import MqttOptions
 from ingest.sources import Source, decoder_for, load_sources
-from ingest.stores import open_store
-from ingest.stores.base import Store
+from ingest.stores import open_reader, open_store
+from ingest.stores.base import Reader, Store
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,10 @@ def source_routes(sources: list[Source], mqtt: MqttOptions, limits: Limits
 def store(s: Settings) -> Store:
     # How long a write may keep failing before its batch is spooled.
     return open_store(s.store_url, deadline_s=s.store_timeout_s)
+
+
+def reader(s: Settings) -> Reader:
+    return open_reader(s.store_url, deadline_s=s.store_timeout_s)
 
 
 def build_collector(s: Settings, **overrides: object) -> Collector:

@@ -24,7 +24,7 @@ import orjson
 import typer
 
 if TYPE_CHECKING:
-    from ingest.stores.base import Store
+    from ingest.stores.base import Reader
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file "
                                                 "(or CITYPILOT_CONFIG)", exists=False)]
@@ -56,7 +56,7 @@ class Wiring:
     mqtt_url: str  # the main broker (of sources without one of their own)
     sources: list[dict[str, Any]]  # the config file's [[sources]] tables
     collect: Callable[[], Coroutine[Any, Any, None]]  # run a collector until signalled
-    store: Callable[[], Store]
+    reader: Callable[[], Reader]
     replay: Callable[..., Coroutine[Any, Any, ReplayReport]]
 
 
@@ -104,7 +104,7 @@ def deadletters_list(
     wiring = _load(ctx)(config)
 
     async def fetch() -> list[dict[str, object]]:
-        async with wiring.store() as st:
+        async with wiring.reader() as st:
             rows = await st.dead_letters(reason=reason, limit=limit)
         return [{"ts": r.ts, "reason": r.reason, "topic": r.topic, "detail": r.detail,
                  "payload": r.payload} for r in rows]
@@ -196,12 +196,12 @@ def sources_check(
 def sources_list(ctx: typer.Context, config: ConfigOpt = None,
                  as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The configured sources: name, format, pilot, topic filter, broker."""
-    from ingest.mqtt import _redact
+    from ingest.mqtt.options import redact_url
     from ingest.sources import load_sources
 
     wiring = _load(ctx)(config)
     rows = [{"name": x.name, "format": x.format.value, "pilot": x.pilot, "topic": x.topic,
-             "broker": _redact(x.mqtt_url or wiring.mqtt_url)}
+             "broker": redact_url(x.mqtt_url or wiring.mqtt_url)}
             for x in load_sources(wiring.sources)]
     for row in rows:
         sys.stdout.write(orjson.dumps(row).decode() + "\n" if as_json else

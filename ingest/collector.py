@@ -6,7 +6,9 @@ mqtt_consumer `onMessage`/`onDelivered` with `max_undelivered_messages`). A boun
 batches is in flight, so decoding the next batch overlaps the store's write of the previous.
 When the store is unavailable a batch goes to the on-disk spool instead (durable too, so it is
 acknowledged), and a drain task replays the spool oldest-first once the store answers again,
-while live traffic flows. Rejected messages become dead-letter points in the same store.
+while live traffic flows. Rejected messages become dead-letter points in the same store, and
+so do points the store refuses (one by one, or a whole batch with StoreRejected). No store
+error ends the collector: anything unexpected is logged and the batch spooled.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from ingest.model import (
 )
 from ingest.mqtt import Message, MqttOptions, Subscriber, topic_matches
 from ingest.spool import Spool
-from ingest.stores.base import RejectedPoint, Store, StoreUnavailable
+from ingest.stores.base import RejectedPoint, Store, StoreRejected, StoreUnavailable
 
 log = logging.getLogger(__name__)
 _MEASUREMENT = operator.attrgetter("measurement")
@@ -217,10 +219,31 @@ class Collector:
                 return
             except StoreUnavailable as exc:
                 self._set_store_ok(False, str(exc))
+            except Exception as exc:  # a store bug must not end the batch loop
+                log.exception("store write failed unexpectedly; spooling the batch")
+                self._set_store_ok(False, repr(exc))
         await self._spool(points)
 
     async def _write(self, points: list[Point]) -> None:
-        """Write to the store; refused points become dead letters (raises StoreUnavailable)."""
+        """Write to the store; refused points become dead letters, and so does a batch the
+        store rejects as a whole. Raises StoreUnavailable (or anything unexpected) when the
+        points must wait in the spool."""
+        try:
+            await self._write_points(points)
+        except StoreRejected as exc:
+            log.error("store rejected a batch of %d points; dead-lettering them: %s",
+                      len(points), exc)
+            refused = [RejectedPoint(p, str(exc)) for p in points]
+            letters = [p if p.measurement == DEAD_LETTER_MEASUREMENT else _refused_letter(r)
+                       for p, r in zip(points, refused, strict=True)]
+            try:
+                lost = await self.store.write(letters)
+            except StoreRejected as again:
+                # Not even dead letters are taken: keep everything and retry later.
+                raise StoreUnavailable(f"the store rejects dead letters too: {again}") from None
+            self._count_stored(letters, lost)
+
+    async def _write_points(self, points: list[Point]) -> None:
         started = time.monotonic()
         refused = await self.store.write(points)
         self.metrics.store_latency.observe(time.monotonic() - started)
@@ -282,7 +305,8 @@ class Collector:
         if not self._store_ok:
             try:
                 await self.store.ping()
-            except StoreUnavailable:
+            except Exception as exc:
+                log.debug("store still unavailable: %r", exc)
                 return False
             self._set_store_ok(True)
         for record in records:
@@ -290,6 +314,10 @@ class Collector:
                 await self._write(decode_points(record.body))
             except StoreUnavailable as exc:
                 self._set_store_ok(False, str(exc))
+                return False
+            except Exception as exc:  # a store bug must not end the drain
+                log.exception("spool drain failed unexpectedly; keeping the record")
+                self._set_store_ok(False, repr(exc))
                 return False
             await asyncio.to_thread(self.spool.remove, [record.id])
         return True

@@ -33,7 +33,8 @@ _FAST_ACK_NEEDS = ("_in_packet", "_out_message_mutex", "_out_messages", "_do_on_
 
 
 @functools.cache
-def _puback_reason(code: int) -> ReasonCode:
+def puback_reason(code: int) -> ReasonCode:
+    """The shared ReasonCode of a plain PUBACK; its cache hits show the lean path is taken."""
     return ReasonCode(PacketTypes.PUBACK, identifier=code)
 
 
@@ -59,7 +60,7 @@ class BatchingClient(mqtt.Client):
         if cmd != "PUBACK" or not (size in (2, 3) or (size == 4 and packet[3] == 0)):
             return super()._handle_pubackcomp(cmd)
         mid = packet[0] << 8 | packet[1]
-        reason = _puback_reason(packet[2] if size > 2 else 0)
+        reason = puback_reason(packet[2] if size > 2 else 0)
         with self._out_message_mutex:
             if mid in self._out_messages:
                 return self._do_on_publish(mid, reason, _NO_PROPERTIES)

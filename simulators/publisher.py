@@ -8,6 +8,9 @@ so it is set to 0 (no limit) and the window is ours; `max_queued_messages_set` i
 backstop at the window's size. A publish is done only when its PUBACK arrives (`on_publish`),
 and `drain` waits for the last one, so a run ends with everything in the broker.
 
+The broker URL, its credentials and the TLS context come from `ingest.mqtt.options`, as for
+the collector and the gateway agent; reconnects wait its jittered backoff.
+
 The network loop runs in the caller's thread (paho's external-loop API: `loop_read`,
 `loop_write`, `loop_misc` around our own `select`), which keeps the publisher free of locks.
 For throughput the client is `batching.BatchingClient`: a burst of publishes goes out in one
@@ -18,19 +21,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import select
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from ingest.mqtt.options import BrokerUrl, client_tls, reconnect_delay_s
 from simulators.batching import BatchingClient
 from simulators.summary import Expectation, Message
 
@@ -51,34 +55,6 @@ class Cancelled(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class BrokerUrl:
-    host: str
-    port: int
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-
-    @classmethod
-    def parse(cls, url: str) -> BrokerUrl:
-        """`mqtt://[user:pass@]host[:1883]` or `mqtts://...` (TLS, port 8883)."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError(f"MQTT URL {url!r} is not mqtt://[user:pass@]host[:port] "
-                             f"or mqtts://...")
-        tls = parts.scheme == "mqtts"
-        try:
-            port = parts.port or (8883 if tls else 1883)
-        except ValueError:
-            raise ValueError(f"MQTT URL {url!r} has an invalid port") from None
-        user = unquote(parts.username) if parts.username else None
-        password = unquote(parts.password) if parts.password else None
-        return cls(parts.hostname, port, user, password, tls)
-
-    def __str__(self) -> str:
-        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
-
-
-@dataclass(frozen=True, slots=True)
 class PublisherConfig:
     url: BrokerUrl
     client_id: str
@@ -87,6 +63,8 @@ class PublisherConfig:
     ack_timeout_s: float = 60.0
     reconnect_timeout_s: float = 60.0
     keepalive_s: int = 30
+    ca_file: str | None = None  # None: the system CAs verify an mqtts:// broker
+    tls_insecure: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +105,9 @@ class Publisher:
         client.max_queued_messages_set(cfg.window + 64)
         if cfg.url.username is not None:
             client.username_pw_set(cfg.url.username, cfg.url.password)
-        if cfg.url.tls:
-            client.tls_set()
+        context = client_tls(cfg.url, cfg.ca_file, cfg.tls_insecure)
+        if context is not None:
+            client.tls_set_context(context)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -174,7 +153,7 @@ class Publisher:
 
     def _reconnect(self) -> None:
         deadline = time.monotonic() + self.config.reconnect_timeout_s
-        delay = 0.2
+        attempt = 0
         while True:
             self._check_cancel()
             try:
@@ -187,12 +166,13 @@ class Publisher:
                 log.warning("reconnecting to %s: %s", self.config.url, reason or "closed")
             except OSError as exc:
                 log.warning("reconnecting to %s: %s", self.config.url, exc)
+            delay = reconnect_delay_s(attempt, random.random(), base_s=0.4, cap_s=5.0)
+            attempt += 1
             if time.monotonic() + delay > deadline:
                 raise PublishError(f"lost the MQTT broker at {self.config.url} and could not "
                                    f"reconnect within {self.config.reconnect_timeout_s:g} s")
             if self.cancel.wait(delay):
                 raise Cancelled
-            delay = min(delay * 2, 5.0)
 
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
                     reason: ReasonCode, properties: Properties | None) -> None:

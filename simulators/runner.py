@@ -24,10 +24,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ingest.model import MIN_TS_NS
+from ingest.mqtt.options import parse_broker_url
 from simulators.faults import Fault, FaultSpec
 from simulators.fleet import FleetSpec
 from simulators.publisher import (
-    BrokerUrl,
     Cancelled,
     Pace,
     Publisher,
@@ -104,7 +104,7 @@ def run(options: SimulateOptions, *, cancel: threading.Event | None = None,
     spec = FaultSpec(options.faults, weights) if weights is not None else FaultSpec(options.faults)
     scenario = Scenario(FleetSpec(options.pilots, options.gateways, options.devices, options.seed,
                                   options.pilot_prefix), spec)
-    url = BrokerUrl.parse(options.mqtt_url)
+    url = parse_broker_url(options.mqtt_url)
     config = PublisherConfig(url, options.client_id or f"citypilot-sim-{uuid.uuid4().hex[:12]}",
                              window=options.window,
                              connect_timeout_s=options.connect_timeout_s,

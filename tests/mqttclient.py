@@ -70,24 +70,27 @@ class Publisher:
 
 
 class Recorder:
-    """Subscribes (auto-ack) and records every message it sees."""
+    """Subscribes (auto-ack, at `qos`) and records every message it sees, and the QoS each
+    arrived with (`qos_seen`)."""
 
     def __init__(self, url: str, topic: str, *, client_id: str = "",
-                 clean: bool = True) -> None:
+                 clean: bool = True, qos: int = 1) -> None:
         self.messages: list[tuple[str, bytes]] = []
+        self.qos_seen: list[int] = []
         self._lock = threading.Lock()
         self.client = _client(url, client_id or f"rec-{time.monotonic_ns()}", clean=clean)
         self.client.reconnect_delay_set(0.2, 2)
         self.client.on_message = self._on_message
         subscribed = threading.Event()
         self.client.on_subscribe = lambda *_: subscribed.set()
-        self.client.subscribe(topic, qos=1)
+        self.client.subscribe(topic, qos=qos)
         self.client.loop_start()
         assert subscribed.wait(10), f"no SUBACK for {topic}"
 
     def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
         with self._lock:
             self.messages.append((msg.topic, bytes(msg.payload)))
+            self.qos_seen.append(msg.qos)
 
     def close(self) -> None:
         self.client.disconnect()

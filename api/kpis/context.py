@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from api.catalog import Device, Pilot
 from api.kpis.periods import Bucket, days
 from ingest.model import RESERVED_KINDS
-from ingest.stores.base import Store, TagFilter, Window
+from ingest.stores.base import Reader, TagFilter, Window
 
 Dims = tuple[tuple[str, str], ...]
 DeviceKey = tuple[str, str]  # (gateway, device)
@@ -33,7 +33,7 @@ class KpiValue:
 
 @dataclass
 class Context:
-    store: Store
+    store: Reader
     pilot: Pilot
     tz: ZoneInfo
     buckets: list[Bucket]

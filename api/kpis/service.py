@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from api.catalog import Pilot
@@ -18,8 +19,9 @@ from api.kpis import outcomes, pull, push
 from api.kpis.catalog import BY_ID, KPIS, Kpi
 from api.kpis.context import Context, KpiValue
 from api.kpis.periods import NS, Grain, buckets
+from api.kpis.rollups.reader import RollupReader
 from api.options import KpiOptions
-from ingest.stores.base import Store
+from ingest.stores.base import Reader
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ class KpiResult:
     timezone: ZoneInfo
     grain: Grain
     values: list[KpiValue]
+    source: Literal["rollup", "raw"] = "raw"  # "rollup": rollups answered all of the KPI
 
 
 def check_period(start_ns: int, end_ns: int, grain: Grain, tz: ZoneInfo,
@@ -62,7 +65,7 @@ def timezone_of(pilot: Pilot) -> ZoneInfo:
     return ZoneInfo(pilot.timezone)
 
 
-async def compute(store: Store, pilot: Pilot, kpi_id: str, start_ns: int, end_ns: int,
+async def compute(store: Reader, pilot: Pilot, kpi_id: str, start_ns: int, end_ns: int,
                   grain: Grain, *, options: KpiOptions | None = None,
                   now_ns: int | None = None) -> KpiResult:
     """The values of one KPI for one pilot, per bucket of `grain` in the pilot's zone."""
@@ -71,7 +74,7 @@ async def compute(store: Store, pilot: Pilot, kpi_id: str, start_ns: int, end_ns
     return result
 
 
-async def compute_many(store: Store, pilot: Pilot, kpi_ids: Sequence[str], start_ns: int,
+async def compute_many(store: Reader, pilot: Pilot, kpi_ids: Sequence[str], start_ns: int,
                        end_ns: int, grain: Grain, *, options: KpiOptions | None = None,
                        now_ns: int | None = None,
                        progress: Callable[[Kpi], None] | None = None) -> list[KpiResult]:
@@ -86,10 +89,14 @@ async def compute_many(store: Store, pilot: Pilot, kpi_ids: Sequence[str], start
     results: list[KpiResult] = []
     for kpi_id in kpi_ids:
         began = time.perf_counter()
+        # A reader of its own per KPI, to tell whether rollups answered all of it.
+        ctx.store = reader = store.scoped() if isinstance(store, RollupReader) else store
         values = await FUNCTIONS[kpi_id](ctx)
+        source: Literal["rollup", "raw"] = \
+            "rollup" if getattr(reader, "sources", None) == {"rollup"} else "raw"
         log.debug("kpi computed id=%s pilot=%s buckets=%d duration_s=%.3f", kpi_id, pilot.id,
                   len(ctx.buckets), time.perf_counter() - began)
-        results.append(KpiResult(BY_ID[kpi_id], pilot.id, tz, grain, values))
+        results.append(KpiResult(BY_ID[kpi_id], pilot.id, tz, grain, values, source))
         if progress is not None:
             progress(BY_ID[kpi_id])
     return results

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -41,12 +42,22 @@ from api.schemas import (
     ReadingSeries,
 )
 from ingest.model import NAME_PATTERN, Reason
-from ingest.stores.base import Agg, SeriesQuery
+from ingest.stores.base import Aggregate, Stat, TagFilter
 
 router = APIRouter(prefix="/api/v1", responses=errors(401, 403, 422, 503))
 _STEPS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600,
             43200, 86400)
 MAX_DEVICES = 20
+
+
+class Agg(StrEnum):
+    """The statistics a readings request may ask for (a subset of the store's `Stat`)."""
+
+    MEAN = "mean"
+    MIN = "min"
+    MAX = "max"
+    SUM = "sum"
+    COUNT = "count"
 
 
 @router.get("/pilots", response_model=list[PilotOut], tags=["pilots"])
@@ -141,10 +152,12 @@ async def readings(
     series: list[ReadingSeries] = []
     targets: list[str | None] = list(devices) or [None]
     for d in targets:
-        rows = await store.series(SeriesQuery(kind, metric, lo, hi, agg=agg, every_s=width,
-                                              pilot=pilot, gateway=gateway, device=d))
+        tags = (("pilot", pilot), ("gateway", gateway), ("device", d))
+        where: TagFilter = tuple((k, (v,)) for k, v in tags if v is not None)
+        rows = await store.aggregate(Aggregate((kind,), metric, Stat(agg.value), ((lo, hi),),
+                                               where=where, every_s=width))
         series.append(ReadingSeries(gateway=gateway, device=d, points=[
-            ReadingPoint(time=from_ns(t), value=v) for t, v in rows]))
+            ReadingPoint(time=from_ns(r.start), value=r.value) for r in rows]))
     return Readings(pilot=pilot, kind=kind, metric=metric, agg=agg.value, every_s=width,
                     downsampled=chosen, start=from_ns(lo), end=from_ns(hi), series=series)
 

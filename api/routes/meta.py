@@ -2,14 +2,15 @@
 api/routes/console.py.
 
 `/readyz` answers 200 only when the store answers a ping and, when a broker is configured,
-the broker accepts a TCP connection: a load balancer can then route to this API.
+the broker accepts a TCP connection: a load balancer can then route to this API. It also
+reports the rollups' lag, which never fails it (KPIs then read more raw points, slower).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from urllib.parse import urlsplit
+import time
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -18,9 +19,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api.auth import Viewer
 from api.deps import StoreDep
 from api.kpis.periods import from_ns
+from api.kpis.rollups.reader import RollupReader
 from api.problems import Problem, errors
 from api.schemas import Health, Me
-from ingest.stores.base import StoreError
+from ingest.mqtt.options import MqttConfigError, parse_broker_url
+from ingest.stores.base import Reader, StoreError
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -32,11 +35,13 @@ async def healthz() -> Health:
 
 
 async def _broker(url: str, timeout_s: float) -> str:
-    parts = urlsplit(url)
-    port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+    try:
+        broker = parse_broker_url(url)
+    except MqttConfigError as exc:
+        return f"misconfigured: {exc}"
     try:
         _, writer = await asyncio.wait_for(
-            asyncio.open_connection(parts.hostname or "127.0.0.1", port), timeout_s)
+            asyncio.open_connection(broker.host, broker.port), timeout_s)
     except (OSError, TimeoutError) as exc:
         return f"unreachable: {type(exc).__name__}"
     writer.close()
@@ -55,9 +60,23 @@ async def readyz(request: Request, store: StoreDep) -> Health:
         checks["store"] = f"unavailable: {exc}"
     if options.mqtt_url:
         checks["broker"] = await _broker(options.mqtt_url, options.ready_timeout_s)
-    if any(v != "ok" for v in checks.values()):
+    failed = any(v != "ok" for v in checks.values())
+    checks["rollups"] = await _rollups(store)  # reported; stale rollups only cost speed
+    if failed:
         raise Problem(503, "not ready: " + "; ".join(f"{k} {v}" for k, v in checks.items()))
     return Health(status="ready", checks=checks)
+
+
+async def _rollups(store: Reader) -> str:
+    if not isinstance(store, RollupReader):
+        return "off"
+    try:
+        state = await store.horizon.state()
+    except StoreError as exc:
+        return f"unknown: {exc}"
+    if state is None:
+        return "not built yet: KPIs read raw points (run `citypilot rollup`)"
+    return f"lag {state.lag_s(time.time_ns()):.0f} s"
 
 
 @router.get("/metrics", tags=["health"], response_class=Response,

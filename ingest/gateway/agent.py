@@ -25,7 +25,7 @@ import orjson
 
 from ingest import topics
 from ingest.gateway.site import Reading, listen
-from ingest.mqtt import MqttOptions, Publisher, Will
+from ingest.mqtt import MqttOptions, MqttTimeout, Publisher, Will
 from ingest.spool import Record, Spool
 
 log = logging.getLogger(__name__)
@@ -201,7 +201,8 @@ class GatewayAgent:
     async def _forward(self) -> None:
         while True:
             if not self.upstream.connected:
-                await self.upstream.wait_connected(1.0)
+                with contextlib.suppress(MqttTimeout):
+                    await self.upstream.wait_connected(1.0)
                 continue
             records = await asyncio.to_thread(self.spool.peek, self.options.max_batch)
             if not records:

@@ -1,38 +1,55 @@
-"""The stores behind the one `Store` contract, chosen from the URL scheme.
+"""The stores, chosen from the URL scheme: `open_store` for the collector's `Store`,
+`open_reader` for everyone else's `Reader`.
 
-An explicit dict maps each scheme to its implementation (no entry points, no discovery), so
-what `CITYPILOT_STORE_URL` can name is visible here. `redact` hides a URL's password wherever a
-URL is logged or shown.
+Explicit dicts map each scheme to its implementation (no entry points, no discovery), so what
+`CITYPILOT_STORE_URL` can name is visible here. `redact` hides a URL's password wherever a
+URL is logged or shown. A bad URL or option is a `StoreConfigError` (a `StoreRejected`) whose
+message is one line naming the fix.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from ingest.stores.base import Store, StoreConfigError
-from ingest.stores.influx import InfluxStore
-from ingest.stores.sqlite import SqliteStore
+from ingest.stores.base import Reader, Store, StoreConfigError
+from ingest.stores.influx import InfluxReader, InfluxWriter
+from ingest.stores.sqlite import SqliteReader, SqliteWriter
 
-__all__ = ["open_store", "redact"]
+__all__ = ["open_reader", "open_store", "redact"]
 
+C = TypeVar("C")
 STORES: dict[str, Callable[..., Store]] = {
-    "sqlite": SqliteStore,
-    "influxdb": InfluxStore,
-    "influxdbs": InfluxStore,
+    "sqlite": SqliteWriter,
+    "influxdb": InfluxWriter,
+    "influxdbs": InfluxWriter,
+}
+READERS: dict[str, Callable[..., Reader]] = {
+    "sqlite": SqliteReader,
+    "influxdb": InfluxReader,
+    "influxdbs": InfluxReader,
 }
 _EXAMPLES = ("sqlite:///path/to/file.db or influxdb://user:pass@host:8086/dbname "
              "(influxdbs:// for TLS)")
 
 
 def open_store(url: str, **options: Any) -> Store:
-    """The store for `url`, not yet entered (`async with open_store(url) as store:`).
+    """The collector's store for `url`, not yet entered (`async with open_store(url) as s:`).
 
-    `options` go to the implementation (e.g. `deadline_s` for InfluxDB); a bad URL or an
-    unknown option raises StoreConfigError with a one-line message naming the fix."""
+    `options` go to the implementation (e.g. `deadline_s`: how long a write may keep failing
+    before StoreUnavailable)."""
+    return _open(STORES, url, options)
+
+
+def open_reader(url: str, **options: Any) -> Reader:
+    """The reader for `url`, not yet entered; the same options as `open_store`."""
+    return _open(READERS, url, options)
+
+
+def _open(table: dict[str, Callable[..., C]], url: str, options: dict[str, Any]) -> C:
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    factory = STORES.get(scheme)
+    factory = table.get(scheme)
     if factory is None:
         raise StoreConfigError(f"store URL {redact(url)!r} is not supported: use {_EXAMPLES}")
     try:

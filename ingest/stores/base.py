@@ -1,65 +1,51 @@
-"""The store contract: what the collector writes to and what the API reads from.
+"""The store contracts: `Store`, what the collector writes to, and `Reader`, what the API,
+the KPIs and the dashboards read through.
 
-Two implementations (SQLite, InfluxDB) behind one protocol, chosen by URL scheme in
-`ingest.stores.open_store`. Exactly two error kinds leave a store: `StoreUnavailable`
-(retryable: the caller spools and retries) and points the store refuses for good, returned by
-`write` so the caller dead-letters them. No httpx or sqlite3 exception escapes `stores/`.
+Two implementations of each (SQLite, InfluxDB), chosen by URL scheme in `ingest.stores`.
+Reads are one query model: an `Aggregate` (a statistic of a field over explicit windows,
+optionally in epoch-aligned buckets, per tag combination), plus the distinct values of a field,
+when devices were last seen, the newest point per device and the kept dead letters; every
+filter is a `TagFilter`. Exactly two error kinds leave `stores/`: `StoreUnavailable`
+(retryable) and `StoreRejected` (refused for good; `StoreConfigError`, a bad URL or option, is
+one). Points a write refuses one by one are returned by `write`, for the caller to
+dead-letter. No httpx or sqlite3 exception escapes `stores/`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
 from typing import Protocol, Self
 
-from ingest.model import Point, tag_of
+from ingest.model import TAG_KEYS, Point, tag_of
 
 
 class StoreError(Exception):
-    """Base of the store's own errors."""
+    """The common base of the two kinds below; never raised itself."""
 
 
 class StoreUnavailable(StoreError):
-    """The store cannot take the write now (down, slow, overloaded): retry later."""
+    """The store cannot answer now (down, slow, overloaded, locked): retry later; the
+    collector spools the batch."""
 
 
-class StoreConfigError(StoreError):
-    """The store URL or options are wrong: a user must fix the configuration."""
+class StoreRejected(StoreError):
+    """The store refused the request for good (waiting will not help): the collector
+    dead-letters the points; the API answers 500."""
+
+
+class StoreConfigError(StoreRejected):
+    """The store URL or options are wrong: a user must fix the configuration. Its message is
+    one line naming the fix (the CLI prints it as it is)."""
 
 
 @dataclass(frozen=True, slots=True)
 class RejectedPoint:
     point: Point
     detail: str
-
-
-class Agg(StrEnum):
-    MEAN = "mean"
-    MIN = "min"
-    MAX = "max"
-    SUM = "sum"
-    COUNT = "count"
-
-
-@dataclass(frozen=True, slots=True)
-class SeriesQuery:
-    """One field of one measurement, aggregated into `every_s` buckets over [start, end).
-
-    Times are integer nanoseconds; buckets are aligned to the epoch (as InfluxQL's GROUP BY
-    time does) and buckets without data are left out. Tag filters are exact matches.
-    """
-
-    measurement: str
-    field: str
-    start: int
-    end: int
-    agg: Agg = Agg.MEAN
-    every_s: float = 60.0
-    pilot: str | None = None
-    gateway: str | None = None
-    device: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +57,14 @@ class DeadLetter:
     detail: str
 
 
-# ---------------------------------------------------------------------------------------------
-# Aggregation queries for the KPIs and the API (issue 4). The KPI service asks the store for
-# aggregates over explicit time windows that it computes itself in the pilot's timezone: the
-# stores know no calendar (InfluxQL has no month and aligns `1w` to a Thursday; SQLite has no
-# timezone database), so a window is just [start ns, end ns). Windows may overlap.
+# The stores know no calendar: the KPI service computes its windows in the pilot's timezone
+# (InfluxQL has no month and aligns `1w` to a Thursday; SQLite has no timezone database), so a
+# window is just [start ns, end ns). Windows may overlap.
 
 Window = tuple[int, int]
 TagFilter = tuple[tuple[str, tuple[str, ...]], ...]  # (tag key, accepted values): key IN values
+# Every time InfluxDB can hold (its MinNanoTime and MaxNanoTime): "no time bound".
+ALL_TIME: Window = (-(2**63) + 2, 2**63 - 2)
 
 
 class Stat(StrEnum):
@@ -106,11 +92,20 @@ class Rollup:
     every_s: float
 
 
+def check_tags(where: TagFilter, by: Sequence[str] = ()) -> None:
+    """Only citypilot's own tag keys reach a query (they become identifiers or columns)."""
+    for key in [k for k, _ in where] + list(by):
+        if key not in TAG_KEYS:
+            raise ValueError(f"{key!r} is not a tag citypilot writes")
+
+
 @dataclass(frozen=True, slots=True)
 class Aggregate:
     """`stat` of `field` over each window, per measurement and per combination of `by` tags.
 
-    `where` keeps points whose tag is one of the given values. `inner` rolls the points up per
+    `where` keeps points whose tag is one of the given values. `every_s` splits each window
+    into buckets of that width aligned to the epoch (as InfluxQL's GROUP BY time; a reading
+    series), each row carrying its bucket's start. `inner` rolls the points up per
     sub-interval first (e.g. hourly means), and `above` then keeps only rolled-up values
     greater than it (e.g. hours with a mean NO2 above 200). `prefix` keeps points whose string
     field starts with it (dead letters of one pilot's topics). Rows without data are absent.
@@ -125,8 +120,10 @@ class Aggregate:
     inner: Rollup | None = None
     above: float | None = None
     prefix: str | None = None
+    every_s: float | None = None
 
     def __post_init__(self) -> None:
+        check_tags(self.where, self.by)
         if not self.measurements or not self.windows:
             raise ValueError("an aggregate needs at least one measurement and one window")
         if any(hi <= lo for lo, hi in self.windows):
@@ -135,10 +132,20 @@ class Aggregate:
                                        or self.stat not in ROLLUP_STATS
                                        or round(self.inner.every_s * 1e9) < 1):
             raise ValueError("a rollup takes mean/min/max/sum/count at a positive interval")
-        if self.above is not None and self.inner is None:
-            raise ValueError("`above` filters rolled-up values: give `inner` too")
+        if self.every_s is not None and (self.inner is not None or self.prefix is not None
+                                         or self.stat not in ROLLUP_STATS
+                                         or round(self.every_s * 1e9) < 1):
+            raise ValueError("buckets take mean/min/max/sum/count at a positive width, "
+                             "without a rollup or a prefix")
+        if self.above is not None and (self.inner is None or not math.isfinite(self.above)):
+            raise ValueError("`above` filters rolled-up values: give `inner` and a finite "
+                             "threshold")
         if self.prefix is not None and self.stat is not Stat.COUNT:
             raise ValueError("`prefix` filters a string field: only COUNT applies")
+
+    @property
+    def every_ns(self) -> int | None:
+        return None if self.every_s is None else round(self.every_s * 1e9)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +154,7 @@ class AggRow:
     measurement: str
     tags: tuple[tuple[str, str], ...]  # the `by` tags, in order ('' where a point lacks one)
     value: float
+    start: int  # the bucket's start with `every_s`, else the window's
 
     def tag(self, key: str) -> str:
         return tag_of(self.tags, key)
@@ -162,6 +170,30 @@ class Distinct:
     windows: tuple[Window, ...]
     where: TagFilter = ()
 
+    def __post_init__(self) -> None:
+        check_tags(self.where)
+
+
+@dataclass(frozen=True, slots=True)
+class Dirty:
+    """A (pilot, hour) slot that a write touched, and when: what derived data (the rollups)
+    must recompute. Every writer marks the slots of the points it stores, before storing them
+    (a mark without data costs a recompute; data without a mark would be missed)."""
+
+    pilot: str
+    hour: int  # ns, the start of a UTC hour
+    marked_at: int  # ns, the writer's clock
+
+
+SLOT_NS = 3600 * 10**9  # a dirty slot is one UTC hour
+DIRTY_MEASUREMENT = "dirty"  # where the InfluxDB writer keeps its marks (rollup database)
+
+
+def dirty_slots(points: Sequence[Point]) -> set[tuple[str, int]]:
+    """The (pilot, hour) slots of points that carry a pilot (dead letters do not)."""
+    return {(pilot, p.ts // SLOT_NS * SLOT_NS) for p in points
+            if (pilot := tag_of(p.tags, "pilot"))}
+
 
 @dataclass(frozen=True, slots=True)
 class Seen:
@@ -174,7 +206,7 @@ class Seen:
     ts: int
 
 
-class Store(Protocol):
+class _Component(Protocol):
     """An async context manager; enter it before any other call."""
 
     url_scheme: str
@@ -187,34 +219,22 @@ class Store(Protocol):
     async def ping(self) -> None:
         """Return when the store answers; raise StoreUnavailable otherwise."""
 
+
+class Store(_Component, Protocol):
+    """The collector's side: points (dead letters are points too) in."""
+
     async def write(self, points: Sequence[Point]) -> list[RejectedPoint]:
         """Store points idempotently: the same (measurement, tags, ts) is one point, the
         fields of a rewrite merge into it. Returns the points refused for good (everything
-        else is stored); raises StoreUnavailable when nothing could be stored for now."""
+        else is stored); raises StoreUnavailable when nothing could be stored for now, and
+        StoreRejected when the store refuses the whole batch."""
 
-    async def series(self, query: SeriesQuery) -> list[tuple[int, float]]:
-        """(bucket start ns, aggregate) pairs, oldest first."""
 
-    async def latest(self, measurement: str, *, pilot: str | None = None,
-                     gateway: str | None = None, device: str | None = None) -> list[Point]:
-        """The newest point of each (pilot, gateway, device) series, all its fields."""
-
-    async def count(self, measurement: str, field: str, *, start: int | None = None,
-                    end: int | None = None, pilot: str | None = None,
-                    gateway: str | None = None, device: str | None = None) -> int:
-        """How many points of the measurement carry the field in [start, end)."""
-
-    async def dead_letters(self, *, reason: str | None = None, since: int | None = None,
-                           limit: int = 100) -> list[DeadLetter]:
-        """Kept dead letters, newest first."""
-
-    # The read side of the API and the KPIs (issue 4).
-
-    async def measurements(self) -> list[str]:
-        """Every measurement in the store, sorted."""
+class Reader(_Component, Protocol):
+    """Everyone else's side: the API, the KPIs, the dashboards' checks and the CLI."""
 
     async def aggregate(self, query: Aggregate) -> list[AggRow]:
-        """The rows of `query`, ordered by window, measurement and tags."""
+        """The rows of `query`, ordered by window, measurement, tags and bucket."""
 
     async def distinct(self, query: Distinct) -> list[set[str]]:
         """One set of values per window."""
@@ -224,3 +244,19 @@ class Store(Protocol):
                         where: TagFilter = ()) -> list[Seen]:
         """The newest point carrying `field` of each (measurement, pilot, gateway, device)
         in [start, end), ordered by pilot, gateway, device, measurement."""
+
+    async def latest(self, measurement: str, *, where: TagFilter = ()) -> list[Point]:
+        """The newest point of each (pilot, gateway, device) series, all its fields."""
+
+    async def measurements(self) -> list[str]:
+        """Every measurement in the store, sorted."""
+
+    async def dead_letters(self, *, reason: str | None = None, since: int | None = None,
+                           limit: int = 100) -> list[DeadLetter]:
+        """Kept dead letters, newest first."""
+
+    async def fields(self) -> dict[str, list[str]]:
+        """The numeric fields of each measurement, sorted."""
+
+    async def dirty(self, since: int | None = None) -> list[Dirty]:
+        """The slots marked after `since` (ns; None: all), oldest mark first."""

@@ -36,6 +36,7 @@ class Live:
     catalog: Catalog
     catalog_url: str
     keys: dict[str, str] = field(default_factory=dict)
+    store_url: str = ""
 
     def auth(self, who: str | None) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[who]}"} if who else {}
@@ -60,7 +61,7 @@ async def start_live(store_url: str, tmp_path: Path, mqtt_url: str | None = None
                                 kpi=KpiOptions(max_days=400)))
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://citypilot.test") as client:
-        yield Live(client, catalog, catalog_url, keys)
+        yield Live(client, catalog, catalog_url, keys, store_url)
     catalog.close()
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import orjson
 
-from ingest.stores import open_store
+from ingest.stores import open_reader
 from tests.collectors import collector
 from tests.mqttclient import publish
 from tests.servers import Mosquitto
-from tests.support import eventually
+from tests.support import eventually, stored_count
 
 SOURCE = {"name": "ttn-test", "format": "ttn-v3", "topic": "v3/+/devices/+/up",
           "pilot": "lisbon"}
@@ -49,7 +49,7 @@ async def test_replay_after_fixing_the_codec(mosquitto: Mosquitto, sqlite_url: s
         await asyncio.to_thread(publish, mosquitto.url, messages)
 
         async def three_letters() -> bool:
-            async with open_store(sqlite_url) as st:
+            async with open_reader(sqlite_url) as st:
                 got = await st.dead_letters(reason="no_codec")
             assert len(got) == 3, got
             return True
@@ -62,5 +62,4 @@ async def test_replay_after_fixing_the_codec(mosquitto: Mosquitto, sqlite_url: s
     assert first["examined"] == 3 and first["recovered"] == 3 and first["still_failing"] == {}
     again = await asyncio.to_thread(replay, tmp_path, sqlite_url, conf)
     assert again["recovered"] == 3
-    async with open_store(sqlite_url) as st:
-        assert await st.count("sensor", "temperature", pilot="lisbon") == 3
+    assert await stored_count(sqlite_url, "sensor", "temperature", pilot="lisbon") == 3

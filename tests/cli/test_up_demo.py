@@ -13,9 +13,8 @@ from pathlib import Path
 
 import httpx
 
-from ingest.stores import open_store
 from tests.servers import free_port
-from tests.support import wait_until
+from tests.support import stored_count, wait_until
 
 
 def test_demo_runs_out_of_the_box(tmp_path: Path) -> None:
@@ -52,5 +51,4 @@ def test_demo_runs_out_of_the_box(tmp_path: Path) -> None:
 
 
 async def count_events(url: str) -> int:
-    async with open_store(url) as store:
-        return await store.count("event", "value")
+    return await stored_count(url, "event", "value")

@@ -81,12 +81,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running = Server(f"http://127.0.0.1:{port}", keys, {d.device for d in ours},
                      {d.kind for d in ours if d.role == "service"}, log)
 
-    def ready() -> None:
+    def ready() -> dict[str, object]:
         assert proc.poll() is None, f"citypilot api exited: {log.read_text()[-2000:]}"
         try:
-            running.get("/api/v1/me", "operator")
+            me: dict[str, object] = running.get("/api/v1/me", "operator").json()
         except httpx.TransportError as exc:
             raise AssertionError(f"not answering yet: {exc}") from None
+        assert me.get("role") == "operator", me
+        return me
 
     try:
         wait_until(ready, timeout=30, interval=0.2)

@@ -19,8 +19,8 @@ from api.kpis.catalog import KPIS
 from api.kpis.periods import Grain, to_ns
 from api.kpis.service import KpiOptions, KpiRequestError, compute
 from ingest.model import Point
-from ingest.stores import open_store
-from ingest.stores.base import Store
+from ingest.stores import open_reader, open_store
+from ingest.stores.base import Reader
 
 BERLIN = ZoneInfo("Europe/Berlin")
 H, M, D = 3600 * 10**9, 60 * 10**9, 86400 * 10**9
@@ -190,10 +190,11 @@ def same(got: list[dict[tuple[str, ...], float | str]],
 
 
 @pytest.fixture(params=sorted(URL_FIXTURES))
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+async def reader(request: pytest.FixtureRequest) -> AsyncIterator[Reader]:
     url = request.getfixturevalue(URL_FIXTURES[request.param])
-    async with open_store(url) as opened:
-        assert await opened.write(seed()) == []
+    async with open_store(url) as store:
+        assert await store.write(seed()) == []
+    async with open_reader(url) as opened:
         yield opened
 
 
@@ -201,10 +202,10 @@ def test_every_kpi_has_expected_values() -> None:
     assert sorted(EXPECTED) == sorted(k.id for k in KPIS)
 
 
-async def test_every_kpi_by_hand_on_both_stores(store: Store) -> None:
+async def test_every_kpi_by_hand_on_both_stores(reader: Reader) -> None:
     failures: list[str] = []
     for kpi in KPIS:
-        result = await compute(store, PILOT, kpi.id, T, T + 2 * D, Grain.DAY, now_ns=NOW)
+        result = await compute(reader, PILOT, kpi.id, T, T + 2 * D, Grain.DAY, now_ns=NOW)
         got: list[dict[tuple[str, ...], float | str]] = [{}, {}]
         for v in result.values:
             bucket = [T, T + D].index(v.start)
@@ -218,44 +219,44 @@ async def test_every_kpi_by_hand_on_both_stores(store: Store) -> None:
     assert not failures, "\n".join(failures)
 
 
-async def test_weeks_and_months_follow_the_local_calendar(store: Store) -> None:
+async def test_weeks_and_months_follow_the_local_calendar(reader: Reader) -> None:
     # One week bucket: Monday and Tuesday together.
-    week = await compute(store, PILOT, "usage_events", T, T + 2 * D, Grain.WEEK, now_ns=NOW)
+    week = await compute(reader, PILOT, "usage_events", T, T + 2 * D, Grain.WEEK, now_ns=NOW)
     assert {(v.start, v.dims, v.value) for v in week.values} == {
         (T, (("service", "kiosk"),), 3.0), (T, (("service", "parking"),), 4.0)}
     # Two months: January holds every use (history included), February none.
     jan = to_ns(datetime(2024, 1, 1, tzinfo=BERLIN))
     feb, mar = to_ns(datetime(2024, 2, 1, tzinfo=BERLIN)), to_ns(datetime(2024, 3, 1,
                                                                          tzinfo=BERLIN))
-    months = await compute(store, PILOT, "usage_events", jan, mar, Grain.MONTH, now_ns=NOW)
+    months = await compute(reader, PILOT, "usage_events", jan, mar, Grain.MONTH, now_ns=NOW)
     assert [(v.start, v.end, dict(v.dims)["service"], v.value) for v in months.values] == [
         (jan, feb, "kiosk", 4.0), (jan, feb, "parking", 6.0),
         (feb, mar, "kiosk", 0.0), (feb, mar, "parking", 0.0)]
-    saving = await compute(store, PILOT, "lighting_energy_saving", jan, mar, Grain.MONTH,
+    saving = await compute(reader, PILOT, "lighting_energy_saving", jan, mar, Grain.MONTH,
                            now_ns=mar)
     assert saving.values[0].value == pytest.approx(100 * (1 - 5 / (10 * 31)))
     assert saving.values[1].reason == "no lighting energy readings in the period"
     # Seen on January 25th, January's baseline covers 24 days so far.
-    saving = await compute(store, PILOT, "lighting_energy_saving", jan, feb, Grain.MONTH,
+    saving = await compute(reader, PILOT, "lighting_energy_saving", jan, feb, Grain.MONTH,
                            now_ns=NOW)
     assert saving.values[0].value == pytest.approx(100 * (1 - 5 / (10 * 24)))
 
 
-async def test_periods_in_progress_count_up_to_now(store: Store) -> None:
+async def test_periods_in_progress_count_up_to_now(reader: Reader) -> None:
     # Day 0 at 02:00: pk1 has two hours of data of two expected, pk2 none yet.
-    result = await compute(store, PILOT, "availability", T, T + D, Grain.DAY, now_ns=T + 2 * H)
+    result = await compute(reader, PILOT, "availability", T, T + D, Grain.DAY, now_ns=T + 2 * H)
     # aq1 2/2 (00:00, 01:00), pk1 2/2, nz1/lamp1/ghost/pk2 0/2 -> (1 + 1) / 6
     assert result.values[0].value == pytest.approx(100 * 2 / 6)
-    later = await compute(store, PILOT, "availability", T + D, T + 2 * D, Grain.DAY,
+    later = await compute(reader, PILOT, "availability", T + D, T + 2 * D, Grain.DAY,
                           now_ns=T)
     assert later.values[0].value is None and later.values[0].reason == (
         "the period has not started")
 
 
-async def test_an_unregistered_pilot_gets_nulls_and_zeros_not_errors(store: Store) -> None:
+async def test_an_unregistered_pilot_gets_nulls_and_zeros_not_errors(reader: Reader) -> None:
     nobody = Pilot(id="nobody")
     for kpi in KPIS:
-        result = await compute(store, nobody, kpi.id, T, T + D, Grain.DAY, now_ns=NOW)
+        result = await compute(reader, nobody, kpi.id, T, T + D, Grain.DAY, now_ns=NOW)
         for v in result.values:
             assert v.value is not None or v.reason, kpi.id
             assert v.value in (None, 0.0), (kpi.id, v)
@@ -268,7 +269,7 @@ async def test_an_unregistered_pilot_gets_nulls_and_zeros_not_errors(store: Stor
 ])
 async def test_bad_periods_name_the_fields(sqlite_url: str, start: int, end: int,
                                            grain: Grain, fields: tuple[str, ...]) -> None:
-    async with open_store(sqlite_url) as st:
+    async with open_reader(sqlite_url) as st:
         with pytest.raises(KpiRequestError) as info:
             await compute(st, PILOT, "usage_events", start, end, grain,
                           options=KpiOptions(max_days=400))

@@ -1,24 +1,34 @@
 """The one store contract, run against both stores (as Telegraf's models/buffer_suite_test.go
 runs one suite over its two buffers): whichever store a deployment names, what the collector
-writes reads back the same way through the API's calls."""
+writes (`Store`) reads back the same way through the API's `Reader`."""
 
 from __future__ import annotations
 
 import re
 import sqlite3
 import statistics
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from ingest.model import Point, Reason, Rejection, dead_letter, spread_ns
-from ingest.stores import open_store, redact
-from ingest.stores.base import Agg, SeriesQuery, Store, StoreConfigError, StoreUnavailable
+from ingest.stores import open_reader, open_store, redact
+from ingest.stores.base import (
+    ALL_TIME,
+    Aggregate,
+    Reader,
+    Stat,
+    Store,
+    StoreConfigError,
+    StoreRejected,
+    StoreUnavailable,
+    TagFilter,
+)
+from tests.support import count
 
 MINUTE = 60 * 10**9
 T0 = 28_333_333 * MINUTE  # 2023-11-14T22:13:00Z, on a minute boundary
-URL_FIXTURES = {"sqlite": "sqlite_url", "influxdb": "influx_url"}
 
 HOSTILE = [
     'quote " and \'single\'', "back\\slash and trailing \\", '\\"', "comma, space = equals",
@@ -27,11 +37,19 @@ HOSTILE = [
 ]
 
 
-@pytest.fixture(params=sorted(URL_FIXTURES))
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    url = request.getfixturevalue(URL_FIXTURES[request.param])
-    async with open_store(url) as opened:
-        yield opened
+def tags(**values: str) -> TagFilter:
+    return tuple((key, (value,)) for key, value in values.items())
+
+
+def series(field: str, start: int, end: int, stat: Stat = Stat.MEAN, every_s: float = 60.0,
+           measurement: str = "air_quality", **where: str) -> Aggregate:
+    """A reading series as the readings API asks for it: one window in epoch buckets."""
+    return Aggregate((measurement,), field, stat, ((start, end),), where=tags(**where),
+                     every_s=every_s)
+
+
+async def buckets(reader: Reader, query: Aggregate) -> list[tuple[int, float]]:
+    return [(r.start, r.value) for r in await reader.aggregate(query)]
 
 
 def reading(device: str, ts: int, pilot: str = "p1", gateway: str = "g1",
@@ -46,55 +64,56 @@ def event(ts: int, user: str, device: str = "kiosk1", type_: str = "use") -> Poi
     return Point("event", tags, {"value": 1.0, "user": user}, ts)
 
 
-async def test_written_points_read_back(store: Store) -> None:
+async def test_written_points_read_back(store: Store, reader: Reader) -> None:
     points = [reading("d1", T0 + i * 10**9, pm25=10.0 + i, no2=0.5) for i in range(3)]
     assert await store.write(points) == []
-    assert await store.latest("air_quality") == [points[-1]]
-    assert await store.count("air_quality", "pm25") == 3
+    assert await reader.latest("air_quality") == [points[-1]]
+    assert await count(reader, "air_quality", "pm25") == 3
 
 
-async def test_empty_write_and_unknown_measurement(store: Store) -> None:
+async def test_empty_write_and_unknown_measurement(store: Store, reader: Reader) -> None:
     assert await store.write([]) == []
-    assert await store.latest("nothing_here") == []
-    assert await store.count("nothing_here", "x") == 0
-    assert await store.series(SeriesQuery("nothing_here", "x", T0, T0 + MINUTE)) == []
+    assert await reader.latest("nothing_here") == []
+    assert await count(reader, "nothing_here", "x") == 0
+    assert await reader.aggregate(series("x", T0, T0 + MINUTE, measurement="nothing_here")) == []
 
 
-async def test_rewrite_stores_once_and_merges_fields(store: Store) -> None:
+async def test_rewrite_stores_once_and_merges_fields(store: Store, reader: Reader) -> None:
     await store.write([reading("d1", T0, pm25=1.0)])
     await store.write([reading("d1", T0, pm25=1.0)])
     await store.write([reading("d1", T0, no2=2.0)])
     await store.write([reading("d1", T0, pm25=3.0)])
-    assert await store.count("air_quality", "pm25") == 1
-    assert await store.count("air_quality", "no2") == 1
-    [point] = await store.latest("air_quality")
+    assert await count(reader, "air_quality", "pm25") == 1
+    assert await count(reader, "air_quality", "no2") == 1
+    [point] = await reader.latest("air_quality")
     assert point.fields == {"pm25": 3.0, "no2": 2.0}
 
 
-async def test_two_events_in_one_millisecond_stay_apart(store: Store) -> None:
+async def test_two_events_in_one_millisecond_stay_apart(store: Store, reader: Reader) -> None:
     first = event(spread_ns(T0, "kiosk1", "alice"), "alice")
     second = event(spread_ns(T0, "kiosk1", "bob"), "bob")
     assert first.ts != second.ts and first.ts // 10**6 == second.ts // 10**6
     await store.write([first, second])
     await store.write([first])  # a redelivery lands on the same point
-    assert await store.count("event", "value") == 2
-    assert await store.count("event", "user") == 2
+    assert await count(reader, "event", "value") == 2
+    assert await count(reader, "event", "user") == 2
 
 
 def expected_buckets(points: list[Point], start: int, end: int, every: int,
-                     agg: Agg) -> list[tuple[int, float]]:
+                     agg: Stat) -> list[tuple[int, float]]:
     buckets: dict[int, list[float]] = {}
     for p in points:
         if start <= p.ts < end:
             buckets.setdefault(p.ts - p.ts % every, []).append(float(p.fields["pm25"]))
-    fn: dict[Agg, Callable[[list[float]], float]] = {
-        Agg.MEAN: statistics.fmean, Agg.MIN: min, Agg.MAX: max, Agg.SUM: sum,
-        Agg.COUNT: lambda values: float(len(values))}
+    fn: dict[Stat, Callable[[list[float]], float]] = {
+        Stat.MEAN: statistics.fmean, Stat.MIN: min, Stat.MAX: max, Stat.SUM: sum,
+        Stat.COUNT: lambda values: float(len(values))}
     return [(b, fn[agg](values)) for b, values in sorted(buckets.items())]
 
 
-@pytest.mark.parametrize("agg", list(Agg))
-async def test_series_aggregates_in_epoch_aligned_buckets(store: Store, agg: Agg) -> None:
+@pytest.mark.parametrize("agg", [Stat.MEAN, Stat.MIN, Stat.MAX, Stat.SUM, Stat.COUNT])
+async def test_series_aggregates_in_epoch_aligned_buckets(store: Store, reader: Reader,
+                                                          agg: Stat) -> None:
     offsets_s = [0, 20, 40, 60, 80, 100, 200, 220, 300]  # nothing in [120 s, 180 s)
     points = [reading("d1", T0 + s * 10**9, pm25=1.5 * i + 0.25)
               for i, s in enumerate(offsets_s)]
@@ -102,57 +121,58 @@ async def test_series_aggregates_in_epoch_aligned_buckets(store: Store, agg: Agg
     await store.write(points)
     start, end = T0 + 10 * 10**9, T0 + 300 * 10**9  # start inside the first bucket
     for every_s in (60.0, 30.0, 90.0):
-        query = SeriesQuery("air_quality", "pm25", start, end, agg=agg, every_s=every_s)
-        got = await store.series(query)
+        got = await buckets(reader, series("pm25", start, end, agg, every_s))
         want = expected_buckets(points, start, end, round(every_s * 10**9), agg)
         assert [b for b, _ in got] == [b for b, _ in want], f"every {every_s}s"
         assert [v for _, v in got] == pytest.approx([v for _, v in want]), f"every {every_s}s"
 
 
-async def test_tag_filters(store: Store) -> None:
+async def test_tag_filters(store: Store, reader: Reader) -> None:
     await store.write([
         reading("d1", T0, pilot="p1", gateway="g1", pm25=1.0),
         reading("d2", T0, pilot="p1", gateway="g2", pm25=2.0),
         reading("d1", T0, pilot="p2", gateway="g1", pm25=4.0),
     ])
-    by_pilot = SeriesQuery("air_quality", "pm25", T0, T0 + MINUTE, agg=Agg.SUM, pilot="p1")
-    assert await store.series(by_pilot) == [(T0, 3.0)]
-    by_device = SeriesQuery("air_quality", "pm25", T0, T0 + MINUTE, agg=Agg.SUM, device="d1")
-    assert await store.series(by_device) == [(T0, 5.0)]
-    assert await store.count("air_quality", "pm25", gateway="g1") == 2
-    assert await store.count("air_quality", "pm25", pilot="p2", gateway="g1", device="d1") == 1
-    [point] = await store.latest("air_quality", pilot="p1", device="d2")
+    by_pilot = series("pm25", T0, T0 + MINUTE, Stat.SUM, pilot="p1")
+    assert await buckets(reader, by_pilot) == [(T0, 3.0)]
+    by_device = series("pm25", T0, T0 + MINUTE, Stat.SUM, device="d1")
+    assert await buckets(reader, by_device) == [(T0, 5.0)]
+    assert await count(reader, "air_quality", "pm25", gateway="g1") == 2
+    assert await count(reader, "air_quality", "pm25", pilot="p2", gateway="g1",
+                       device="d1") == 1
+    [point] = await reader.latest("air_quality", where=tags(pilot="p1", device="d2"))
     assert (point.tag("gateway"), point.fields) == ("g2", {"pm25": 2.0})
 
 
-async def test_latest_is_the_newest_point_of_each_device(store: Store) -> None:
+async def test_latest_is_the_newest_point_of_each_device(store: Store, reader: Reader) -> None:
     await store.write([
         reading("d1", T0, pm25=1.0, no2=5.0),
         reading("d1", T0 + 10**9, pm25=2.0),  # newest for d1, without no2
         reading("d2", T0 + 5 * 10**9, pm25=7.0),
         reading("d3", T0, pilot="p2", pm25=9.0),
     ])
-    latest = await store.latest("air_quality", pilot="p1")
+    latest = await reader.latest("air_quality", where=tags(pilot="p1"))
     # Not per-field last values: d1's no2 belongs to an older point.
     assert latest == [reading("d1", T0 + 10**9, pm25=2.0), reading("d2", T0 + 5 * 10**9, pm25=7.0)]
 
 
-async def test_latest_event_keeps_service_and_type(store: Store) -> None:
+async def test_latest_event_keeps_service_and_type(store: Store, reader: Reader) -> None:
     await store.write([event(T0, "alice", type_="session_start"),
                        event(T0 + 10**9, "bob", type_="session_end")])
-    [point] = await store.latest("event")
+    [point] = await reader.latest("event")
     assert point == event(T0 + 10**9, "bob", type_="session_end")
 
 
-async def test_count_in_a_time_range(store: Store) -> None:
+async def test_count_in_a_time_range(store: Store, reader: Reader) -> None:
     await store.write([reading("d1", T0 + i * 10**9, pm25=float(i)) for i in range(10)])
-    assert await store.count("air_quality", "pm25", start=T0 + 2 * 10**9) == 8
-    assert await store.count("air_quality", "pm25", end=T0 + 2 * 10**9) == 2
-    assert await store.count("air_quality", "pm25", start=T0 + 10**9, end=T0 + 4 * 10**9) == 3
-    assert await store.count("air_quality", "no2") == 0
+    assert await count(reader, "air_quality", "pm25", window=(T0 + 2 * 10**9, ALL_TIME[1])) == 8
+    assert await count(reader, "air_quality", "pm25", window=(ALL_TIME[0], T0 + 2 * 10**9)) == 2
+    assert await count(reader, "air_quality", "pm25",
+                       window=(T0 + 10**9, T0 + 4 * 10**9)) == 3
+    assert await count(reader, "air_quality", "no2") == 0
 
 
-async def test_dead_letters_newest_first_with_filters(store: Store) -> None:
+async def test_dead_letters_newest_first_with_filters(store: Store, reader: Reader) -> None:
     letters = [
         dead_letter("citypilot/v1/p1/g1/d1/telemetry", Rejection(Reason.BAD_JSON, "line 1", b"{"),
                     T0),
@@ -163,41 +183,47 @@ async def test_dead_letters_newest_first_with_filters(store: Store) -> None:
                     T0 + 2 * 10**9),
     ]
     assert await store.write(letters) == []
-    got = await store.dead_letters()
+    got = await reader.dead_letters()
     assert [d.ts for d in got] == sorted((p.ts for p in letters), reverse=True)
     assert got[0].reason == "out_of_range" and got[0].topic == "citypilot/v1/p1/g1/d2/event"
     assert (got[0].payload, got[0].detail) == ("{}", "pm25")
-    bad_json = await store.dead_letters(reason="bad_json")
+    bad_json = await reader.dead_letters(reason="bad_json")
     assert sorted(d.detail for d in bad_json) == ["line 1", "line 2"]
-    assert [d.reason for d in await store.dead_letters(since=T0 + 10**9)] == [
+    assert [d.reason for d in await reader.dead_letters(since=T0 + 10**9)] == [
         "out_of_range", "bad_topic"]
-    assert len(await store.dead_letters(limit=2)) == 2
-    assert await store.dead_letters(reason="empty") == []
+    assert len(await reader.dead_letters(limit=2)) == 2
+    assert await reader.dead_letters(reason="empty") == []
 
 
 @pytest.mark.parametrize("text", HOSTILE, ids=repr)
-async def test_hostile_strings_in_string_fields_round_trip(store: Store, text: str) -> None:
+async def test_hostile_strings_in_string_fields_round_trip(store: Store, reader: Reader,
+                                                          text: str) -> None:
     point = event(T0, text)
     assert await store.write([point]) == []
-    assert await store.latest("event") == [point]
+    assert await reader.latest("event") == [point]
     letter = dead_letter(f"topic {text}", Rejection(Reason.BAD_SHAPE, text, text.encode()), T0)
     assert await store.write([letter]) == []
-    [got] = await store.dead_letters()
+    [got] = await reader.dead_letters()
     assert (got.topic, got.payload, got.detail) == (f"topic {text}", text, text)
 
 
-async def test_refused_points_are_returned_and_the_rest_stored(store: Store) -> None:
+async def test_refused_points_are_returned_and_the_rest_stored(store: Store, reader: Reader
+                                                                ) -> None:
     good = [reading("d1", T0, pm25=1.0), reading("d2", T0, pm25=2.0)]
     bad = [reading("line\nbreak", T0, pm25=3.0), reading("d3", T0, pm25=float("nan")),
            reading("d4", T0, time=1.0), reading("d5", T0)]
     rejected = await store.write([good[0], *bad, good[1]])
     assert [r.point for r in rejected] == bad
     assert "newline" in rejected[0].detail and "finite" in rejected[1].detail
-    assert await store.latest("air_quality") == good
+    assert await reader.latest("air_quality") == good
 
 
-async def test_ping(store: Store) -> None:
+async def test_ping_answers_on_a_store_that_takes_and_gives_points(store: Store,
+                                                                   reader: Reader) -> None:
     await store.ping()
+    await reader.ping()
+    assert await store.write([reading("d1", T0, pm25=4.5)]) == []
+    assert [p.fields for p in await reader.latest("air_quality")] == [{"pm25": 4.5}]
 
 
 BAD_URLS = [
@@ -213,14 +239,18 @@ BAD_URLS = [
 
 @pytest.mark.parametrize(("url", "message"), BAD_URLS)
 def test_a_bad_url_is_one_line_naming_the_fix(url: str, message: str) -> None:
-    with pytest.raises(StoreConfigError, match=re.escape(message)) as info:
-        open_store(url)
-    assert "\n" not in str(info.value) and "hunter2" not in str(info.value)
+    for opener in (open_store, open_reader):
+        with pytest.raises(StoreConfigError, match=re.escape(message)) as info:
+            opener(url)
+        assert "\n" not in str(info.value) and "hunter2" not in str(info.value)
+        assert isinstance(info.value, StoreRejected)  # one of the two kinds that leave stores/
 
 
 def test_unknown_option_is_a_config_error(sqlite_url: str) -> None:
     with pytest.raises(StoreConfigError, match="deadline"):
         open_store(sqlite_url, deadline=3)
+    with pytest.raises(StoreConfigError, match="deadline"):
+        open_reader(sqlite_url, deadline=3)
 
 
 @pytest.mark.parametrize(("url", "shown"), [
@@ -249,12 +279,14 @@ async def test_sqlite_busy_is_unavailable_then_recovers(tmp_path: Path) -> None:
             other.execute("ROLLBACK")
             other.close()
         assert await store.write([reading("d1", T0, pm25=1.0)]) == []
-        assert await store.count("air_quality", "pm25") == 1
+    async with open_reader(url) as reader:
+        assert await count(reader, "air_quality", "pm25") == 1
 
 
 async def test_sqlite_path_that_cannot_be_a_database_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a directory")
     for path in (tmp_path, tmp_path / "file" / "store.db"):
-        with pytest.raises(StoreConfigError, match=re.escape(str(path))):
-            async with open_store(f"sqlite:///{path}"):
-                pass
+        for opener in (open_store, open_reader):
+            with pytest.raises(StoreConfigError, match=re.escape(str(path))):
+                async with opener(f"sqlite:///{path}"):
+                    pass

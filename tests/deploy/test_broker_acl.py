@@ -13,11 +13,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from ingest.gateway.credentials import revoke_gateway
-from ingest.stores import open_store
 from tests.collectors import collector, reading
 from tests.deploy.brokerclient import Refused, close, connect, publish
 from tests.deploy.conftest import Broker, can_log_in
-from tests.support import eventually, wait_until
+from tests.support import eventually, stored_count, wait_until
 
 NOT_AUTHORIZED = 0x87
 
@@ -27,8 +26,8 @@ def topic(pilot: str, gw: str, device: str = "aq-1") -> str:
 
 
 async def stored(store_url: str, pilot: str, gateway: str | None = None) -> int:
-    async with open_store(store_url) as store:
-        return await store.count("air_quality", "pm25", pilot=pilot, gateway=gateway)
+    tags = {"pilot": pilot} if gateway is None else {"pilot": pilot, "gateway": gateway}
+    return await stored_count(store_url, "air_quality", "pm25", **tags)
 
 
 async def test_gateway_publishes_only_below_its_own_pilot_and_gateway(

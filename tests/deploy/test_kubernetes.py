@@ -73,11 +73,15 @@ def test_api_is_one_replica_with_its_catalogue_volume() -> None:
     claim = {v["name"]: v for v in dep["template"]["spec"]["volumes"]}["catalog"]
     pvc = one("PersistentVolumeClaim", claim["persistentVolumeClaim"]["claimName"])
     assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
-    (container,) = dep["template"]["spec"]["containers"]
-    mount = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}["catalog"]
+    # The API and the rollup worker beside it (it reads the pilots' zones) share the volume.
+    containers = {c["name"]: c for c in dep["template"]["spec"]["containers"]}
+    assert sorted(containers) == ["api", "rollup"]
+    assert containers["rollup"]["args"][0] == "rollup"
     catalog = load(None, catalog_url=one("ConfigMap", "citypilot")["data"][
         "CITYPILOT_CATALOG_URL"]).catalog_url
-    assert catalog.removeprefix("sqlite:///").startswith(mount + "/")
+    for container in containers.values():
+        mount = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}["catalog"]
+        assert catalog.removeprefix("sqlite:///").startswith(mount + "/")
 
 
 def test_every_citypilot_variable_is_a_setting_and_secrets_are_refused() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,11 +12,11 @@ import httpx
 import orjson
 import pytest
 
-from ingest.stores import open_store
+from ingest.stores import open_reader, open_store
 from tests.collectors import collector, reading
 from tests.mqttclient import publish
 from tests.servers import InfluxDB, Mosquitto
-from tests.support import eventually
+from tests.support import eventually, stored_count
 
 
 @pytest.fixture(params=["sqlite", "influxdb"])
@@ -24,8 +25,7 @@ def store_url(request: pytest.FixtureRequest, sqlite_url: str, influx_url: str) 
 
 
 async def stored(store_url: str, measurement: str, field: str, pilot: str) -> int:
-    async with open_store(store_url) as store:
-        return await store.count(measurement, field, pilot=pilot)
+    return await stored_count(store_url, measurement, field, pilot=pilot)
 
 
 async def test_every_published_reading_is_stored_once(mosquitto: Mosquitto, store_url: str,
@@ -82,8 +82,8 @@ async def test_malformed_input_becomes_dead_letters_and_the_collector_goes_on(
                                          len(MALFORMED)), timeout=20)
 
         async def letters() -> list[tuple[str, str]]:
-            async with open_store(store_url) as store:
-                rows = await store.dead_letters(limit=1000)
+            async with open_reader(store_url) as reader:
+                rows = await reader.dead_letters(limit=1000)
             mine = sorted((r.topic.split("/")[4], r.reason) for r in rows if prefix in r.topic)
             assert len(mine) == len(MALFORMED), mine
             return mine
@@ -140,3 +140,38 @@ async def test_metrics_health_and_readiness(mosquitto: Mosquitto, sqlite_url: st
             assert (await http.get("/healthz")).status_code == 200
             ready = await http.get("/readyz")
             assert ready.status_code == 200 and ready.json()["mqtt_connected"] is True
+
+
+async def test_a_batch_the_store_rejects_is_dead_lettered_and_the_collector_goes_on(
+        mosquitto: Mosquitto, sqlite_url: str, prefix: str, tmp_path: Path) -> None:
+    """A real SQLite store that refuses every reading (a trigger: what a constraint added by
+    hand would do) rejects whole batches; their points become dead letters with their reason,
+    and once the store takes readings again the next ones are stored."""
+    topic = f"citypilot/v1/{prefix}/gw-1/aq-1/telemetry"
+    base = int(time.time() * 1000) - 60_000
+    async with open_store(sqlite_url):
+        pass  # the schema, for the trigger
+    async with collector(mosquitto.url, sqlite_url, tmp_path / "spool"):
+        db = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+        try:
+            db.execute("CREATE TRIGGER refuse BEFORE INSERT ON points "
+                       "WHEN NEW.measurement != 'dead_letter' "
+                       "BEGIN SELECT RAISE(ABORT, 'readings refused here'); END")
+            await asyncio.to_thread(publish, mosquitto.url,
+                                    [(topic, reading(base + i, i)) for i in range(20)])
+
+            async def letters() -> list[str]:
+                async with open_reader(sqlite_url) as reader:
+                    rows = await reader.dead_letters(reason="store_rejected", limit=100)
+                assert len(rows) == 20, rows
+                return [r.detail for r in rows]
+
+            details = await eventually(letters, timeout=20)
+            assert all("readings refused here" in d for d in details)
+            assert await stored(sqlite_url, "air_quality", "pm25", prefix) == 0
+            db.execute("DROP TRIGGER refuse")
+        finally:
+            db.close()
+        await asyncio.to_thread(publish, mosquitto.url, [(topic, reading(base + 100, 7))])
+        await eventually(lambda: _equals(stored(sqlite_url, "air_quality", "pm25", prefix), 1),
+                         timeout=20)

@@ -9,17 +9,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ingest.stores import open_store
 from tests.collectors import collector, reading, start_process, terminate
 from tests.mqttclient import Publisher, publish
 from tests.servers import InfluxDB, Mosquitto
-from tests.support import wait_until
+from tests.support import stored_count, wait_until
 
 
 def count(store_url: str, pilot: str) -> int:
     async def run() -> int:
-        async with open_store(store_url) as store:
-            return await store.count("air_quality", "pm25", pilot=pilot)
+        return await stored_count(store_url, "air_quality", "pm25", pilot=pilot)
     return asyncio.run(run())
 
 
@@ -99,8 +97,7 @@ async def test_broker_restart_mid_stream_loses_nothing_for_qos1_publishers(
         await asyncio.to_thread(pub.wait_all, 60)
 
         async def all_stored() -> bool:
-            async with open_store(influx_url) as store:
-                got = await store.count("air_quality", "pm25", pilot=prefix)
+            got = await stored_count(influx_url, "air_quality", "pm25", pilot=prefix)
             assert got == 6000, f"{got} of 6000 stored"
             return True
 

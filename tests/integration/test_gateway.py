@@ -17,12 +17,13 @@ from tests.servers import Mosquitto
 from tests.support import eventually
 
 
-def counter_source(n: int, devices: int, every_s: float) -> Callable[[], AsyncIterator[Reading]]:
-    """n readings round-robin over `devices`, one every `every_s`, ts strictly increasing."""
+def counter_source(n: int, devices: int, every_s: float, base: int | None = None
+                   ) -> Callable[[], AsyncIterator[Reading]]:
+    """n readings round-robin over `devices`, one every `every_s`: reading i at ts base + i."""
     async def gen() -> AsyncIterator[Reading]:
-        base = int(time.time() * 1000)
+        start = int(time.time() * 1000) if base is None else base
         for i in range(n):
-            doc = {"ts": base + i, "kind": "noise", "values": {"noise_laeq": i % 90}}
+            doc = {"ts": start + i, "kind": "noise", "values": {"noise_laeq": i % 90}}
             yield f"dev-{i % devices}", "telemetry", orjson.dumps(doc)
             await asyncio.sleep(every_s)
     return gen
@@ -79,20 +80,38 @@ async def test_full_spool_drops_oldest_and_counts(make_mosquitto: Callable[..., 
                                                   prefix: str, tmp_path: Path) -> None:
     broker = make_mosquitto()
     broker.stop()  # the uplink is down from the start: the agent still starts and spools
+    base, total = int(time.time() * 1000) - 60_000, 2000
     agent = GatewayAgent(options(broker, tmp_path, prefix, spool_max_bytes=20_000,
                                  drain_timeout_s=0.5),
-                         [counter_source(2000, 4, 0)])
+                         [counter_source(total, 4, 0, base)])
     code = await asyncio.wait_for(agent.run(duration_s=2), 60)
     assert code == 3  # drain timeout: the rest stays spooled
-    assert agent.stats.generated == 2000
-    assert 0 < agent.stats.dropped < 2000
-    assert agent.stats.delivered == 0
-    depth = agent.stats.accepted - agent.stats.dropped
-    from ingest.spool import Spool
-    with Spool(tmp_path / "gw-spool", name="gateway") as spool:
-        assert spool.depth().items == depth
-        assert spool.depth().bytes <= 20_000
-        assert spool.dropped == agent.stats.dropped
+    # The uplink comes back: the next run of the agent forwards what the full spool kept.
+    broker.start()
+    rec = Recorder(broker.url, f"citypilot/v1/{prefix}/+/+/telemetry")
+    try:
+        drain = GatewayAgent(options(broker, tmp_path, prefix), [])
+        assert await asyncio.wait_for(drain.run(duration_s=0), 60) == 0
+        # Each device's records go oldest first: once its newest reading is in, all are.
+        newest = set(range(total - 4, total))
+        await eventually(lambda: newest <= set(_arrived(rec, prefix, base)), timeout=20)
+        kept = _arrived(rec, prefix, base)
+    finally:
+        rec.close()
+    # What survived is the newest readings, each once: the oldest were dropped, as many as
+    # the agent reports dropped.
+    assert 0 < len(kept) < total
+    assert sorted(kept) == list(range(total - len(kept), total))
+    assert agent.stats.dropped == total - len(kept)
+    for device in range(4):
+        mine = [i for i in kept if i % 4 == device]
+        assert mine == sorted(mine), f"dev-{device} out of order"
+
+
+def _arrived(rec: Recorder, prefix: str, base: int) -> list[int]:
+    """The index (ts - base) of each reading the broker delivered, in arrival order; reading i
+    came from dev-{i % 4}."""
+    return [int(d["ts"]) - base for d in received(rec, prefix)]  # type: ignore[call-overload]
 
 
 async def test_status_online_with_spool_depth_then_offline_on_shutdown(

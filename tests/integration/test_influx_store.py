@@ -1,6 +1,7 @@
 """What only the InfluxDB store does, against real influxd processes: creating its database,
 outages (stopped, frozen, down at start), refused points among good ones, and credentials.
-The response classification itself (Telegraf's http.go rules) is a pure table at the end."""
+The response classification itself (Telegraf's http.go rules) and the retry policy are pure
+tables at the end."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ import pytest
 
 from ingest.model import Point
 from ingest.stores.base import StoreUnavailable
-from ingest.stores.influx import InfluxStore, _Budget, _retry_after_s, _Transient, classify_write
+from ingest.stores.influx import InfluxReader, InfluxWriter
+from ingest.stores.influx.http import classify_write, retry_after_s, retry_delay_s
 from tests.servers import InfluxDB
+from tests.support import count
 
 T0 = 1_700_000_000 * 10**9
 Factory = Callable[..., InfluxDB]
@@ -41,7 +44,7 @@ def databases(server: InfluxDB, auth: tuple[str, str] | None = None) -> list[str
 
 async def test_database_is_created_on_enter_and_again_when_dropped(influxdb: InfluxDB,
                                                                   influx_url: str) -> None:
-    async with InfluxStore(influx_url) as store:
+    async with InfluxWriter(influx_url) as store:
         assert store.database in databases(influxdb)
         influxdb.query(f'DROP DATABASE "{store.database}"')
         assert await store.write([reading(1)]) == []
@@ -50,7 +53,7 @@ async def test_database_is_created_on_enter_and_again_when_dropped(influxdb: Inf
 
 async def test_stopped_server_fails_fast_and_recovers(make_influxdb: Factory) -> None:
     server = make_influxdb()
-    async with InfluxStore(server.url("outage"), deadline_s=1.0) as store:
+    async with InfluxWriter(server.url("outage"), deadline_s=1.0) as store:
         assert await store.write([reading(0)]) == []
         await asyncio.to_thread(server.stop)
         started = time.monotonic()
@@ -59,8 +62,9 @@ async def test_stopped_server_fails_fast_and_recovers(make_influxdb: Factory) ->
         assert time.monotonic() - started < 2.0
         with pytest.raises(StoreUnavailable):
             await store.ping()
-        with pytest.raises(StoreUnavailable):
-            await store.latest("air_quality")
+        async with InfluxReader(server.url("outage"), deadline_s=1.0) as reader:
+            with pytest.raises(StoreUnavailable):
+                await reader.latest("air_quality")
         await asyncio.to_thread(server.start)
         assert await store.write([reading(1)]) == []
         await store.ping()
@@ -70,7 +74,7 @@ async def test_stopped_server_fails_fast_and_recovers(make_influxdb: Factory) ->
 async def test_frozen_server_times_out_within_the_deadline(make_influxdb: Factory) -> None:
     server = make_influxdb()
     assert server.proc is not None
-    async with InfluxStore(server.url("frozen"), deadline_s=1.0) as store:
+    async with InfluxWriter(server.url("frozen"), deadline_s=1.0) as store:
         server.proc.send_signal(signal.SIGSTOP)  # accepts connections, never answers
         try:
             started = time.monotonic()
@@ -87,7 +91,7 @@ async def test_starts_while_influxdb_is_down(make_influxdb: Factory) -> None:
     server = make_influxdb()
     url = server.url("late")
     await asyncio.to_thread(server.stop)
-    async with InfluxStore(url, deadline_s=0.5) as store:  # entering must not fail
+    async with InfluxWriter(url, deadline_s=0.5) as store:  # entering must not fail
         with pytest.raises(StoreUnavailable):
             await store.write([reading(1)])
         await asyncio.to_thread(server.start)
@@ -99,7 +103,7 @@ async def test_starts_while_influxdb_is_down(make_influxdb: Factory) -> None:
 async def test_only_the_conflicting_points_are_refused(influxdb: InfluxDB, influx_url: str
                                                        ) -> None:
     # 4 points a request: the conflicts are bisected within their chunks.
-    async with InfluxStore(influx_url, max_points_per_request=4) as store:
+    async with InfluxWriter(influx_url, max_points_per_request=4) as store:
         assert await store.write([reading(0)]) == []  # pm25 is now a float field
         batch = [reading(i) for i in range(1, 11)]
         bad = [reading(3, pm25="high"), reading(8, pm25="low")]
@@ -117,18 +121,19 @@ async def test_credentials_in_the_url(make_influxdb: Factory) -> None:
     literal = password.replace("\\", "\\\\").replace("'", "\\'")
     server.query(f"CREATE USER \"{user}\" WITH PASSWORD '{literal}' WITH ALL PRIVILEGES")
     good = f"influxdb://{user}:{quote(password, safe='')}@127.0.0.1:{server.port}/secured"
-    async with InfluxStore(good) as store:
+    async with InfluxWriter(good) as store, InfluxReader(good) as reader:
         assert await store.write([reading(1)]) == []
-        assert [p.fields for p in await store.latest("air_quality")] == [{"pm25": 1.0}]
+        assert [p.fields for p in await reader.latest("air_quality")] == [{"pm25": 1.0}]
     assert stored(server, "secured", auth=(user, password)) == [[T0 + 10**9, 1.0]]
 
     for url in (good.replace(quote(password, safe=""), "wrong"), server.url("secured")):
-        async with InfluxStore(url, deadline_s=5.0) as store:  # entering logs, never fails
+        async with InfluxWriter(url, deadline_s=5.0) as store, \
+                InfluxReader(url, deadline_s=5.0) as reader:  # entering logs, never fails
             started = time.monotonic()
             with pytest.raises(StoreUnavailable, match="credentials"):
                 await store.write([reading(2)])
             with pytest.raises(StoreUnavailable, match="credentials"):
-                await store.count("air_quality", "pm25")
+                await count(reader, "air_quality", "pm25")
             assert time.monotonic() - started < 1.0  # waiting would not fix it: no retries
     assert len(stored(server, "secured", auth=(user, password))) == 1
 
@@ -162,17 +167,36 @@ def test_write_responses_are_classified_like_telegraf(status: int, error: str, k
 
 def test_retry_after_is_seconds_or_an_http_date() -> None:
     assert classify_write(429, "", "2").retry_after_s == 2.0
-    assert _retry_after_s("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
-    assert _retry_after_s("soon") is None
+    assert retry_after_s("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
+    assert retry_after_s("Wed, 21 Oct 2015 07:28:00 GMT", now_s=1445412470.0) == 10.0
+    assert retry_after_s("0.25") == 0.25
+    assert retry_after_s("soon") is None
+    assert retry_after_s(None) is None
 
 
-async def test_backoff_honours_retry_after_and_the_deadline() -> None:
-    budget = _Budget(seconds=1.0, base_s=0.01, cap_s=0.05)
-    started = time.monotonic()
-    await budget.wait(_Transient("busy", retry_after_s=0.2))
-    assert 0.2 <= time.monotonic() - started < 0.5
-    with pytest.raises(StoreUnavailable, match="busy"):  # would end past the deadline
-        await budget.wait(_Transient("busy", retry_after_s=5.0))
-    for _ in range(3):
-        await budget.wait(_Transient("down"))  # exponential, capped at 0.05 s
-    assert time.monotonic() - started < 0.5
+BACKOFF = dict(base_s=0.05, cap_s=1.0)
+# (attempt, remaining s, Retry-After, jitter) -> the wait, or None: give up.
+DELAYS = [
+    (0, 5.0, None, 0.0, 0.05),  # [base, 2 base] for the first retry
+    (0, 5.0, None, 0.5, 0.075),
+    (1, 5.0, None, 0.0, 0.1),  # doubling
+    (2, 5.0, None, 0.99, 0.2 + 0.99 * 0.2),
+    (4, 5.0, None, 0.0, 0.5),  # capped: [cap/2, cap], still jittered
+    (4, 5.0, None, 1.0, 1.0),
+    (50, 5.0, None, 0.5, 0.75),
+    (10_000, 5.0, None, 0.5, 0.75),  # no overflow after many attempts
+    (0, 5.0, 2.0, 0.0, 2.0),  # Retry-After takes precedence...
+    (3, 5.0, 2.0, 1.0, 2.05),  # ...plus up to one base of jitter
+    (0, 5.0, 0.0, 0.0, 0.0),  # "retry now" (a created database)
+    (0, 1.0, 2.0, 0.0, None),  # Retry-After beyond the deadline: give up now
+    (4, 0.6, None, 0.5, None),  # the wait would end past the deadline
+    (0, 0.0, None, 0.0, None),  # no time left
+]
+
+
+@pytest.mark.parametrize(("attempt", "remaining", "retry_after", "jitter", "want"), DELAYS)
+def test_backoff_is_jittered_exponential_within_the_deadline(
+        attempt: int, remaining: float, retry_after: float | None, jitter: float,
+        want: float | None) -> None:
+    got = retry_delay_s(attempt, remaining, retry_after=retry_after, jitter=jitter, **BACKOFF)
+    assert got == (None if want is None else pytest.approx(want))

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from ingest.model import TAG_KEYS, Point
-from ingest.stores.influx import InfluxStore
+from ingest.stores.influx import InfluxReader, InfluxWriter
 from tests.servers import InfluxDB
 
 T0 = 1_700_000_000 * 10**9
@@ -53,26 +53,32 @@ def refusal_expected(point: Point) -> bool:
     return False
 
 
+Roundtrip = tuple[asyncio.Runner, InfluxWriter, InfluxReader]
+
+
 @pytest.fixture(scope="module")
-def roundtrip(influxdb: InfluxDB) -> Iterator[tuple[asyncio.Runner, InfluxStore]]:
-    """One store on one database for all examples, on a loop of its own."""
+def roundtrip(influxdb: InfluxDB) -> Iterator[Roundtrip]:
+    """One store and its reader on one database for all examples, on a loop of their own."""
+    url = influxdb.url(f"roundtrip_{uuid.uuid4().hex[:8]}")
     with asyncio.Runner() as runner:
-        store = InfluxStore(influxdb.url(f"roundtrip_{uuid.uuid4().hex[:8]}"))
+        store, reader = InfluxWriter(url), InfluxReader(url)
         runner.run(store.__aenter__())
+        runner.run(reader.__aenter__())
         try:
-            yield runner, store
+            yield runner, store, reader
         finally:
+            runner.run(reader.__aexit__(None, None, None))
             runner.run(store.__aexit__(None, None, None))
 
 
 _clock = itertools.count()
 
 
-def store_and_read(roundtrip: tuple[asyncio.Runner, InfluxStore], measurement: str,
+def store_and_read(roundtrip: Roundtrip, measurement: str,
                    tag_values: tuple[str, str, str], key: str, value: str) -> str:
     """Write one point with a string field `key` = `value`; check it comes back exactly or is
     refused exactly when expected; say which."""
-    runner, store = roundtrip
+    runner, store, reader = roundtrip
     pilot, gateway, device = tag_values
     # Each example is newer than all before it, so `latest` must return exactly this point.
     point = Point(measurement, (("pilot", pilot), ("gateway", gateway), ("device", device)),
@@ -82,7 +88,8 @@ def store_and_read(roundtrip: tuple[asyncio.Runner, InfluxStore], measurement: s
         assert [r.point for r in rejected] == [point]
         return "refused"
     assert rejected == []
-    got = runner.run(store.latest(measurement, pilot=pilot, gateway=gateway, device=device))
+    where = (("pilot", (pilot,)), ("gateway", (gateway,)), ("device", (device,)))
+    got = runner.run(reader.latest(measurement, where=where))
     assert got == [point]
     return "stored"
 
@@ -92,7 +99,7 @@ names = st.builds(str.__add__, st.one_of(st.sampled_from(CARRIED), NOT_CHARS), c
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(measurement=names, tags=st.tuples(names, names, names), key=names, value=values)
-def test_carried_text_round_trips(roundtrip: tuple[asyncio.Runner, InfluxStore],
+def test_carried_text_round_trips(roundtrip: Roundtrip,
                                   measurement: str, tags: tuple[str, str, str], key: str,
                                   value: str) -> None:
     outcome = store_and_read(roundtrip, measurement, tags, key, value)
@@ -103,6 +110,6 @@ def test_carried_text_round_trips(roundtrip: tuple[asyncio.Runner, InfluxStore],
 @given(measurement=hostile, tags=st.tuples(*[hostile] * 3),
        key=hostile, value=values)
 def test_hostile_text_round_trips_or_is_refused(
-        roundtrip: tuple[asyncio.Runner, InfluxStore], measurement: str,
+        roundtrip: Roundtrip, measurement: str,
         tags: tuple[str, str, str], key: str, value: str) -> None:
     event(store_and_read(roundtrip, measurement, tags, key, value))

@@ -23,11 +23,12 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from typer.testing import CliRunner
 
+from ingest.mqtt.options import parse_broker_url
 from simulators import batching
 from simulators.cli import app
 from simulators.faults import FaultSpec
 from simulators.fleet import FleetSpec
-from simulators.publisher import BrokerUrl, Publisher, PublisherConfig, PublishError
+from simulators.publisher import Publisher, PublisherConfig, PublishError
 from simulators.runner import SimulateOptions, run, run_async
 from simulators.scenario import Scenario
 from simulators.summary import Summary
@@ -40,7 +41,7 @@ class Subscriber:
 
     def __init__(self, url: str, topic_filter: str,
                  protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5) -> None:
-        broker = BrokerUrl.parse(url)
+        broker = parse_broker_url(url)
         self.received: Counter[tuple[str, bytes]] = Counter()
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
@@ -142,14 +143,14 @@ def test_publisher_batches_writes_and_takes_the_lean_puback_path(
     """Guards the paho internals `batching` relies on: fails if an upgrade bypasses them."""
     scenario = Scenario(FleetSpec(1, 2, 14, seed=1, pilot_prefix=prefix))
     start = time.time_ns() // 1_000_000
-    config = PublisherConfig(BrokerUrl.parse(mosquitto.url), f"{prefix}-bench")
-    hits = batching._puback_reason.cache_info().hits
+    config = PublisherConfig(parse_broker_url(mosquitto.url), f"{prefix}-bench")
+    hits = batching.puback_reason.cache_info().hits
     with Publisher(config) as publisher:
         publisher.send(scenario.window(start - 86_400_000, start), lambda e: None)
         publisher.drain()
     assert publisher.acked == publisher.published > 3_000
     assert publisher.coalesced >= publisher.published  # every publish went out in a burst
-    assert batching._puback_reason.cache_info().hits - hits >= publisher.published - 10
+    assert batching.puback_reason.cache_info().hits - hits >= publisher.published - 10
 
 
 def test_unreachable_broker_is_an_error_not_a_hang() -> None:

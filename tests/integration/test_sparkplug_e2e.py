@@ -1,28 +1,35 @@
 """A Sparkplug B session end to end: an edge node publishes to real Mosquitto, an in-process
 collector with a `sparkplug-b` source stores into real InfluxDB, and its rebirth requests are
 seen on the broker by a plain paho subscriber, as the edge node would see them.
+
+What is checked is what an operator sees: the points in InfluxDB (measurement, tags, fields,
+times, by InfluxQL), the device states, the dead letters with their reasons, and the NCMD
+rebirth requests on the broker (DESIGN: the collector's one publication, for sparkplug-b).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ingest.decode import sparkplug_b_pb2 as pb
 from ingest.decode.sparkplug_payload import parse, rebirth_command
 from ingest.mqtt import MqttOptions, Subscriber
-from ingest.stores import open_store
-from ingest.stores.base import Agg, SeriesQuery
+from ingest.stores import open_reader
 from tests.collectors import collector
 from tests.mqttclient import Recorder, publish
-from tests.servers import Mosquitto
+from tests.servers import InfluxDB, Mosquitto
 from tests.support import eventually
 
 PAYLOAD: Any = pb.Payload  # type: ignore[attr-defined]
 INT64, FLOAT, DOUBLE, BOOLEAN = 4, 9, 10, 11
+MS = 1_000_000  # ns
 
 
 def payload(*metrics: dict[str, Any], seq: int | None = None, ts: int | None = None) -> bytes:
@@ -37,17 +44,17 @@ def payload(*metrics: dict[str, Any], seq: int | None = None, ts: int | None = N
     return data
 
 
-async def test_sparkplug_session(mosquitto: Mosquitto, influx_url: str, prefix: str,
-                                 tmp_path: Path) -> None:
-    group, node = prefix, f"spBv1.0/{prefix}/%s/plc-1"
+async def test_sparkplug_session(mosquitto: Mosquitto, influxdb: InfluxDB, influx_url: str,
+                                 prefix: str, tmp_path: Path) -> None:
+    group = prefix
+    node, plc2 = f"spBv1.0/{group}/%s/plc-1", f"spBv1.0/{group}/NDATA/plc-2"
     now = int(time.time() * 1000)
+    database = influx_url.rsplit("/", 1)[1]
     source = {"name": "plant", "format": "sparkplug-b", "topic": "spBv1.0/#", "pilot": prefix}
-    commands = Recorder(mosquitto.url, "spBv1.0/+/NCMD/+")
+    commands = Recorder(mosquitto.url, "spBv1.0/+/NCMD/+")  # returns once subscribed
+    early = payload({"alias": 1, "float_value": 1.0}, seq=3, ts=now - 10_000)
+    unknown_alias = payload({"alias": 9, "float_value": 99.0}, seq=6, ts=now - 7_000)
     try:
-        # The recorder's SUBACK is not observable: wait until it sees a message of its own.
-        probe = f"spBv1.0/{group}-probe/NCMD/x"
-        await asyncio.to_thread(publish, mosquitto.url, [(probe, b"")])
-        await eventually(lambda: any(t == probe for t, _ in commands.messages))
         async with collector(mosquitto.url, influx_url, tmp_path / "spool", sources=[source]):
             birth = payload(
                 {"name": "bdSeq", "datatype": INT64, "long_value": 7},
@@ -59,66 +66,128 @@ async def test_sparkplug_session(mosquitto: Mosquitto, influx_url: str, prefix: 
                  "double_value": 40.0},
                 seq=0, ts=now - 10_000)
             await asyncio.to_thread(publish, mosquitto.url, [
-                (f"spBv1.0/{group}/NDATA/plc-2", payload({"alias": 1, "float_value": 1.0},
-                                                         seq=3, ts=now - 10_000)),
+                (plc2, early),  # DATA before its node's birth
                 (node % "NBIRTH", birth),
                 (node % "NDATA", payload({"alias": 1, "float_value": 21.5}, seq=1,
                                          ts=now - 9_000)),
                 (node % "NDATA", payload({"alias": 2, "double_value": 42.0}, seq=5,
                                          ts=now - 8_000)),  # seq 2-4 lost
+                (node % "NDATA", unknown_alias),  # an alias the birth did not declare
+                (node % "NDATA", b"\xff not protobuf"),
+                (node % "NSTATUS", b""),  # not a Sparkplug B message type
+                (node % "NDEATH", payload({"name": "bdSeq", "datatype": INT64,
+                                           "long_value": 6})),  # a late will: ignored
+                # Stored last: once it is, everything before it has been handled.
+                (node % "NDATA", payload({"alias": 1, "float_value": 22.5}, seq=7,
+                                         ts=now - 6_000)),
             ])
+
+            # Rebirth requests: to the node with a seq gap, and to the one never born.
             await eventually(lambda: _asked(commands, f"spBv1.0/{group}/NCMD/plc-1"))
             await eventually(lambda: _asked(commands, f"spBv1.0/{group}/NCMD/plc-2"))
-            await eventually(lambda: _stored(influx_url, prefix, "temperature", [
-                (now - 10_000, 20.5), (now - 9_000, 21.5)]), timeout=20)
-            await eventually(lambda: _stored(influx_url, prefix, "humidity", [
-                (now - 10_000, 40.0), (now - 8_000, 42.0)]), timeout=20)
-            await eventually(lambda: _state(influx_url, prefix, "online"), timeout=20)
+
+            letters = await eventually(lambda: _letters(influx_url, group, 4), timeout=20)
+            assert [(topic, reason) for topic, reason, _, _ in letters] == [
+                (node % "NDATA", "no_birth"),
+                (node % "NDATA", "undecodable"),
+                (plc2, "no_birth"),
+                (node % "NSTATUS", "bad_topic"),
+            ]
+            by_payload = {raw: detail for _, _, detail, raw in letters}
+            # The unreadable values stay visible in the dead letter, with why.
+            assert "alias 9" in by_payload[_text(unknown_alias)]
+            assert "before its NBIRTH; rebirth requested" in by_payload[_text(early)]
+            assert "NSTATUS" in by_payload[""]
+
+            rows = await eventually(lambda: _rows(influxdb, database, prefix, 4), timeout=20)
+            assert rows == [
+                (now - 10_000, "plant", "plc-1", 40.0, 20.5),
+                (now - 9_000, "plant", "plc-1", None, 21.5),
+                (now - 8_000, "plant", "plc-1", 42.0, None),
+                (now - 6_000, "plant", "plc-1", None, 22.5),
+            ], "nothing of plc-2 (never born) nor of alias 9 is stored"
+            assert _states(influxdb, database, prefix) == [("plc-1", "online")], \
+                "the will of an earlier session (bdSeq 6) changes nothing"
 
             death = payload({"name": "bdSeq", "datatype": INT64, "long_value": 7})
             await asyncio.to_thread(publish, mosquitto.url, [(node % "NDEATH", death)])
-            await eventually(lambda: _state(influx_url, prefix, "offline"), timeout=20)
-            await eventually(lambda: _no_birth_letter(influx_url, group), timeout=20)
+            await eventually(lambda: _states(influxdb, database, prefix)
+                             == [("plc-1", "online"), ("plc-1", "offline")], timeout=20)
     finally:
         commands.close()
 
 
 async def test_a_rebirth_request_while_the_broker_is_away_is_dropped_not_raised(
-        make_mosquitto: Callable[..., Mosquitto]) -> None:
+        make_mosquitto: Callable[..., Mosquitto], caplog: pytest.LogCaptureFixture) -> None:
     broker = make_mosquitto()
     async with Subscriber(MqttOptions(broker.url, "c-away"), ["spBv1.0/#"]) as sub:
         await sub.wait_connected(10)
         broker.stop()
         await eventually(lambda: not sub.connected)
-        sub.publish("spBv1.0/g/NCMD/e", rebirth_command(0))  # logged; the next gap asks again
+        with caplog.at_level(logging.INFO):
+            sub.publish("spBv1.0/g/NCMD/e", rebirth_command(0))  # logged; asked again later
+        assert any("dropped" in r.getMessage() and "spBv1.0/g/NCMD/e" in r.getMessage()
+                   for r in caplog.records), caplog.text
+        broker.start()
+        await sub.wait_connected(30)
+        seen = Recorder(broker.url, "spBv1.0/g/NCMD/+")
+        try:  # the next request, once the broker is back, reaches the edge node
+            await eventually(lambda: _published(sub, seen, rebirth_command(1)), timeout=20)
+        finally:
+            seen.close()
 
 
-def _asked(commands: Recorder, topic: str) -> None:
+def _published(sub: Subscriber, seen: Recorder, marker: bytes) -> bool:
+    if not any(raw == marker for _, raw in seen.messages):
+        sub.publish("spBv1.0/g/NCMD/m", marker)  # QoS 0: sent again until it is seen
+        return False
+    return True
+
+
+def _asked(commands: Recorder, topic: str) -> list[object]:
     requests = [parse(raw) for t, raw in list(commands.messages) if t == topic]
     assert requests, f"no rebirth request on {topic}"
-    (metric,) = requests[0].metrics
-    assert (metric.name, metric.value) == ("Node Control/Rebirth", True)
+    for request in requests:
+        (metric,) = request.metrics
+        assert (metric.name, metric.value) == ("Node Control/Rebirth", True)
+    return requests  # type: ignore[return-value]
 
 
-async def _stored(url: str, pilot: str, field: str, expected: list[tuple[int, float]]) -> None:
-    """Exactly these (ms, value) points of `field` on the edge node's device."""
-    start, end = expected[0][0] - 60_000, expected[-1][0] + 60_000
-    query = SeriesQuery("sensor", field, start * 1_000_000, end * 1_000_000, Agg.MAX,
-                        every_s=0.001, pilot=pilot, gateway="plant", device="plc-1")
-    async with open_store(url) as store:
-        got = await store.series(query)
-    assert got == [(ts * 1_000_000, value) for ts, value in expected]
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="backslashreplace")
 
 
-async def _state(url: str, pilot: str, state: str) -> None:
-    async with open_store(url) as store:
-        points = await store.latest("device_status", pilot=pilot, device="plc-1")
-    assert [p.fields.get("state") for p in points] == [state]
+async def _letters(url: str, group: str, expected: int) -> list[tuple[str, str, str, str]]:
+    """(topic, reason, detail, payload) of this group's dead letters, as `citypilot
+    deadletters` lists them, sorted."""
+    async with open_reader(url) as store:
+        rows = await store.dead_letters(limit=1000)
+    mine = sorted((d.topic, d.reason, d.detail, d.payload) for d in rows
+                  if d.topic.startswith(f"spBv1.0/{group}/"))
+    assert len(mine) == expected, mine
+    return mine
 
 
-async def _no_birth_letter(url: str, group: str) -> None:
-    async with open_store(url) as store:
-        letters = await store.dead_letters(reason="no_birth")
-    mine = [d for d in letters if d.topic == f"spBv1.0/{group}/NDATA/plc-2"]
-    assert len(mine) == 1, letters
-    assert "before its NBIRTH; rebirth requested" in mine[0].detail
+def _series(influxdb: InfluxDB, database: str, q: str) -> list[dict[str, Any]]:
+    results: Any = influxdb.query(q, database=database)["results"]
+    series: list[dict[str, Any]] = results[0].get("series", [])
+    return series
+
+
+def _rows(influxdb: InfluxDB, database: str, pilot: str, at_least: int
+          ) -> list[tuple[int, str, str, float | None, float | None]]:
+    """(ms, gateway, device, humidity, temperature) of every `sensor` point of the pilot."""
+    series = _series(influxdb, database, 'SELECT "gateway", "device", "humidity", '
+                     f"\"temperature\" FROM \"sensor\" WHERE \"pilot\" = '{pilot}'")
+    assert series, "no sensor points yet"
+    rows = [(ts // MS, gw, dev, hum, temp) for ts, gw, dev, hum, temp in series[0]["values"]]
+    assert len(rows) >= at_least, rows
+    return rows
+
+
+def _states(influxdb: InfluxDB, database: str, pilot: str) -> list[tuple[str, str]]:
+    series = _series(influxdb, database, 'SELECT "device", "state" FROM "device_status" '
+                     f"WHERE \"pilot\" = '{pilot}'")
+    states = [(device, state) for _, device, state in series[0]["values"]] if series else []
+    assert states, "no device_status yet"
+    return states

@@ -27,10 +27,8 @@ FORBIDDEN = {
 # What `dashboards` may import of `api`: the KPI definitions, never the app or its routes.
 DASHBOARDS_MAY_USE_OF_API = {"api.kpis.catalog"}
 
-# The one cycle left on this branch: ingest/mqtt.py <-> ingest/mqtt_stream.py, which the
-# `ingest/mqtt/` package split removes. Empty this set when that branch merges; the test
-# fails as long as the set and the tree disagree, in either direction.
-KNOWN_CYCLES_UNTIL_MQTT_SPLIT = {frozenset({"ingest.mqtt", "ingest.mqtt_stream"})}
+# No import cycle anywhere in the tree.
+KNOWN_CYCLES: set[frozenset[str]] = set()
 
 
 def _module_name(path: Path) -> str:
@@ -129,7 +127,7 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 
 def test_the_import_graph_has_no_cycle() -> None:
     assert len(MODULES) > 100, "the tree was not found"
-    assert _cycles(_graph()) == KNOWN_CYCLES_UNTIL_MQTT_SPLIT
+    assert _cycles(_graph()) == KNOWN_CYCLES
 
 
 @pytest.mark.parametrize("package", ["ingest", "api", "simulators", "dashboards"])

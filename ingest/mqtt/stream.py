@@ -7,11 +7,13 @@ MQTT 5 codec in Rust, by the maintainer of aiomqtt) reads a PUBLISH in about 1.5
 a PUBACK in under 1 µs; what is left to write by hand is the small connection state machine
 below (CONNECT, SUBSCRIBE, keepalive, reconnect), run in the collector's own event loop, so
 no thread hand-off either. It only speaks MQTT 5; `ingest.mqtt.Subscriber` falls back to paho
-with MQTT 3.1.1 for brokers that do not (the demo's embedded one).
+with MQTT 3.1.1 (`ingest.mqtt.paho`) for brokers that do not (the demo's embedded one).
 
-Manual acknowledgement, as in `ingest.mqtt`: `take()` hands out messages in arrival order,
+Manual acknowledgement, as on the paho path: `take()` hands out messages in arrival order,
 `ack()` sends their PUBACKs once the caller made them durable. Acks for messages of an
 earlier connection are never sent (the broker redelivers those, and may reuse their ids).
+`publish()` honours its QoS: a QoS 1 or 2 message is kept until the broker confirmed it and
+sent again after a reconnect.
 """
 
 from __future__ import annotations
@@ -19,14 +21,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
+import random
 import time
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
 import mqtt5
 
-from ingest.mqtt import Broker, Inbox, Message, MqttOptions, MqttTimeout, parse_url
+from ingest.mqtt.inbox import Inbox, Message
+from ingest.mqtt.options import (
+    BrokerUrl,
+    ConnectionState,
+    MqttOptions,
+    client_tls,
+    reconnect_delay_s,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,21 +92,44 @@ def salvage(view: memoryview, error: Exception, generation: int) -> tuple[Messag
     return Message(topic, body[pos + plen:], time.time_ns(), mid, qos, generation), end
 
 
-class StreamSubscriber(Inbox):
+@dataclass(slots=True)
+class _Outgoing:
+    """A QoS 1/2 publish the broker has not confirmed yet (`released`: PUBREC seen)."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    released: bool = False
+
+    def packet(self, packet_id: int) -> bytes:
+        if self.released:
+            return mqtt5.PubRelPacket(packet_id).write()
+        return mqtt5.PublishPacket(self.topic, self.payload, qos=mqtt5.QoS(self.qos),
+                                   packet_id=packet_id, duplicate=True).write()
+
+
+class StreamSubscriber(Inbox, ConnectionState):
+    """The MQTT 5 subscription on asyncio streams: the manual-ack interface of
+    `ingest.mqtt.paho.PahoSubscriber`, without a thread."""
+
     PROBE_S = 3.0  # a broker that has not answered CONNECT by then does not speak MQTT 5
+    MAX_OUTGOING = 1000  # unconfirmed QoS 1/2 publishes kept for resending
 
     def __init__(self, options: MqttOptions, filters: list[str]) -> None:
         super().__init__()
         self.options = options
         self.filters = filters
         self.protocol = "5"
-        self.broker: Broker = parse_url(options.url)
+        self.broker: BrokerUrl = options.broker
         self._connected = asyncio.Event()
         self._generation = 0
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
         self._next_id = 0
         self._last_in = 0.0
+        self._outgoing: dict[int, _Outgoing] = {}  # by packet id, in the order sent
+        self._send_quota = 1  # the broker's Receive Maximum, from its CONNACK
+        self._max_qos = 0  # the broker's Maximum QoS, from its CONNACK
 
     # -- lifecycle -------------------------------------------------------------------------
     async def probe(self) -> None:
@@ -140,27 +173,9 @@ class StreamSubscriber(Inbox):
             writer.close()
         self._connected.clear()
 
-    @property
-    def connected(self) -> bool:
-        return self._connected.is_set()
-
-    async def wait_connected(self, within_s: float | None = None) -> None:
-        limit = within_s or self.options.connect_timeout_s
-        try:
-            async with asyncio.timeout(limit):
-                await self._connected.wait()
-        except TimeoutError:
-            raise MqttTimeout(f"no connection to {self.broker} after {limit:g} s") from None
-
     # -- the connection --------------------------------------------------------------------
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        context = None
-        if self.broker.tls:
-            context = ssl.create_default_context(cafile=self.options.ca_file)
-            if self.options.tls_insecure:
-                log.warning("TLS certificate verification is OFF for %s", self.broker)
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
+        context = client_tls(self.broker, self.options.ca_file, self.options.tls_insecure)
         return await asyncio.open_connection(self.broker.host, self.broker.port, ssl=context,
                                              limit=1 << 20)
 
@@ -189,9 +204,8 @@ class StreamSubscriber(Inbox):
             if connack.reason_code == mqtt5.ConnAckReasonCode.UNSUPPORTED_PROTOCOL_VERSION:
                 raise ProtocolRefused(f"{b} refused MQTT 5")
             raise ConnectionRefusedError(f"{b} refused the connection: {connack.reason_code}")
-        self._next_id = self._next_id % 65535 + 1
         subscribe = mqtt5.SubscribePacket(
-            self._next_id, [mqtt5.TopicFilter(f, max_qos=mqtt5.QoS.AT_LEAST_ONCE)
+            self._new_id(), [mqtt5.TopicFilter(f, max_qos=mqtt5.QoS.AT_LEAST_ONCE)
                             for f in self.filters])
         writer.write(subscribe.write())
         while not isinstance(packet := await self._read_one(reader, buffer), mqtt5.SubAckPacket):
@@ -201,9 +215,14 @@ class StreamSubscriber(Inbox):
         if refused:
             raise ConnectionRefusedError(f"{b} refused the subscription to "
                                          f"{', '.join(refused)} (check the ACL)")
+        self._send_quota = min(connack.receive_max, self.MAX_OUTGOING)
+        self._max_qos = int(connack.max_qos.value)
         self._writer = writer
         self._reader, self._buffer = reader, buffer
         self._last_in = time.monotonic()
+        # Unconfirmed publishes go again, in their order (MQTT 5 4.4: with the DUP flag).
+        if self._outgoing:
+            writer.write(b"".join(out.packet(pid) for pid, out in self._outgoing.items()))
         self._connected.set()
         log.info("connected to %s as %r (MQTT 5, session present: %s), subscribed to %s", b,
                  o.client_id, connack.session_present, ", ".join(self.filters))
@@ -224,14 +243,16 @@ class StreamSubscriber(Inbox):
 
     async def _supervise(self, first: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None
                          ) -> None:
-        delay = 0.5
+        attempt = 0
         while True:
+            delay = reconnect_delay_s(attempt, random.random())
             try:
                 if first is None:
                     reader, writer = await self._open()
                     await self._handshake(reader, writer)
                 first = None
-                delay = 0.5
+                attempt = 0
+                delay = reconnect_delay_s(attempt, random.random())
                 await self._pump()
             except (OSError, ValueError) as exc:
                 log.warning("MQTT connection to %s lost (%s); reconnecting in %.1f s",
@@ -243,7 +264,7 @@ class StreamSubscriber(Inbox):
                 writer_.close()
             first = None
             await asyncio.sleep(delay)
-            delay = min(15.0, delay * 2)
+            attempt += 1
 
     async def _pump(self) -> None:
         """Read packets until the connection ends; ping when idle."""
@@ -285,8 +306,32 @@ class StreamSubscriber(Inbox):
             qos = int(packet.qos.value)
             self.put(Message(packet.topic, packet.payload, time.time_ns(),
                              packet.packet_id or 0, qos, self._generation))
+        elif isinstance(packet, mqtt5.PubAckPacket | mqtt5.PubCompPacket):
+            self._confirmed(self._outgoing.pop(packet.packet_id, None), packet)
+        elif isinstance(packet, mqtt5.PubRecPacket):
+            out = self._outgoing.get(packet.packet_id)
+            if out is not None and packet.reason_code.value >= 0x80:
+                self._confirmed(self._outgoing.pop(packet.packet_id), packet)
+            elif out is not None:
+                out.released = True
+                if self._writer is not None:
+                    self._writer.write(mqtt5.PubRelPacket(packet.packet_id).write())
         elif isinstance(packet, mqtt5.DisconnectPacket):
             raise ConnectionResetError(f"{self.broker} disconnected us: {packet.reason_code}")
+
+    def _confirmed(self, out: _Outgoing | None,
+                   packet: mqtt5.PubAckPacket | mqtt5.PubRecPacket | mqtt5.PubCompPacket
+                   ) -> None:
+        if out is not None and packet.reason_code.value >= 0x80:
+            log.warning("the broker refused the publish to %s: %s", out.topic,
+                        packet.reason_code.name)
+
+    def _new_id(self) -> int:
+        """A packet id not used by an unconfirmed publish."""
+        while True:
+            self._next_id = self._next_id % 65535 + 1
+            if self._next_id not in self._outgoing:
+                return self._next_id
 
     async def _keepalive(self) -> None:
         interval = max(1.0, self.options.keepalive_s / 2)
@@ -315,9 +360,32 @@ class StreamSubscriber(Inbox):
         return len(acks)
 
     def publish(self, topic: str, payload: bytes, qos: int = 0) -> None:
-        """Fire-and-forget QoS 0 (Sparkplug rebirth requests); dropped when disconnected."""
+        """Send a message on this connection (Sparkplug rebirth requests) at `qos`: fire and
+        forget for the caller, but a QoS 1 or 2 message is kept until the broker confirms it
+        and sent again after a reconnect.
+
+        Never raises for the network: when disconnected, or with as many unconfirmed as the
+        broker's Receive Maximum, the message is logged and dropped; whoever asked will ask
+        again (a rebirth is requested again at the next gap).
+        """
+        if qos not in (0, 1, 2):
+            raise ValueError(f"QoS must be 0, 1 or 2, not {qos!r}")
         writer = self._writer
         if writer is None:
-            log.info("not connected: dropped a publish to %s", topic)
+            log.warning("not connected: dropped the publish to %s", topic)
             return
-        writer.write(mqtt5.PublishPacket(topic, payload).write())
+        if qos > self._max_qos:  # MQTT 5 3.2.2.3.4: never above the broker's Maximum QoS
+            log.warning("%s accepts QoS %d at most: the publish to %s goes with it",
+                        self.broker, self._max_qos, topic)
+            qos = self._max_qos
+        if qos == 0:
+            writer.write(mqtt5.PublishPacket(topic, payload).write())
+            return
+        if len(self._outgoing) >= self._send_quota:  # the broker's Receive Maximum
+            log.warning("%d publishes unconfirmed: dropped the publish to %s",
+                        len(self._outgoing), topic)
+            return
+        packet_id = self._new_id()
+        self._outgoing[packet_id] = _Outgoing(topic, payload, qos)
+        writer.write(mqtt5.PublishPacket(topic, payload, qos=mqtt5.QoS(qos),
+                                         packet_id=packet_id).write())

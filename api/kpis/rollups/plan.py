@@ -1,0 +1,192 @@
+"""How one raw aggregate is answered from hourly rollups, exactly, or not at all.
+
+A rollup point holds, per raw series and UTC hour, `<field>__count`, `__sum`, `__min`, `__max`,
+`__mean` (and `__e10`, the sum of 10^(x/10), for levels in dB). A raw `Aggregate` is cut at a
+split point: the hours before it are read from the rollups, the rest (at most the hours the
+worker has not finished) from raw points, and the two answers are merged. Merging needs
+statistics that add up, so every statistic is asked for as its *parts* — COUNT, SUM, MIN, MAX
+(and the energy sum) — and finished here: a mean is a sum over a count on both sides.
+
+What cannot be answered exactly is not planned (`plan` returns None) and reads raw: a
+percentile, dead letters by topic prefix, a window that does not start on a whole hour, an
+inner interval that is not a whole number of hours, and an inner hourly mean over groups
+that may hold several series (a mean of means is not the mean), and buckets (`every_s`:
+readings series, bounded by the API's point limit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from ingest.stores.base import Aggregate, AggRow, Rollup, Stat, Window
+
+HOUR_NS = 3600 * 10**9
+
+
+class Part(StrEnum):
+    """A statistic that merges over disjoint time ranges."""
+
+    COUNT = "count"
+    SUM = "sum"
+    MIN = "min"
+    MAX = "max"
+    E10 = "e10"  # the sum of 10^(x/10)
+
+
+# The rollup fields written per raw field, in this order.
+ROLLUP_PARTS = ("count", "sum", "min", "max", "mean", "e10")
+# Which parts finish each statistic.
+PARTS: dict[Stat, tuple[Part, ...]] = {
+    Stat.COUNT: (Part.COUNT,), Stat.SUM: (Part.SUM,), Stat.MIN: (Part.MIN,),
+    Stat.MAX: (Part.MAX,), Stat.MEAN: (Part.SUM, Part.COUNT),
+    Stat.MEAN_EXP10: (Part.E10, Part.COUNT)}
+# A part over raw points, and over rollup points without an inner rollup: (stat, field part).
+_RAW = {Part.COUNT: Stat.COUNT, Part.SUM: Stat.SUM, Part.MIN: Stat.MIN, Part.MAX: Stat.MAX}
+_ROLLED = {Part.COUNT: (Stat.SUM, "count"), Part.SUM: (Stat.SUM, "sum"),
+           Part.MIN: (Stat.MIN, "min"), Part.MAX: (Stat.MAX, "max"),
+           Part.E10: (Stat.SUM, "e10")}
+# An inner rollup's statistic over rollup points.
+_INNER = {Stat.COUNT: (Stat.SUM, "count"), Stat.SUM: (Stat.SUM, "sum"),
+          Stat.MIN: (Stat.MIN, "min"), Stat.MAX: (Stat.MAX, "max")}
+RowKey = tuple[int, str, tuple[tuple[str, str], ...]]  # (window, measurement, by tags)
+
+
+def rollup_field(field: str, part: str) -> str:
+    return f"{field}__{part}"
+
+
+@dataclass(frozen=True, slots=True)
+class Side:
+    """The queries of one side (rollups or raw) and, per query window, the original window."""
+
+    queries: tuple[tuple[Part, Aggregate], ...]
+    origin: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    query: Aggregate
+    rolled: Side | None  # None: nothing before the split
+    raw: Side | None  # None: nothing after it
+
+    def finish(self, rolled: Iterable[list[AggRow]], raw: Iterable[list[AggRow]]
+               ) -> list[AggRow]:
+        """The rows of the original query from the answers of both sides' queries."""
+        parts = _side_parts(self.rolled, rolled)
+        for key, have in _side_parts(self.raw, raw, energy_means=True).items():
+            mine = parts.setdefault(key, {})
+            for part, value in have.items():
+                mine[part] = _merge(part, mine.get(part), value)
+        out: list[AggRow] = []
+        for (window, measurement, tags), have in sorted(parts.items()):
+            result = _finish(self.query, have)
+            if result is not None:
+                out.append(AggRow(window, measurement, tags, result,
+                                  self.query.windows[window][0]))
+        return out
+
+
+def _side_parts(side: Side | None, answers: Iterable[list[AggRow]], energy_means: bool = False
+                ) -> dict[RowKey, dict[Part, float]]:
+    """Each row's parts on one side; raw energy comes as a mean and is weighed by the count
+    here (`energy_means`), so that both sides hold energy sums."""
+    parts: dict[RowKey, dict[Part, float]] = {}
+    if side is None:
+        return parts
+    for (part, _), rows in zip(side.queries, answers, strict=True):
+        for r in rows:
+            have = parts.setdefault((side.origin[r.window], r.measurement, r.tags), {})
+            have[part] = _merge(part, have.get(part), r.value)
+    if energy_means:
+        for have in parts.values():
+            if Part.E10 in have:
+                have[Part.E10] *= have.get(Part.COUNT, 0.0)
+    return parts
+
+
+def _merge(part: Part, old: float | None, new: float) -> float:
+    if old is None:
+        return new
+    if part is Part.MIN:
+        return min(old, new)
+    if part is Part.MAX:
+        return max(old, new)
+    return old + new
+
+
+def _finish(q: Aggregate, have: dict[Part, float]) -> float | None:
+    if q.stat is Stat.MEAN:
+        return have[Part.SUM] / have[Part.COUNT] if have.get(Part.COUNT) else None
+    if q.stat is Stat.MEAN_EXP10:
+        return have[Part.E10] / have[Part.COUNT] if have.get(Part.COUNT) else None
+    return have.get(PARTS[q.stat][0])
+
+
+def exact(q: Aggregate) -> bool:
+    """Whether rollups can answer `q` (its windows aside)."""
+    if q.prefix is not None or q.every_s is not None or q.stat not in PARTS:
+        return False
+    if q.inner is None:
+        return True
+    every = round(q.inner.every_s * 1e9)
+    if every % HOUR_NS or q.stat is Stat.MEAN_EXP10:
+        return False
+    if q.inner.stat is Stat.MEAN:
+        # One rollup point per group and hour: the hour's mean is the series' own.
+        return every == HOUR_NS and {"gateway", "device"} <= set(q.by)
+    return q.inner.stat in _INNER
+
+
+def split_point(window: Window, horizon: int, q: Aggregate) -> int:
+    """Where a window stops being read from rollups: at the horizon, at its own end, on a
+    whole hour and a whole inner interval from its start; its start when it cannot be."""
+    lo, hi = window
+    if lo % HOUR_NS:
+        return lo
+    step = round(q.inner.every_s * 1e9) if q.inner is not None else HOUR_NS
+    return lo + max(0, (min(hi, horizon) - lo) // step * step)
+
+
+def plan(q: Aggregate, horizon: int) -> Plan | None:
+    """The two sides of `q`, or None when rollups cannot answer any of it exactly."""
+    if not exact(q):
+        return None
+    head: list[tuple[int, Window]] = []
+    tail: list[tuple[int, Window]] = []
+    for i, (lo, hi) in enumerate(q.windows):
+        cut = split_point((lo, hi), horizon, q)
+        if cut > lo:
+            head.append((i, (lo, cut)))
+        if hi > cut:
+            tail.append((i, (cut, hi)))
+    if not head:
+        return None
+    parts = PARTS[q.stat]  # over inner values too, the outer statistic splits the same way
+    rolled = Side(tuple((p, _rolled_query(q, p, tuple(w for _, w in head))) for p in parts),
+                  tuple(i for i, _ in head))
+    raw = None
+    if tail:
+        raw = Side(tuple((p, _raw_query(q, p, tuple(w for _, w in tail))) for p in parts),
+                   tuple(i for i, _ in tail))
+    return Plan(q, rolled, raw)
+
+
+def _rolled_query(q: Aggregate, part: Part, windows: tuple[Window, ...]) -> Aggregate:
+    if q.inner is None:
+        stat, name = _ROLLED[part]
+        return replace(q, field=rollup_field(q.field, name), stat=stat, windows=windows)
+    if q.inner.stat is Stat.MEAN:
+        inner_stat, name = Stat.MEAN, "mean"
+    else:
+        inner_stat, name = _INNER[q.inner.stat]
+    return replace(q, field=rollup_field(q.field, name), stat=_RAW[part], windows=windows,
+                   inner=Rollup(inner_stat, q.inner.every_s))
+
+
+def _raw_query(q: Aggregate, part: Part, windows: tuple[Window, ...]) -> Aggregate:
+    if part is Part.E10:
+        # Raw points give the energy mean; `_side_parts` weighs it by the count.
+        return replace(q, stat=Stat.MEAN_EXP10, windows=windows)
+    return replace(q, stat=_RAW[part], windows=windows)

@@ -1,0 +1,187 @@
+"""A reader that answers from rollups what they hold exactly, and from raw points the rest.
+
+It has the raw reader's interface, so the KPI code is the same whichever answers: the proof
+that rollups are exact is that every KPI computed through this reader equals the same KPI
+computed from raw points (tests/contract/test_rollups.py). The horizon is where rollups end
+(`Horizon`): the worker's `complete_until`, never later than the start of the current hour;
+without any rollup state everything is read raw. Each answer notes whether it used rollups
+(`sources`), which the API reports as the KPI's `source`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Self
+from zoneinfo import ZoneInfo
+
+from api.kpis.periods import from_ns, midnight
+from api.kpis.rollups.plan import HOUR_NS, plan
+from api.kpis.rollups.summary import USERS_FIELD, USERS_MEASUREMENT, users_of
+from api.kpis.rollups.worker import State, read_state
+from ingest.model import EVENT_MEASUREMENT, Point
+from ingest.stores.base import (
+    Aggregate,
+    AggRow,
+    DeadLetter,
+    Dirty,
+    Distinct,
+    Reader,
+    Seen,
+    Stat,
+    TagFilter,
+    Window,
+)
+
+_USER_FILTERS = frozenset({"pilot", "service", "type"})
+
+
+class Horizon:
+    """The worker's state as readers see it, read again at most every `ttl_s`."""
+
+    def __init__(self, rollups: Reader, ttl_s: float = 5.0) -> None:
+        self.rollups, self.ttl_s = rollups, ttl_s
+        self._state: State | None = None
+        self._read_at = -math.inf
+
+    async def state(self) -> State | None:
+        # Before the first pass, asked every time: the first rollups are used at once.
+        if self._state is None or time.monotonic() - self._read_at >= self.ttl_s:
+            self._state = await read_state(self.rollups)
+            self._read_at = time.monotonic()
+        return self._state
+
+    async def until(self) -> int | None:
+        """Where rollups end: the worker's `complete_until`, never after the start of the
+        current hour (ns); None before the first pass."""
+        state = await self.state()
+        if state is None:
+            return None
+        return min(state.complete_until, time.time_ns() // HOUR_NS * HOUR_NS)
+
+
+class RollupReader:
+    """`raw` and `rollups` are readers (the same store, two namespaces); `timezone(pilot)`
+    gives the pilot's zone (local days of the user sets)."""
+
+    def __init__(self, raw: Reader, rollups: Reader, timezone: Callable[[str], ZoneInfo],
+                 horizon: Horizon | None = None) -> None:
+        self.raw, self.rollups, self._timezone = raw, rollups, timezone
+        self.horizon = horizon or Horizon(rollups)
+        self.url_scheme = raw.url_scheme
+        self.sources: set[str] = set()
+
+    def scoped(self) -> RollupReader:
+        """The same reader with sources of its own (one per KPI answered)."""
+        return RollupReader(self.raw, self.rollups, self._timezone, self.horizon)
+
+    # The readers are entered by whoever opened them; what rollups do not hold is raw.
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        return None
+
+    async def ping(self) -> None:
+        await self.raw.ping()
+
+    async def last_seen(self, measurements: Sequence[str], field: str, *,
+                        start: int | None = None, end: int | None = None,
+                        where: TagFilter = ()) -> list[Seen]:
+        return await self.raw.last_seen(measurements, field, start=start, end=end, where=where)
+
+    async def latest(self, measurement: str, *, where: TagFilter = ()) -> list[Point]:
+        return await self.raw.latest(measurement, where=where)
+
+    async def measurements(self) -> list[str]:
+        return await self.raw.measurements()
+
+    async def dead_letters(self, *, reason: str | None = None, since: int | None = None,
+                           limit: int = 100) -> list[DeadLetter]:
+        return await self.raw.dead_letters(reason=reason, since=since, limit=limit)
+
+    async def fields(self) -> dict[str, list[str]]:
+        return await self.raw.fields()
+
+    async def dirty(self, since: int | None = None) -> list[Dirty]:
+        return await self.raw.dirty(since)
+
+    async def aggregate(self, query: Aggregate) -> list[AggRow]:
+        horizon = await self.horizon.until()
+        if query.stat is Stat.COUNT_DISTINCT and horizon is not None:
+            counted = await self._count_users(query, horizon)
+            if counted is not None:
+                return counted
+        found = plan(query, horizon) if horizon is not None else None
+        if found is None:
+            self.sources.add("raw")
+            return await self.raw.aggregate(query)
+        self.sources.add("rollup")
+        rolled = [await self.rollups.aggregate(q) for _, q in found.rolled.queries] \
+            if found.rolled else []
+        raw = [await self.raw.aggregate(q) for _, q in found.raw.queries] if found.raw else []
+        return found.finish(rolled, raw)
+
+    async def distinct(self, query: Distinct) -> list[set[str]]:
+        horizon = await self.horizon.until()
+        days = self._day_cut(query.measurement, query.field, query.where, query.windows,
+                             horizon)
+        if days is None:
+            self.sources.add("raw")
+            return await self.raw.distinct(query)
+        self.sources.add("rollup")
+        return await self._users(query, days)
+
+    async def _count_users(self, query: Aggregate, horizon: int) -> list[AggRow] | None:
+        if query.by or query.inner is not None or len(query.measurements) != 1:
+            return None
+        days = self._day_cut(query.measurements[0], query.field, query.where, query.windows,
+                             horizon)
+        if days is None:
+            return None
+        self.sources.add("rollup")
+        sets = await self._users(Distinct(query.measurements[0], query.field, query.windows,
+                                          query.where), days)
+        return [AggRow(i, query.measurements[0], (), float(len(s)), query.windows[i][0])
+                for i, s in enumerate(sets) if s]
+
+    def _day_cut(self, measurement: str, field: str, where: TagFilter,
+                 windows: Sequence[Window], horizon: int | None) -> list[int] | None:
+        """Per window, where its whole local days from rollups end (the rest is raw); None
+        when day sets cannot answer (another field, another filter, unaligned windows)."""
+        if horizon is None or measurement != EVENT_MEASUREMENT or field != "user":
+            return None
+        filters = dict(where)
+        if not set(filters) <= _USER_FILTERS or len(filters.get("pilot", ())) != 1:
+            return None
+        tz = self._timezone(filters["pilot"][0])
+        cuts: list[int] = []
+        for lo, hi in windows:
+            if midnight(from_ns(lo, tz).date(), tz) != lo:
+                return None
+            cut = min(hi, horizon)
+            cut = midnight(from_ns(cut, tz).date(), tz)  # back to a local midnight
+            cuts.append(max(lo, cut))
+        return cuts if any(c > lo for c, (lo, _) in zip(cuts, windows, strict=True)) else None
+
+    async def _users(self, query: Distinct, cuts: list[int]) -> list[set[str]]:
+        heads = [(lo, cut) for (lo, _), cut in zip(query.windows, cuts, strict=True)]
+        tails = [(cut, hi) for (_, hi), cut in zip(query.windows, cuts, strict=True)]
+        out: list[set[str]] = [set() for _ in query.windows]
+        rolled_at = [i for i, (lo, hi) in enumerate(heads) if hi > lo]
+        if rolled_at:
+            chunks = await self.rollups.distinct(Distinct(
+                USERS_MEASUREMENT, USERS_FIELD, tuple(heads[i] for i in rolled_at),
+                query.where))
+            for i, found in zip(rolled_at, chunks, strict=True):
+                out[i] |= users_of(found)
+        raw_at = [i for i, (lo, hi) in enumerate(tails) if hi > lo]
+        if raw_at:
+            sets = await self.raw.distinct(Distinct(
+                query.measurement, query.field, tuple(tails[i] for i in raw_at), query.where))
+            for i, found in zip(raw_at, sets, strict=True):
+                out[i] |= found
+        return out

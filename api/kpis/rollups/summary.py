@@ -1,0 +1,98 @@
+"""Rollup points of a pilot's hours and local days, computed from raw points by the store.
+
+For each hour: per raw series and numeric field, the count, sum, min, max and mean (and the
+energy sum of levels in dB), asked of the store with the same aggregate queries the KPIs use,
+so that the database does the scanning. For each local day: the distinct pseudonymous users of
+each (service, type), kept as a set (never a sketch, so weeks, months and returning users stay
+exact), written in chunks of at most `CHUNK_USERS` ids a point (InfluxDB's strings are capped
+at 64 KiB). Writing the result for a slot again replaces it: recomputing is idempotent.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from api.kpis.rollups.plan import rollup_field
+from ingest.model import DEAD_LETTER_MEASUREMENT, EVENT_MEASUREMENT, Point
+from ingest.stores.base import Aggregate, Distinct, Stat, Window
+from ingest.units import lookup
+
+SERIES_TAGS = ("gateway", "device", "service", "type")
+USERS_MEASUREMENT = "users"  # in the rollup namespace: a local day's set of users
+USERS_FIELD = "users"
+CHUNK_USERS = 500
+_STATS = {"count": Stat.COUNT, "sum": Stat.SUM, "min": Stat.MIN, "max": Stat.MAX}
+
+
+def is_level(field: str) -> bool:
+    """A level in decibels, whose energy sum the rollups keep (Lden needs it exactly)."""
+    metric = lookup(field)
+    return metric is not None and metric.unit.startswith("dB(")
+
+
+async def hour_points(raw: object, pilot: str, fields: dict[str, list[str]],
+                      hours: Sequence[Window]) -> list[Point]:
+    """The rollup points of `pilot` for `hours` (whole UTC hours), from the raw reader.
+
+    `fields` maps each measurement to its numeric fields (dead letters are not rolled up)."""
+    by_field: dict[str, list[str]] = defaultdict(list)
+    for measurement, names in fields.items():
+        if measurement != DEAD_LETTER_MEASUREMENT:
+            for name in names:
+                by_field[name].append(measurement)
+    where = (("pilot", (pilot,)),)
+    acc: dict[tuple[int, str, tuple[tuple[str, str], ...]], dict[str, float]] = \
+        defaultdict(dict)
+    for field, measurements in sorted(by_field.items()):
+        stats = dict(_STATS)
+        if is_level(field):
+            stats["e10"] = Stat.MEAN_EXP10
+        for part, stat in stats.items():
+            rows = await raw.aggregate(Aggregate(  # type: ignore[attr-defined]
+                tuple(sorted(measurements)), field, stat, tuple(hours), by=SERIES_TAGS,
+                where=where))
+            for r in rows:
+                acc[(r.window, r.measurement, r.tags)][rollup_field(field, part)] = r.value
+    points: list[Point] = []
+    for (window, measurement, tags), values in acc.items():
+        for field in {name.rpartition("__")[0] for name in values}:
+            n = values[rollup_field(field, "count")]
+            values[rollup_field(field, "mean")] = values[rollup_field(field, "sum")] / n
+            e10 = rollup_field(field, "e10")
+            if e10 in values:
+                values[e10] *= n  # the store gives the energy mean
+        kept = tuple((k, v) for k, v in (("pilot", pilot), *tags) if v)
+        points.append(Point(measurement, kept, dict(sorted(values.items())),
+                            hours[window][0]))
+    return points
+
+
+async def day_points(raw: object, pilot: str, days: Sequence[Window]) -> list[Point]:
+    """The day sets of `pilot` for local `days`: one or more points per (day, service, type)."""
+    where = (("pilot", (pilot,)),)
+    kinds = await raw.aggregate(Aggregate(  # type: ignore[attr-defined]
+        (EVENT_MEASUREMENT,), "value", Stat.COUNT, tuple(days), by=("service", "type"),
+        where=where))
+    combos: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for r in kinds:
+        combos[(r.tag("service"), r.tag("type"))].append(r.window)
+    points: list[Point] = []
+    for (service, type_), windows in sorted(combos.items()):
+        filters = (*where, ("service", (service,)), ("type", (type_,)))
+        sets = await raw.distinct(Distinct(  # type: ignore[attr-defined]
+            EVENT_MEASUREMENT, "user", tuple(days[w] for w in windows), where=filters))
+        for w, users in zip(windows, sets, strict=True):
+            ordered = sorted(users)
+            tags = tuple((k, v) for k, v in (("pilot", pilot), ("service", service),
+                                              ("type", type_)) if v)
+            for chunk in range(0, max(len(ordered), 1), CHUNK_USERS):
+                points.append(Point(USERS_MEASUREMENT, tags, {
+                    USERS_FIELD: "\n".join(ordered[chunk:chunk + CHUNK_USERS])},
+                    days[w][0] + chunk // CHUNK_USERS))
+    return points
+
+
+def users_of(chunks: set[str]) -> set[str]:
+    """The users in a set of day-set chunks."""
+    return {user for chunk in chunks for user in chunk.split("\n") if user}

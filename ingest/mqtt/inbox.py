@@ -1,0 +1,100 @@
+"""The received side both subscribers share: `Message` (one PUBLISH as the collector sees
+it) and `Inbox`, the arrival-ordered queue the collector takes its batches from.
+
+Both subscribers put into an Inbox: the MQTT 5 stream subscriber from the event loop, the
+paho one from paho's network thread (`call_in_loop` is that thread's only way into the loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class Message:
+    topic: str
+    payload: bytes
+    received_ns: int
+    mid: int
+    qos: int
+    generation: int  # the connection it arrived on: acks of an older one are never sent
+
+
+def call_in_loop(loop: asyncio.AbstractEventLoop | None, fn: Callable[[], object]) -> None:
+    """Hand `fn` from paho's network thread to the event loop (dropped once it is closed)."""
+    if loop is not None and not loop.is_closed():
+        loop.call_soon_threadsafe(fn)
+
+
+class Inbox:
+    """Received messages waiting for the collector, in arrival order, with the batch-taking
+    side both subscribers share. `put` runs in the event loop; paho's network thread uses
+    `put_from_thread`, which wakes the loop only when a `take` is waiting for a first message
+    (a cross-thread wake-up per message would cost more than the message)."""
+
+    def __init__(self) -> None:
+        self._queue: deque[Message] = deque()
+        self._bytes = 0  # payload bytes queued, for the byte bound of a batch
+        self._wake = asyncio.Event()
+        self._armed = False
+        self._interrupted = False
+
+    def put(self, msg: Message) -> None:
+        self._queue.append(msg)
+        self._bytes += len(msg.payload)
+        if self._armed:
+            self._armed = False
+            self._wake.set()
+
+    def put_from_thread(self, msg: Message, loop: asyncio.AbstractEventLoop | None) -> None:
+        self._queue.append(msg)
+        self._bytes += len(msg.payload)  # a racy tally is fine: it only sizes batches
+        if self._armed:
+            self._armed = False
+            call_in_loop(loop, self._wake.set)
+
+    async def take(self, max_messages: int, max_wait_s: float,
+                   max_bytes: int = 1 << 62) -> list[Message]:
+        """Wait for at least one message, then up to `max_wait_s` for a full batch (by count
+        or by payload bytes); empty-handed after `interrupt()`."""
+        while not self._queue:
+            if self._interrupted:
+                return []
+            self._armed = True
+            if self._queue:
+                break
+            await self._wake.wait()
+            self._wake.clear()
+        deadline = time.monotonic() + max_wait_s
+        # Polling a few ms while a batch fills is cheaper than a wake-up per message.
+        while (len(self._queue) < max_messages and self._bytes < max_bytes  # noqa: ASYNC110
+               and time.monotonic() < deadline):
+            await asyncio.sleep(min(0.002, max_wait_s))
+        return self.take_nowait(max_messages, max_bytes)
+
+    def take_nowait(self, max_messages: int, max_bytes: int = 1 << 62) -> list[Message]:
+        """Up to `max_messages` whose payloads stay within `max_bytes` (at least one)."""
+        out: list[Message] = []
+        size = 0
+        queue = self._queue
+        while queue and len(out) < max_messages:
+            nbytes = len(queue[0].payload)
+            if out and size + nbytes > max_bytes:
+                break
+            size += nbytes
+            out.append(queue.popleft())
+        self._bytes -= size
+        return out
+
+    def interrupt(self) -> None:
+        """Make a waiting `take()` return (empty-handed if nothing arrived): shutdown."""
+        self._interrupted = True
+        self._wake.set()
+
+    @property
+    def backlog(self) -> int:
+        return len(self._queue)

@@ -1,0 +1,70 @@
+"""The InfluxDB `Reader`: the typed queries of `base.py` as InfluxQL on `/query`.
+
+The statements come from `influxql.py` and go to InfluxDB together (a few `;`-separated
+requests, see `InfluxHttp.results`); retries and error translation are `http.py`'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ingest.model import Point
+from ingest.stores import naming
+from ingest.stores.base import (
+    DIRTY_MEASUREMENT,
+    Aggregate,
+    AggRow,
+    DeadLetter,
+    Dirty,
+    Distinct,
+    Seen,
+    TagFilter,
+)
+from ingest.stores.influx import influxql
+from ingest.stores.influx.http import OverHttp
+
+
+class InfluxReader(OverHttp):
+    async def _one(self, statement: str) -> list[influxql.Series]:
+        [series] = await self._http.results([statement])
+        return series
+
+    async def measurements(self) -> list[str]:
+        return influxql.measurement_names(await self._one("SHOW MEASUREMENTS"))
+
+    async def aggregate(self, query: Aggregate) -> list[AggRow]:
+        statements, plan = influxql.aggregate_statements(query)
+        return influxql.aggregate_rows(query, plan, await self._http.results(statements))
+
+    async def distinct(self, query: Distinct) -> list[set[str]]:
+        statements, plan = influxql.distinct_statements(query)
+        return influxql.distinct_sets(query, plan, await self._http.results(statements))
+
+    async def last_seen(self, measurements: Sequence[str], field: str, *,
+                        start: int | None = None, end: int | None = None,
+                        where: TagFilter = ()) -> list[Seen]:
+        if not measurements:
+            return []
+        return influxql.seen_rows(await self._one(influxql.last_seen_statement(
+            measurements, field, start, end, where)))
+
+    async def latest(self, measurement: str, *, where: TagFilter = ()) -> list[Point]:
+        return influxql.latest_points(
+            measurement, await self._one(influxql.latest_statement(measurement, where)))
+
+    async def dead_letters(self, *, reason: str | None = None, since: int | None = None,
+                           limit: int = 100) -> list[DeadLetter]:
+        if limit <= 0:
+            return []
+        return influxql.dead_letter_rows(
+            await self._one(influxql.dead_letters_statement(reason, since, limit)))
+
+    async def fields(self) -> dict[str, list[str]]:
+        return influxql.numeric_fields(await self._one("SHOW FIELD KEYS"))
+
+    async def dirty(self, since: int | None = None) -> list[Dirty]:
+        # The writer keeps its marks beside the rollups, not among the raw measurements.
+        [series] = await self._http.results(
+            [influxql.dirty_statement(DIRTY_MEASUREMENT, since)],
+            naming.rollup_database(self.database))
+        return influxql.dirty_rows(series)

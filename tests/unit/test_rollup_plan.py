@@ -1,0 +1,87 @@
+"""The rollup plan: which part of a query reads rollups, and how the parts finish."""
+
+from __future__ import annotations
+
+import pytest
+
+from api.kpis.rollups.plan import HOUR_NS, plan
+from ingest.stores.base import Aggregate, AggRow, Rollup, Stat
+
+H = HOUR_NS
+TAGS = (("device", "d1"),)
+
+
+def q(stat: Stat, windows: tuple[tuple[int, int], ...], inner: Rollup | None = None,
+      by: tuple[str, ...] = ("device",), above: float | None = None) -> Aggregate:
+    return Aggregate(("air_quality",), "no2", stat, windows, by=by, inner=inner, above=above)
+
+
+@pytest.mark.parametrize(("query", "horizon", "rolled", "raw"), [
+    # Before the horizon: rollups only; across it: both, cut on the hour.
+    (q(Stat.COUNT, ((0, 24 * H),)), 30 * H, [(0, 24 * H)], None),
+    (q(Stat.COUNT, ((0, 24 * H),)), 10 * H, [(0, 10 * H)], [(10 * H, 24 * H)]),
+    # A horizon inside an hour cuts at the hour before it.
+    (q(Stat.SUM, ((0, 24 * H),)), 10 * H + 5, [(0, 10 * H)], [(10 * H, 24 * H)]),
+    # A window that ends inside an hour reads its last piece raw.
+    (q(Stat.MAX, ((0, 3 * H + 7),)), 30 * H, [(0, 3 * H)], [(3 * H, 3 * H + 7)]),
+    # An inner 2-hour rollup cuts on a whole 2 hours from the window's start.
+    (q(Stat.COUNT, ((0, 24 * H),), Rollup(Stat.COUNT, 7200.0)), 11 * H,
+     [(0, 10 * H)], [(10 * H, 24 * H)]),
+])
+def test_windows_are_cut_where_rollups_end(query: Aggregate, horizon: int,
+                                           rolled: list[tuple[int, int]],
+                                           raw: list[tuple[int, int]] | None) -> None:
+    p = plan(query, horizon)
+    assert p is not None and p.rolled is not None
+    assert list(p.rolled.queries[0][1].windows) == rolled
+    assert (list(p.raw.queries[0][1].windows) if p.raw else None) == raw
+
+
+@pytest.mark.parametrize("query", [
+    q(Stat.P95, ((0, H),)),  # a percentile does not merge
+    q(Stat.COUNT, ((5, H),)),  # not on a whole hour
+    q(Stat.COUNT, ((0, H),), Rollup(Stat.COUNT, 600.0)),  # inner finer than an hour
+    q(Stat.MEAN, ((0, H),), Rollup(Stat.MEAN, 3600.0), by=()),  # a mean of means
+    q(Stat.COUNT, ((0, 4 * H),), Rollup(Stat.MEAN, 7200.0)),
+    Aggregate(("dead_letter",), "topic", Stat.COUNT, ((0, H),), prefix="citypilot/v1/p1/"),
+])
+def test_what_rollups_cannot_answer_exactly_reads_raw(query: Aggregate) -> None:
+    assert plan(query, 10 * H) is None
+
+
+def test_nothing_before_the_horizon_reads_raw() -> None:
+    assert plan(q(Stat.COUNT, ((5 * H, 6 * H),)), 5 * H) is None
+
+
+def test_a_mean_is_the_sum_over_the_count_of_both_sides() -> None:
+    p = plan(q(Stat.MEAN, ((0, 4 * H),)), 2 * H)
+    assert p is not None and p.rolled is not None and p.raw is not None
+    assert [(part, a.field, a.stat) for part, a in p.rolled.queries] == [
+        ("sum", "no2__sum", Stat.SUM), ("count", "no2__count", Stat.SUM)]
+    assert [(part, a.field, a.stat) for part, a in p.raw.queries] == [
+        ("sum", "no2", Stat.SUM), ("count", "no2", Stat.COUNT)]
+    # rollups: 3 readings summing to 30; raw: 1 reading of 50 -> (30 + 50) / 4
+    aq = "air_quality"
+    rows = p.finish([[AggRow(0, aq, TAGS, 30.0, 0)], [AggRow(0, aq, TAGS, 3, 0)]],
+                    [[AggRow(0, aq, TAGS, 50.0, 0)], [AggRow(0, aq, TAGS, 1, 0)]])
+    assert rows == [AggRow(0, aq, TAGS, 20.0, 0)]
+
+
+def test_energy_means_are_weighed_by_their_counts() -> None:
+    p = plan(Aggregate(("noise",), "noise_laeq", Stat.MEAN_EXP10, ((0, 2 * H),), by=("device",)),
+             H)
+    assert p is not None
+    # rollups: e10 sum 3000 over 2 readings; raw: energy mean 600 over 3 -> (3000 + 1800) / 5
+    rows = p.finish([[AggRow(0, "noise", TAGS, 3000.0, 0)], [AggRow(0, "noise", TAGS, 2.0, 0)]],
+                    [[AggRow(0, "noise", TAGS, 600.0, 0)], [AggRow(0, "noise", TAGS, 3.0, 0)]])
+    assert rows == [AggRow(0, "noise", TAGS, 960.0, 0)]
+
+
+def test_extremes_and_windows_map_back() -> None:
+    p = plan(q(Stat.MIN, ((7, 8), (0, 2 * H), (2 * H, 4 * H))), 3 * H)
+    assert p is not None and p.rolled is not None and p.raw is not None
+    assert p.rolled.origin == (1, 2) and p.raw.origin == (0, 2)
+    rows = p.finish([[AggRow(0, "m", TAGS, 5.0, 0), AggRow(1, "m", TAGS, 9.0, 0)]],
+                    [[AggRow(0, "m", TAGS, 1.0, 0), AggRow(1, "m", TAGS, 4.0, 0)]])
+    assert rows == [AggRow(0, "m", TAGS, 1.0, 7), AggRow(1, "m", TAGS, 5.0, 0),
+                    AggRow(2, "m", TAGS, 4.0, 2 * H)]
