@@ -35,8 +35,6 @@ class Part(StrEnum):
     E10 = "e10"  # the sum of 10^(x/10)
 
 
-# The rollup fields written per raw field, in this order.
-ROLLUP_PARTS = ("count", "sum", "min", "max", "mean", "e10")
 # Which parts finish each statistic.
 PARTS: dict[Stat, tuple[Part, ...]] = {
     Stat.COUNT: (Part.COUNT,), Stat.SUM: (Part.SUM,), Stat.MIN: (Part.MIN,),
