@@ -97,12 +97,16 @@ class Spool:
                      "records": depth.records, "items": depth.items, "bytes": depth.bytes})
 
     def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-        if self._lockfile is not None:
-            os.close(self._lockfile)  # releases the flock
-            self._lockfile = None
+        # Under the lock: a `peek`/`remove` started by `asyncio.to_thread` keeps running in its
+        # thread after the awaiting task is cancelled, and closing a sqlite3 connection while
+        # another thread is inside it crashes the interpreter (seen as a SIGSEGV in CI).
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+            if self._lockfile is not None:
+                os.close(self._lockfile)  # releases the flock
+                self._lockfile = None
 
     def __enter__(self) -> Self:
         self.open()

@@ -55,3 +55,34 @@ def test_second_owner_is_refused_until_first_closes(tmp_path: Path) -> None:
     first.close()
     with Spool(tmp_path) as again:
         assert again.depth().records == 0
+
+
+def test_close_while_another_thread_writes_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    """A `remove` left running by a cancelled `asyncio.to_thread` may race `close`.
+
+    Before `close` took the spool's lock, this race crashed the interpreter (SIGSEGV inside
+    sqlite3, seen in CI); now the late call either finishes first or raises `SpoolError`.
+    """
+    import threading
+
+    for round_ in range(20):
+        spool = Spool(tmp_path / str(round_))
+        spool.open()
+        spool.put_many([(b"x" * 64, 1)] * 200)
+        outcomes: list[str] = []
+
+        def churn(spool: Spool = spool, outcomes: list[str] = outcomes) -> None:
+            try:
+                while True:
+                    records = spool.peek(5)
+                    spool.put_many([(r.body, r.items) for r in records])
+                    spool.remove([r.id for r in records])
+            except SpoolError as exc:
+                outcomes.append(str(exc))
+
+        worker = threading.Thread(target=churn)
+        worker.start()
+        spool.close()
+        worker.join(timeout=10)
+        assert not worker.is_alive()
+        assert outcomes == ["spool is not open"]
