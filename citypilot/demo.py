@@ -1,8 +1,10 @@
 """`citypilot up --demo`: everything in one process, nothing to install.
 
 An embedded MQTT broker (amqtt: pure Python, so no root and no Mosquitto needed), the
-collector with the SQLite store, and the simulators publishing a small pilot, with a live
-summary on stderr: messages in, points stored per kind, dead letters per reason. The embedded
+collector with the SQLite store, the rollup worker (a pass every `ROLLUP_INTERVAL_S`, so the
+KPIs of the backfilled history read rollups as in production), and the simulators publishing a
+small pilot, with a live summary on stderr: messages in (and the current rate), points stored
+per kind, dead letters per reason. The embedded
 broker speaks only MQTT 3.1.1, so the collector falls back to it (logged); production runs
 Mosquitto (see deploy/).
 """
@@ -15,12 +17,15 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from citypilot.settings import Settings
 from citypilot.wiring import build_collector, run_until_signalled
 from ingest.collector import Collector
 from ingest.gateway.broker import embedded_broker
+
+if TYPE_CHECKING:
+    from api.options import ApiOptions
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +42,24 @@ def pick_port(preferred: int) -> int:
     raise OSError("no free port on 127.0.0.1")
 
 
-def summary_line(c: Collector, started: float) -> str:
+ROLLUP_INTERVAL_S = 10.0  # the production default is 60 s; a demo should not make you wait
+
+
+class CurrentRate:
+    """Messages per second over the last report interval (not the average since start,
+    which decays while the simulators send at a steady rate)."""
+
+    def __init__(self, count: int, at: float) -> None:
+        self._count, self._at = count, at
+
+    def update(self, count: int, at: float) -> float:
+        rate = (count - self._count) / max(1e-9, at - self._at)
+        self._count, self._at = count, at
+        return rate
+
+
+def summary_line(c: Collector, rate: float) -> str:
     st = c.stats
-    rate = st.received / max(1e-9, time.monotonic() - started)
     kinds = ", ".join(f"{k} {n}" for k, n in st.by_kind.most_common(6)) or "-"
     reasons = ", ".join(f"{r} {n}" for r, n in st.by_reason.most_common(4))
     return (f"in {st.received} msgs ({rate:,.0f}/s) | stored {st.stored} points: {kinds} | "
@@ -48,10 +68,21 @@ def summary_line(c: Collector, started: float) -> str:
 
 
 async def _report(c: Collector, every_s: float) -> None:
-    started = time.monotonic()
+    rate = CurrentRate(c.stats.received, time.monotonic())
     while True:
         await asyncio.sleep(every_s)
-        sys.stderr.write(summary_line(c, started) + "\n")
+        now = rate.update(c.stats.received, time.monotonic())
+        sys.stderr.write(summary_line(c, now) + "\n")
+
+
+async def _rollups(settings: Settings) -> None:
+    from api.kpis.rollups.cli import open_worker
+
+    options = _api_options(settings)
+    async with open_worker(options.store_url, options.catalog_url,
+                           options.store_timeout_s) as worker:
+        await worker.run_forever(ROLLUP_INTERVAL_S, lambda p: log.info(
+            "rollup pass: %d hours, %d days", p.slots, p.days))
 
 
 async def run(settings: Settings, *, port: int, api_port: int | None,
@@ -78,10 +109,12 @@ async def _run_on(settings: Settings, port: int, api_port: int | None,
     lines.append("  inspect  citypilot deadletters list    (Ctrl-C stops the demo)\n")
     sys.stderr.write("\n".join(lines))
     started = time.monotonic()
+    received_before = collector.stats.received
     async with asyncio.TaskGroup() as tg:
         run_task = tg.create_task(run_until_signalled(collector), name="collector")
         helpers: list[asyncio.Task[Any]] = [
-            tg.create_task(_report(collector, report_every_s), name="summary")]
+            tg.create_task(_report(collector, report_every_s), name="summary"),
+            tg.create_task(_rollups(settings), name="rollups")]
         if api_port:
             helpers.append(tg.create_task(_serve_api(settings, api_port), name="api"))
         await collector.subscriber.wait_connected(30)
@@ -90,7 +123,9 @@ async def _run_on(settings: Settings, port: int, api_port: int | None,
         await run_task
         for task in helpers:
             task.cancel()
-    sys.stderr.write(summary_line(collector, started) + "\n")
+    average = (collector.stats.received - received_before) / max(
+        1e-9, time.monotonic() - started)
+    sys.stderr.write(summary_line(collector, average) + "\n")
 
 
 def demo_key(settings: Settings) -> str:
@@ -110,9 +145,13 @@ def demo_key(settings: Settings) -> str:
 
 async def _serve_api(settings: Settings, port: int) -> None:
     from api.app import create_app
-    from api.options import ApiOptions
     from ingest.metrics import serve
 
-    app = create_app(ApiOptions(store_url=settings.store_url, catalog_url=settings.catalog_url,
-                                max_points=settings.api_max_points))  # its own read deadline
-    await serve(app, "127.0.0.1", port, lifespan=True)
+    await serve(create_app(_api_options(settings)), "127.0.0.1", port, lifespan=True)
+
+
+def _api_options(settings: Settings) -> ApiOptions:
+    from api.options import ApiOptions
+
+    return ApiOptions(store_url=settings.store_url, catalog_url=settings.catalog_url,
+                      max_points=settings.api_max_points)  # its own read deadline

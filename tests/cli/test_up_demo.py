@@ -43,6 +43,14 @@ def test_demo_runs_out_of_the_box(tmp_path: Path) -> None:
         me = httpx.get(f"http://127.0.0.1:{api}/api/v1/me",
                        headers={"Authorization": f"Bearer {key.group(1)}"}, timeout=10)
         assert me.status_code == 200 and me.json()["role"] == "admin"
+
+        def rolled_up() -> int:  # the in-process worker summarised the backfilled hour
+            n = asyncio.run(stored_count(f"sqlite:///{rollups}", "event", "value__count"))
+            assert n > 0, "no event rollups yet"
+            return n
+
+        rollups = tmp_path / "citypilot-data" / "citypilot_rollups.db"
+        wait_until(rolled_up, timeout=60)
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(60)

@@ -265,3 +265,12 @@ def test_cli_rejects_bad_options_with_exit_2(args: list[str]) -> None:
         args = [*args, "--mqtt-url", "mqtt://127.0.0.1:9"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
+
+
+def test_demo_summary_rate_is_the_current_one_not_the_average_since_start() -> None:
+    from citypilot.demo import CurrentRate
+
+    rate = CurrentRate(0, at=0.0)
+    assert rate.update(0, at=10.0) == 0.0  # ten idle seconds before the simulators start
+    assert [rate.update(100 * s, at=10.0 + s) for s in (1, 2, 3)] == [100.0, 100.0, 100.0]
+    assert rate.update(300, at=15.0) == 0.0  # the simulators stopped

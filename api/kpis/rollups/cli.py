@@ -7,10 +7,11 @@ Mounted by `api/cli.py`. Progress and the passes go to stderr; `--metrics-port` 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -75,40 +76,49 @@ def _progress(pilot: str, done: int, total: int) -> None:
         sys.stderr.write("\n")
 
 
-async def _run(options: CliOptions, *, once: bool, rebuild: bool, pilots: list[str] | None,
-               since_s: float | None, interval_s: float, metrics_port: int) -> None:
+@contextlib.asynccontextmanager
+async def open_worker(store_url: str, catalog_url: str,
+                      deadline_s: float) -> AsyncIterator[Worker]:
+    """A rollup worker over the store at `store_url`, its rollup namespace beside it, and the
+    pilots' time zones from the catalogue (shared by this command and `up --demo`)."""
     from api.app import zones
     from api.catalog import Catalog
     from api.kpis.rollups.worker import Worker
     from ingest.stores import open_reader, open_store
     from ingest.stores.naming import rollup_url
 
-    url, deadline = options.api.store_url, options.api.store_timeout_s
-    catalog = Catalog(options.api.catalog_url)
+    catalog = Catalog(catalog_url)
     try:
-        async with open_reader(url, deadline_s=deadline) as raw, \
-                open_store(rollup_url(url), deadline_s=deadline, mark_dirty=False) as out, \
-                open_reader(rollup_url(url), deadline_s=deadline) as rollups:
-            worker = Worker(raw, out, rollups, zones(catalog))
-            if rebuild:
-                since_ns = time.time_ns() - round(since_s * 1e9) if since_s else None
-                done = await worker.rebuild(pilots, since_ns, _progress)
-                _report(done, "rebuilt")
-                return
-            if once:
-                _report(await worker.run_once(), "pass")
-                return
-            lag = _serve_lag(metrics_port, worker)
-
-            def on_pass(p: Pass) -> None:
-                _report(p, "pass")
-            try:
-                await worker.run_forever(interval_s, on_pass)
-            finally:
-                if lag is not None:
-                    lag.cancel()
+        async with open_reader(store_url, deadline_s=deadline_s) as raw, \
+                open_store(rollup_url(store_url), deadline_s=deadline_s,
+                           mark_dirty=False) as out, \
+                open_reader(rollup_url(store_url), deadline_s=deadline_s) as rollups:
+            yield Worker(raw, out, rollups, zones(catalog))
     finally:
         catalog.close()
+
+
+async def _run(options: CliOptions, *, once: bool, rebuild: bool, pilots: list[str] | None,
+               since_s: float | None, interval_s: float, metrics_port: int) -> None:
+    async with open_worker(options.api.store_url, options.api.catalog_url,
+                           options.api.store_timeout_s) as worker:
+        if rebuild:
+            since_ns = time.time_ns() - round(since_s * 1e9) if since_s else None
+            done = await worker.rebuild(pilots, since_ns, _progress)
+            _report(done, "rebuilt")
+            return
+        if once:
+            _report(await worker.run_once(), "pass")
+            return
+        lag = _serve_lag(metrics_port, worker)
+
+        def on_pass(p: Pass) -> None:
+            _report(p, "pass")
+        try:
+            await worker.run_forever(interval_s, on_pass)
+        finally:
+            if lag is not None:
+                lag.cancel()
 
 
 def _report(p: Pass, what: str) -> None:
