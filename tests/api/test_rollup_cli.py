@@ -50,7 +50,7 @@ async def test_rebuild_shows_progress_and_refuses_bad_options(live: Live) -> Non
     assert "pilot p2" not in err
     assert (await live.get("/api/v1/kpis/pm25_mean", "viewer", pilot="p1",
                            **PERIOD)).json()["source"] == "rollup"
-    for args, message in ((("--rebuild", "--since", "soon"), "--since"),
+    for args, message in ((("--rebuild", "--since", "soon"), "--since: 'soon' is not a duration"),
                           (("--pilot", "p1"), "go with --rebuild")):
         code, err = await rollup(live, *args)
         assert code == 2 and message in err

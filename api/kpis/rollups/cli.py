@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -18,21 +17,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from api.options import CliOptions
+from ingest.cli import parse_duration
 
 if TYPE_CHECKING:
     from api.kpis.rollups.worker import Pass, Worker
 
 Loader = Callable[[Path | None], CliOptions]
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def duration_s(text: str) -> float:
-    """`90d`, `12h`, `30m`: a duration in seconds; ValueError naming the form otherwise."""
-    match = _DURATION.fullmatch(text.strip())
-    if match is None:
-        raise ValueError(f"{text!r} is not a duration: use e.g. 90d, 12h or 30m")
-    return float(match.group(1)) * _UNIT_S[match.group(2)]
 
 
 def mount(app: typer.Typer, load: Loader) -> None:
@@ -58,7 +48,7 @@ def mount(app: typer.Typer, load: Loader) -> None:
         Safe to run twice at once (a pass is idempotent). Without --once or --rebuild it
         runs until interrupted, a pass every --interval-s."""
         try:
-            since_s = duration_s(since) if since is not None else None
+            since_s = parse_duration(since) if since is not None else None
         except ValueError as exc:
             typer.echo(f"citypilot: --since: {exc}", err=True)
             raise typer.Exit(2) from None

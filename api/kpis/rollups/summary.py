@@ -55,17 +55,33 @@ async def hour_points(raw: object, pilot: str, fields: dict[str, list[str]],
             for r in rows:
                 acc[(r.window, r.measurement, r.tags)][rollup_field(field, part)] = r.value
     points: list[Point] = []
-    for (window, measurement, tags), values in acc.items():
-        for field in {name.rpartition("__")[0] for name in values}:
-            n = values[rollup_field(field, "count")]
-            values[rollup_field(field, "mean")] = values[rollup_field(field, "sum")] / n
-            e10 = rollup_field(field, "e10")
-            if e10 in values:
-                values[e10] *= n  # the store gives the energy mean
-        kept = tuple((k, v) for k, v in (("pilot", pilot), *tags) if v)
-        points.append(Point(measurement, kept, dict(sorted(values.items())),
-                            hours[window][0]))
+    for (window, measurement, tags), parts in acc.items():
+        values = finish(parts)
+        if values:
+            kept = tuple((k, v) for k, v in (("pilot", pilot), *tags) if v)
+            points.append(Point(measurement, kept, {**values}, hours[window][0]))
     return points
+
+
+def finish(parts: dict[str, float]) -> dict[str, float]:
+    """One series-hour's rollup fields from the parts the store gave, with the mean and the
+    energy sum; a field whose count or sum is missing is left out.
+
+    The parts come from one query each, so a late write landing between them (a backfill
+    into this very hour) can give a series a sum but no count. Such a write marked the slot
+    before it landed, so the slot is recomputed at a later pass; leaving the field out until
+    then keeps this pass from failing (it did: `KeyError: 'battery__count'` in the demo)."""
+    out: dict[str, float] = {}
+    for field in {name.rpartition("__")[0] for name in parts}:
+        n = parts.get(rollup_field(field, "count"))
+        if not n or rollup_field(field, "sum") not in parts:
+            continue
+        out.update({k: v for k, v in parts.items() if k.rpartition("__")[0] == field})
+        out[rollup_field(field, "mean")] = parts[rollup_field(field, "sum")] / n
+        e10 = rollup_field(field, "e10")
+        if e10 in parts:
+            out[e10] = parts[e10] * n  # the store gives the energy mean
+    return dict(sorted(out.items()))
 
 
 async def day_points(raw: object, pilot: str, days: Sequence[Window]) -> list[Point]:
