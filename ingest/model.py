@@ -125,8 +125,6 @@ class Status(_Payload):
     spool_depth: Annotated[StrictInt, Field(ge=0)] | None = None
 
 
-USES = frozenset({"session_start", "use"})
-
 MIN_TS_NS = 946_684_800 * 10**9  # 2000-01-01: earlier device clocks are unset, not history
 
 
