@@ -18,8 +18,7 @@ import contextlib
 import logging
 import operator
 import time
-from collections import Counter as Tally
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,8 +87,8 @@ class Stats:
     stored: int = 0
     spooled: int = 0
     dead_letters: int = 0
-    by_kind: Tally[str] = field(default_factory=Tally)
-    by_reason: Tally[str] = field(default_factory=Tally)
+    by_kind: Counter[str] = field(default_factory=Counter)
+    by_reason: Counter[str] = field(default_factory=Counter)
 
 
 def encode_points(points: Sequence[Point]) -> bytes:
@@ -257,7 +256,7 @@ class Collector:
         if refused:
             gone = {id(r.point) for r in refused}
             points = [p for p in points if id(p) not in gone]
-        kinds = Tally(map(_MEASUREMENT, points))  # counted in C: this runs per reading
+        kinds = Counter(map(_MEASUREMENT, points))  # counted in C: this runs per reading
         letters = kinds.pop(DEAD_LETTER_MEASUREMENT, 0)
         if letters:
             for p in points:
