@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import zoneinfo
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -206,3 +207,14 @@ def dead_letter(topic: str, rejection: Rejection, received_ns: int) -> Point:
         {"topic": topic[:1024], "payload": text, "detail": rejection.detail[:2048]},
         ts,
     )
+
+
+def zone(name: str) -> zoneinfo.ZoneInfo:
+    """The IANA zone of this name; ValueError with the fix when there is none."""
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        hint = ("" if zoneinfo.available_timezones()
+                else "; this system has no time-zone database: pip install tzdata")
+        raise ValueError(f"{name!r} is not an IANA time zone (e.g. Europe/Athens){hint}"
+                         ) from None

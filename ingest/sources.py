@@ -26,7 +26,6 @@ or for line protocol which tag, names the device). For example:
 from __future__ import annotations
 
 import logging
-import zoneinfo
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Any, Self
@@ -55,7 +54,7 @@ from ingest.decode.tasmota import TasmotaDecoder
 from ingest.decode.ttn import DEVICE_KEYS as TTN_DEVICE_KEYS
 from ingest.decode.ttn import TtnDecoder
 from ingest.decode.zigbee2mqtt import Zigbee2MqttDecoder
-from ingest.model import NAME_PATTERN, RESERVED_KINDS
+from ingest.model import NAME_PATTERN, RESERVED_KINDS, zone
 
 log = logging.getLogger(__name__)
 
@@ -196,17 +195,6 @@ class Source(BaseModel):
                 raise ValueError(f"device_key: {self.device_key!r} is not one of "
                                  f"{', '.join(allowed)}")
         return self
-
-
-def zone(name: str) -> zoneinfo.ZoneInfo:
-    """The IANA zone of this name; ValueError with the fix when there is none."""
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        hint = ("" if zoneinfo.available_timezones()
-                else "; this system has no time-zone database: pip install tzdata")
-        raise ValueError(f"{name!r} is not an IANA time zone (e.g. Europe/Athens){hint}"
-                         ) from None
 
 
 def _one_line(exc: ValidationError, where: str) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import tomllib
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
@@ -23,7 +22,7 @@ from pydantic import (
 )
 
 from ingest import topics
-from ingest.model import NAME_PATTERN
+from ingest.model import NAME_PATTERN, zone
 
 IDENT_PATTERN = f"^{topics.ID_PATTERN}$"  # the topic grammar's pilot, gateway, device
 Ident = Annotated[str, StringConstraints(pattern=IDENT_PATTERN)]
@@ -85,11 +84,7 @@ class Pilot(_Entry):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {v!r} (use an IANA name such as "
-                             "Europe/Lisbon)") from None
+        zone(v)  # the one time-zone check, shared with the sources file
         return v
 
     @model_validator(mode="after")
