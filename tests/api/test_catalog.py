@@ -70,7 +70,8 @@ def test_registry_from_toml_and_yaml(catalog: Catalog) -> None:
 
 @pytest.mark.parametrize(("text", "suffix", "message"), [
     ('[[pilots]]\nid = "a b"\n', ".toml", "pilots.0.id"),
-    ('[[pilots]]\nid = "a"\ntimezone = "Mars/Base"\n', ".toml", "'Mars/Base' is not an IANA time zone"),
+    ('[[pilots]]\nid = "a"\ntimezone = "Mars/Base"\n', ".toml",
+     "'Mars/Base' is not an IANA time zone"),
     ('[[pilots]]\nid = "a"\ncolour = "red"\n', ".toml", "pilots.0.colour"),
     ("pilots: [{id: a, devices: [{id: d, gateway: g, interval_s: -1}]}]", ".yaml",
      "interval_s"),

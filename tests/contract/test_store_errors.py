@@ -109,6 +109,23 @@ async def test_a_file_that_is_no_database_is_a_store_error(tmp_path: Path) -> No
                 pass
 
 
+async def test_a_writer_and_a_reader_opening_a_new_file_at_once_both_open(
+        tmp_path: Path) -> None:
+    """The collector and the API (or a test's reader) starting together on a fresh file:
+    both set it up, and the loser's switch to WAL answers SQLITE_BUSY at once (CI saw it)."""
+    import asyncio
+    from contextlib import AsyncExitStack
+
+    for round_ in range(40):
+        url = f"sqlite:///{tmp_path / f'store{round_}.db'}"
+        async with AsyncExitStack() as stack:
+            store, reader = await asyncio.gather(
+                stack.enter_async_context(open_store(url)),
+                stack.enter_async_context(open_reader(url)))
+            assert await store.write([POINT]) == []
+            assert [r.value for r in await reader.aggregate(QUERY)] == [1.0]
+
+
 async def test_a_database_corrupted_while_open_is_unavailable(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
     async with open_store(f"sqlite:///{path}") as store, \

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -87,17 +88,29 @@ def translate(exc: sqlite3.Error | sqlite3.Warning) -> StoreError:
 _TABLES = frozenset({"points", "rollup_dirty"})  # what `_SCHEMA` creates
 
 
-def _setup(conn: sqlite3.Connection) -> None:
+def _setup(conn: sqlite3.Connection, deadline_s: float) -> None:
     # A file that has its tables is left as it is: changing the journal mode or running DDL
     # takes the write lock, and a reader opened beside a committing writer must not wait.
-    tables = {row[0] for row in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if _TABLES <= tables:
-        return
-    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-    if str(mode).lower() != "wal":
-        log.warning("sqlite journal mode is not WAL mode=%s", mode)
-    conn.executescript(_SCHEMA)
+    # On a new file two openers (the collector and the API, or a test's reader) may both
+    # set it up; switching to WAL answers SQLITE_BUSY at once, without the busy timeout,
+    # while the other holds the file, so the loser waits and looks again, up to the deadline.
+    until = time.monotonic() + deadline_s
+    while True:
+        tables = {row[0] for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if _TABLES <= tables:
+            return
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                log.warning("sqlite journal mode is not WAL mode=%s", mode)
+            conn.executescript(_SCHEMA)
+            return
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorname", "") != "SQLITE_BUSY" or \
+                    time.monotonic() > until:
+                raise
+            time.sleep(0.05)
 
 
 class Connection:
@@ -118,7 +131,7 @@ class Connection:
                                    f"{self.path}: {exc.strerror}") from None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._name)
         try:
-            await self.run(_setup)
+            await self.run(lambda conn: _setup(conn, self._timeout))
         except StoreError as exc:
             await self.close()
             raise StoreConfigError(f"cannot open the SQLite store {self.path}: {exc}") from None
