@@ -81,8 +81,7 @@ async def _rollups(settings: Settings) -> None:
     options = _api_options(settings)
     async with open_worker(options.store_url, options.catalog_url,
                            options.store_timeout_s) as worker:
-        await worker.run_forever(ROLLUP_INTERVAL_S, lambda p: log.info(
-            "rollup pass: %d hours, %d days", p.slots, p.days))
+        await worker.run_forever(ROLLUP_INTERVAL_S, lambda _: None)  # the worker logs passes
 
 
 async def run(settings: Settings, *, port: int, api_port: int | None,
@@ -108,8 +107,7 @@ async def _run_on(settings: Settings, port: int, api_port: int | None,
         lines.append(f"  metrics  http://127.0.0.1:{settings.metrics_port}/metrics")
     lines.append("  inspect  citypilot deadletters list    (Ctrl-C stops the demo)\n")
     sys.stderr.write("\n".join(lines))
-    started = time.monotonic()
-    received_before = collector.stats.received
+    overall = CurrentRate(collector.stats.received, time.monotonic())
     async with asyncio.TaskGroup() as tg:
         run_task = tg.create_task(run_until_signalled(collector), name="collector")
         helpers: list[asyncio.Task[Any]] = [
@@ -123,8 +121,7 @@ async def _run_on(settings: Settings, port: int, api_port: int | None,
         await run_task
         for task in helpers:
             task.cancel()
-    average = (collector.stats.received - received_before) / max(
-        1e-9, time.monotonic() - started)
+    average = overall.update(collector.stats.received, time.monotonic())
     sys.stderr.write(summary_line(collector, average) + "\n")
 
 
