@@ -17,16 +17,17 @@ from typing import Any
 from openpyxl import Workbook  # type: ignore[import-untyped]
 from openpyxl.styles import Font  # type: ignore[import-untyped]
 
-from api.kpis.catalog import KPIS, Kpi
+from api.kpis.catalog import KPIS, Kpi, describe
 from api.kpis.periods import from_ns, rfc3339
 from api.kpis.service import KpiResult
 from api.schemas import KpiPoint, KpiValues
 
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-COLUMNS = ("kpi", "title", "unit", "pilot", "timezone", "start", "end", "service", "kind",
-           "gateway", "device", "value", "reason")
+DIMENSIONS = ("service", "kind", "gateway", "device", "indicator", "regime")
+COLUMNS = ("kpi", "title", "unit", "pilot", "timezone", "start", "end", *DIMENSIONS, "value",
+           "reason")
 DEFINITION_COLUMNS = ("id", "title", "family", "unit", "formula", "grain", "reference",
-                      "dimensions")
+                      "dimensions", "limits")
 
 
 def to_schema(result: KpiResult) -> KpiValues:
@@ -52,7 +53,7 @@ def rows(results: Sequence[KpiResult], local_dates: bool = False) -> Iterator[di
                 end = from_ns(v.end, tz).replace(tzinfo=None)
             yield {"kpi": result.kpi.id, "title": result.kpi.title, "unit": result.kpi.unit,
                    "pilot": result.pilot, "timezone": tz.key, "start": start, "end": end,
-                   **{k: dims.get(k) for k in ("service", "kind", "gateway", "device")},
+                   **{k: dims.get(k) for k in DIMENSIONS},
                    "value": v.value, "reason": v.reason}
 
 
@@ -67,7 +68,8 @@ def to_csv(results: Sequence[KpiResult]) -> str:
 
 def definition_row(kpi: Kpi) -> list[str]:
     return [kpi.id, kpi.title, kpi.family.value, kpi.unit, kpi.formula, kpi.grain,
-            kpi.reference, ", ".join(kpi.dimensions)]
+            kpi.reference, ", ".join(kpi.dimensions),
+            describe(kpi.limits)]
 
 
 def to_xlsx(results: Sequence[KpiResult]) -> bytes:

@@ -86,6 +86,14 @@ class Readings(_Out):
     series: list[ReadingSeries]
 
 
+class KpiLimit(_Out):
+    regime: str = Field(description="the law or guideline, e.g. Directive (EU) 2024/2881")
+    value: float
+    unit: str = Field(description="the metric's unit, e.g. µg/m³")
+    averaging: str = Field(description="hour, day, calendar year or year")
+    allowed: int | None = Field(None, description="exceedances allowed per calendar year")
+
+
 class KpiDefinition(_Out):
     id: str
     title: str
@@ -95,6 +103,8 @@ class KpiDefinition(_Out):
     grain: str
     reference: str
     dimensions: list[str]
+    limits: list[KpiLimit] = Field(default_factory=list,
+                                   description="the limit values the KPI is judged against")
 
 
 class KpiPoint(_Out):
@@ -106,6 +116,8 @@ class KpiPoint(_Out):
     kind: str | None = None
     gateway: str | None = None
     device: str | None = None
+    indicator: str | None = Field(None, description="the exceedance KPI an allowance is of")
+    regime: str | None = Field(None, description="the law or guideline of a limit value")
     context: dict[str, float] = Field(default_factory=dict,
                                       description="what the value covers, e.g. sensors")
 

@@ -18,6 +18,32 @@ class Family(StrEnum):
     OUTCOME = "outcome"  # does the city get better?
 
 
+class Regime(StrEnum):
+    """The law or guideline a limit value comes from."""
+
+    AQD_2008 = "Directive 2008/50/EC"  # limit values in force until 31 December 2029
+    AQD_2024 = "Directive (EU) 2024/2881"  # limit values to be met from 1 January 2030
+    END = "Directive 2002/49/EC (END)"  # the Lden reporting threshold of noise mapping
+    WHO_2018 = "WHO Environmental Noise Guidelines 2018"  # road traffic
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """A limit value a KPI is judged against: `value` in `unit` (the metric's) over
+    `averaging` (hour, day, calendar year), with the exceedances allowed per calendar year
+    where the regime allows some."""
+
+    regime: Regime
+    value: float
+    unit: str
+    averaging: str
+    allowed: int | None = None
+
+    def describe(self) -> str:
+        text = f"{self.regime.value}: {self.value:g} {self.unit} ({self.averaging})"
+        return text + (f", at most {self.allowed} a year" if self.allowed is not None else "")
+
+
 @dataclass(frozen=True, slots=True)
 class Kpi:
     id: str
@@ -28,6 +54,7 @@ class Kpi:
     grain: str  # the natural time grain; every KPI answers at day, week and month
     reference: str
     dimensions: tuple[str, ...] = ()
+    limits: tuple[Limit, ...] = ()
 
 
 # What the definitions below count and compare against; the computations and the dashboards
@@ -38,8 +65,54 @@ PM10_DAILY_LIMIT = 50.0  # µg/m³, 2008/50/EC Annex XI
 
 _ISO37122 = "ISO 37122:2019 (indicators for smart cities)"
 _Y4903 = "ITU-T Y.4903/L.1603 (KPIs for smart sustainable cities)"
-_AQD = "EU Ambient Air Quality Directive 2008/50/EC, Annex XI (limit values)"
-_END = "EU Environmental Noise Directive 2002/49/EC, Annex I (Lden)"
+_AQD = ("EU Ambient Air Quality Directives 2008/50/EC (Annexes XI and XIV, in force until "
+        "2029) and (EU) 2024/2881 (Annex I, limit values from 2030)")
+_AQD_2030 = "EU Ambient Air Quality Directive (EU) 2024/2881, Annex I (limit values from 2030)"
+_NOISE = ("EU Environmental Noise Directive 2002/49/EC, Annex I (Lden); WHO Environmental "
+          "Noise Guidelines for the European Region 2018")
+_STATION = ("gateway", "device")
+_UG, _DB = "µg/m³", "dB(A)"
+# The limit values, written once: the KPI functions and the dashboards read them from here.
+# Checked against Annex XI/XIV of 2008/50/EC and Annex I, Section 1 of (EU) 2024/2881.
+NO2_HOURLY = (Limit(Regime.AQD_2008, 200.0, _UG, "hour", 18),
+              Limit(Regime.AQD_2024, 200.0, _UG, "hour", 3))
+NO2_DAILY = (Limit(Regime.AQD_2024, 50.0, _UG, "day", 18),)
+NO2_ANNUAL = (Limit(Regime.AQD_2008, 40.0, _UG, "calendar year"),
+              Limit(Regime.AQD_2024, 20.0, _UG, "calendar year"))
+PM10_DAILY = (Limit(Regime.AQD_2008, 50.0, _UG, "day", 35),)
+PM10_DAILY_2030 = (Limit(Regime.AQD_2024, 45.0, _UG, "day", 18),)
+PM10_ANNUAL = (Limit(Regime.AQD_2008, 40.0, _UG, "calendar year"),
+               Limit(Regime.AQD_2024, 20.0, _UG, "calendar year"))
+PM25_DAILY = (Limit(Regime.AQD_2024, 25.0, _UG, "day", 18),)
+PM25_ANNUAL = (Limit(Regime.AQD_2008, 25.0, _UG, "calendar year"),
+               Limit(Regime.AQD_2024, 10.0, _UG, "calendar year"))
+LDEN = (Limit(Regime.END, 55.0, _DB, "year"), Limit(Regime.WHO_2018, 53.0, _DB, "year"))
+
+
+
+def describe(limits: tuple[Limit, ...]) -> str:
+    """Limit values in words, for formulas, exports and reports."""
+    return "; ".join(limit.describe() for limit in limits)
+
+
+def _exceedances(kpi_id: str, name: str, averaging: str, limits: tuple[Limit, ...],
+                 reference: str) -> Kpi:
+    """Hours or local days whose mean of a pollutant exceeds one threshold, per station."""
+    [threshold] = {limit.value for limit in limits}  # one threshold per exceedance KPI
+    span = "Hours" if averaging == "hour" else "Days"
+    allowed = "; ".join(f"{limit.allowed} a year under {limit.regime.value}" for limit in limits)
+    return Kpi(kpi_id, f"{span} with {name} above {threshold:g} {_UG}", Family.OUTCOME,
+               span.lower(), f"{'hours' if averaging == 'hour' else 'local days'} whose mean "
+               f"{name} exceeds {threshold:g} {_UG}, per station (allowed: {allowed})", "day",
+               reference, _STATION, limits)
+
+
+def _mean(kpi_id: str, name: str, limits: tuple[Limit, ...]) -> Kpi:
+    """The mean of a pollutant over the period, per station, against annual limit values."""
+    return Kpi(kpi_id, f"{name} mean", Family.OUTCOME, _UG, f"mean {name} over the period, "
+               f"per station (annual limit values: {describe(limits)})", "day", _AQD,
+               _STATION, limits)
+
 
 KPIS: tuple[Kpi, ...] = (
     Kpi("usage_events", "Uses per service", Family.PULL, "uses",
@@ -86,19 +159,24 @@ KPIS: tuple[Kpi, ...] = (
     Kpi("ingest_delay_p95", "Ingest delay, 95th percentile", Family.PUSH, "s",
         "95th percentile (nearest rank) of collector time minus device time, per kind",
         "day", _Y4903, ("kind",)),
-    Kpi("no2_hourly_exceedances", "Hours with NO2 above 200 µg/m³", Family.OUTCOME, "hours",
-        "hours whose mean NO2 exceeds 200 µg/m³, per station (limit: 18 hours a year)",
-        "day", _AQD, ("gateway", "device")),
-    Kpi("pm10_daily_exceedances", "Days with PM10 above 50 µg/m³", Family.OUTCOME, "days",
-        "local days whose mean PM10 exceeds 50 µg/m³, per station (limit: 35 days a year)",
-        "day", _AQD, ("gateway", "device")),
-    Kpi("pm25_mean", "PM2.5 mean", Family.OUTCOME, "µg/m³",
-        "mean PM2.5 over the period, per station (annual limit value: 25 µg/m³)", "day",
-        _AQD, ("gateway", "device")),
+    _exceedances("no2_hourly_exceedances", "NO2", "hour", NO2_HOURLY, _AQD),
+    _exceedances("no2_daily_exceedances", "NO2", "day", NO2_DAILY, _AQD_2030),
+    _mean("no2_mean", "NO2", NO2_ANNUAL),
+    _exceedances("pm10_daily_exceedances", "PM10", "day", PM10_DAILY, _AQD),
+    _exceedances("pm10_daily_exceedances_2030", "PM10", "day", PM10_DAILY_2030, _AQD_2030),
+    _mean("pm10_mean", "PM10", PM10_ANNUAL),
+    _exceedances("pm25_daily_exceedances", "PM2.5", "day", PM25_DAILY, _AQD_2030),
+    _mean("pm25_mean", "PM2.5", PM25_ANNUAL),
+    Kpi("exceedances_left", "Allowed exceedances left this year", Family.OUTCOME,
+        "exceedances", "per station, exceedance KPI (`indicator`) and regime: the "
+        "exceedances the regime allows in a calendar year minus those counted from 1 January "
+        "(local time) of the year in which the period ends up to its end; negative when the "
+        "limit value is breached", "day", _AQD, ("indicator", "regime", *_STATION)),
     Kpi("noise_lden", "Day-evening-night noise level Lden", Family.OUTCOME, "dB(A)",
         "10·log10((12·10^(Ld/10) + 4·10^((Le+5)/10) + 8·10^((Ln+10)/10)) / 24), with Ld, Le, "
         "Ln the energy means of LAeq over 07-19, 19-23 and 23-07 local time, each day "
-        "weighted equally, per station", "day", _END, ("gateway", "device")),
+        f"weighted equally, per station (against {describe(LDEN)})", "day", _NOISE,
+        _STATION, LDEN),
     Kpi("lighting_energy_saving", "Street-lighting energy saving", Family.OUTCOME, "%",
         "one minus the energy the smart lighting used over the pilot's registered "
         "baseline (kWh per day) for the same time", "day", _ISO37122),

@@ -1,5 +1,8 @@
 """Outcomes: air quality against the EU limit values, noise, street-lighting energy.
 
+The limit values themselves are the catalogue's (`Kpi.limits`): the functions here read each
+threshold from there, so a number of the law is written once.
+
 Per station (gateway, device) where a limit value is per station. Metrics are found by field
 name in every telemetry kind (`no2`, `pm10`, `pm25`, `noise_laeq`), energy in the `lighting`
 kind. Hourly and daily means run in the store; daily windows are local days, so "days above
@@ -11,12 +14,14 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import date, timedelta
 from itertools import pairwise
 
-from api.kpis.catalog import NO2_HOURLY_LIMIT, PM10_DAILY_LIMIT
+from api.kpis.catalog import BY_ID
 from api.kpis.context import Context, DeviceKey, KpiValue
-from api.kpis.periods import count_days, days, from_ns, to_ns
+from api.kpis.periods import Bucket, count_days, days, from_ns, midnight, to_ns
 from ingest.stores.base import Aggregate, AggRow, Rollup, Stat, Window
 
 _STATION = ("gateway", "device")
@@ -53,34 +58,92 @@ async def _stations(ctx: Context, field: str, windows: tuple[Window, ...], stat:
                                                where=ctx.where, inner=inner, above=above))
 
 
-async def no2_hourly_exceedances(ctx: Context) -> list[KpiValue]:
-    hours = await _stations(ctx, "no2", ctx.windows, Stat.COUNT, Rollup(Stat.MEAN, 3600.0),
-                            NO2_HOURLY_LIMIT)
-    present = await _stations(ctx, "no2", ctx.windows, Stat.COUNT)
+async def _hourly_exceedances(ctx: Context, field: str, limit: float) -> list[KpiValue]:
+    hours = await _stations(ctx, field, ctx.windows, Stat.COUNT, Rollup(Stat.MEAN, 3600.0),
+                            limit)
+    present = await _stations(ctx, field, ctx.windows, Stat.COUNT)
     table: dict[tuple[int, DeviceKey], float] = defaultdict(float)
     for r in hours:
         table[(r.window, _station(r))] += r.value
-    return _per_station(ctx, table, {(r.window, _station(r)) for r in present}, "NO2")
+    return _per_station(ctx, table, {(r.window, _station(r)) for r in present}, _NAMES[field])
 
 
-async def pm10_daily_exceedances(ctx: Context) -> list[KpiValue]:
+async def _daily_exceedances(ctx: Context, field: str, limit: float) -> list[KpiValue]:
     day_windows = ctx.day_windows()
-    rows = await _stations(ctx, "pm10", tuple((lo, hi) for _, lo, hi in day_windows),
+    rows = await _stations(ctx, field, tuple((lo, hi) for _, lo, hi in day_windows),
                            Stat.MEAN)
     table: dict[tuple[int, DeviceKey], float] = defaultdict(float)
     stations: set[tuple[int, DeviceKey]] = set()
     for r in rows:
         bucket = day_windows[r.window][0]
         stations.add((bucket, _station(r)))
-        if r.value > PM10_DAILY_LIMIT:
+        if r.value > limit:
             table[(bucket, _station(r))] += 1.0
-    return _per_station(ctx, table, stations, "PM10")
+    return _per_station(ctx, table, stations, _NAMES[field])
 
 
-async def pm25_mean(ctx: Context) -> list[KpiValue]:
-    rows = await _stations(ctx, "pm25", ctx.windows, Stat.MEAN)
+async def _mean(ctx: Context, field: str) -> list[KpiValue]:
+    rows = await _stations(ctx, field, ctx.windows, Stat.MEAN)
     table = {(r.window, _station(r)): r.value for r in rows}
-    return _per_station(ctx, table, set(table), "PM2.5")
+    return _per_station(ctx, table, set(table), _NAMES[field])
+
+
+# Exceedance KPIs: (field, averaging); the threshold is the catalogue's limit value.
+_EXCEEDANCES = {
+    "no2_hourly_exceedances": ("no2", _hourly_exceedances),
+    "no2_daily_exceedances": ("no2", _daily_exceedances),
+    "pm10_daily_exceedances": ("pm10", _daily_exceedances),
+    "pm10_daily_exceedances_2030": ("pm10", _daily_exceedances),
+    "pm25_daily_exceedances": ("pm25", _daily_exceedances),
+}
+_MEANS = {"no2_mean": "no2", "pm10_mean": "pm10", "pm25_mean": "pm25"}
+_NAMES = {"no2": "NO2", "pm10": "PM10", "pm25": "PM2.5"}
+
+
+def _threshold(kpi_id: str) -> float:
+    [value] = {limit.value for limit in BY_ID[kpi_id].limits}
+    return value
+
+
+def _exceedance_kpi(kpi_id: str) -> Callable[[Context], Awaitable[list[KpiValue]]]:
+    field, count = _EXCEEDANCES[kpi_id]
+
+    async def kpi(ctx: Context) -> list[KpiValue]:
+        return await count(ctx, field, _threshold(kpi_id))
+    return kpi
+
+
+def _mean_kpi(kpi_id: str) -> Callable[[Context], Awaitable[list[KpiValue]]]:
+    async def kpi(ctx: Context) -> list[KpiValue]:
+        return await _mean(ctx, _MEANS[kpi_id])
+    return kpi
+
+
+async def exceedances_left(ctx: Context) -> list[KpiValue]:
+    """Per bucket: each regime's allowance minus the exceedances from 1 January (local) of
+    the year the bucket ends in, up to the bucket's end (or now, in a period in progress)."""
+    started = [b for b in ctx.buckets if b.lo < ctx.now_ns]
+    to_date: dict[tuple[int, int], int] = {}  # year-to-date window -> bucket index
+    for b in started:
+        end = min(b.hi, ctx.now_ns)
+        to_date[(midnight(date(from_ns(end - 1, ctx.tz).year, 1, 1), ctx.tz), end)] = b.index
+    year = replace(ctx, buckets=[Bucket(i, lo, hi) for (lo, hi), i in to_date.items()])
+    counted: dict[int, list[tuple[str, KpiValue]]] = defaultdict(list)
+    for kpi_id, (field, count) in (_EXCEEDANCES.items() if started else ()):
+        for v in await count(year, field, _threshold(kpi_id)):
+            if v.value is not None:
+                counted[to_date[(v.start, v.end)]].append((kpi_id, v))
+    out: list[KpiValue] = []
+    for b in ctx.buckets:
+        if not counted[b.index]:
+            out.append(ctx.value(b, None, "the period has not started" if b.lo >= ctx.now_ns
+                                 else "no air-quality readings this year"))
+        for kpi_id, v in counted[b.index]:
+            for limit in BY_ID[kpi_id].limits:
+                if limit.allowed is not None and v.value is not None:
+                    out.append(ctx.value(b, limit.allowed - v.value, dims=(
+                        ("indicator", kpi_id), ("regime", limit.regime.value), *v.dims)))
+    return out
 
 
 async def noise_lden(ctx: Context) -> list[KpiValue]:
@@ -167,5 +230,8 @@ async def lighting_energy_saving(ctx: Context) -> list[KpiValue]:
     return out
 
 
-KPIS = {f.__name__: f for f in (no2_hourly_exceedances, pm10_daily_exceedances, pm25_mean,
-                                noise_lden, lighting_energy_saving)}
+KPIS: dict[str, Callable[[Context], Awaitable[list[KpiValue]]]] = {
+    **{kpi_id: _exceedance_kpi(kpi_id) for kpi_id in _EXCEEDANCES},
+    **{kpi_id: _mean_kpi(kpi_id) for kpi_id in _MEANS},
+    "exceedances_left": exceedances_left, "noise_lden": noise_lden,
+    "lighting_energy_saving": lighting_energy_saving}

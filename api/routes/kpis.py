@@ -22,7 +22,7 @@ from api.kpis.catalog import BY_ID, KPIS
 from api.kpis.periods import Grain, rfc3339
 from api.kpis.service import KpiRequestError, KpiResult, compute_many, timezone_of
 from api.problems import Problem, errors, invalid
-from api.schemas import KpiDefinition, KpiValues
+from api.schemas import KpiDefinition, KpiLimit, KpiValues
 from ingest.model import NAME_PATTERN
 
 router = APIRouter(prefix="/api/v1", responses=errors(401, 403, 422, 503), tags=["kpis"])
@@ -38,10 +38,14 @@ class ExportFormat(StrEnum):
 
 @router.get("/kpis", response_model=list[KpiDefinition])
 async def definitions(key: Viewer) -> list[KpiDefinition]:
-    """Every KPI: id, title, family, unit, formula, natural grain, reference."""
+    """Every KPI: id, title, family, unit, formula, natural grain, reference, limit values."""
     return [KpiDefinition(id=k.id, title=k.title, family=k.family.value, unit=k.unit,
                           formula=k.formula, grain=k.grain, reference=k.reference,
-                          dimensions=list(k.dimensions)) for k in KPIS]
+                          dimensions=list(k.dimensions),
+                          limits=[KpiLimit(regime=lim.regime.value, value=lim.value,
+                                           unit=lim.unit, averaging=lim.averaging,
+                                           allowed=lim.allowed) for lim in k.limits])
+            for k in KPIS]
 
 
 async def _compute(request: Request, key: ApiKey, fleet: FleetDep, store: StoreDep,

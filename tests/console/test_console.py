@@ -159,7 +159,7 @@ def test_operator_sees_kpis_fleet_dead_letters_and_exports(
     assert name.startswith(f"citypilot-kpis-{PILOT}-") and name.endswith(".csv")
     lines = csv_bytes.decode().splitlines()
     assert lines[0] == ("kpi,title,unit,pilot,timezone,start,end,service,kind,gateway,device,"
-                        "value,reason")
+                        "indicator,regime,value,reason")
     assert any(line.startswith("usage_events,") for line in lines[1:])
     name, xlsx = download(visit, "Download XLSX", tmp_path)
     assert name.endswith(".xlsx") and xlsx[:2] == b"PK"

@@ -102,9 +102,9 @@ def seed() -> list[Point]:
         reading("noise", "nz1", day1 + 10 * H, 4.0, noise_laeq=55.0),
         # unregistered x1 on g2 (default interval 300 s): day 1, two readings in hour 1
         reading("air_quality", "x1", day1 + H, 9.0, gateway="g2", no2=500.0, pm10=55.0,
-                pm25=5.0),
+                pm25=26.0),
         reading("air_quality", "x1", day1 + H + 5 * M, 10.0, gateway="g2", no2=500.0,
-                pm10=55.0, pm25=5.0),
+                pm10=55.0, pm25=26.0),
         # dead letters on day 0: two on p1's topics, one of p2, one of another format
         letter(T + H, "citypilot/v1/p1/g1/aq1/telemetry"),
         letter(T + 2 * H, "citypilot/v1/p1/g1/pk1/telemetry"),
@@ -127,6 +127,7 @@ def lden(day: float, evening: float, night: float) -> float:
     return 10 * math.log10((12 * day + 4 * evening * 10**0.5 + 8 * night * 10) / 24)
 
 
+OLD, NEW = "Directive 2008/50/EC", "Directive (EU) 2024/2881"
 # kpi id -> per bucket (day 0, day 1): {dimension values: value or the null's reason}
 EXPECTED: dict[str, list[dict[tuple[str, ...], float | str]]] = {
     "usage_events": [{("kiosk",): 1, ("parking",): 3}, {("kiosk",): 2, ("parking",): 1}],
@@ -170,8 +171,37 @@ EXPECTED: dict[str, list[dict[tuple[str, ...], float | str]]] = {
                           ("lighting",): "no lighting readings in the period",
                           ("noise",): 4.0, ("parking",): 2.0}],
     "no2_hourly_exceedances": [{("g1", "aq1"): 2}, {("g1", "aq1"): 1, ("g2", "x1"): 1}],
+    # daily means of NO2: aq1 (22 x 100 + 2 x 250) / 24 = 112.5, then 1520 / 13; x1 500
+    "no2_daily_exceedances": [{("g1", "aq1"): 1}, {("g1", "aq1"): 1, ("g2", "x1"): 1}],
+    "no2_mean": [{("g1", "aq1"): 112.5}, {("g1", "aq1"): 1520 / 13, ("g2", "x1"): 500.0}],
     "pm10_daily_exceedances": [{("g1", "aq1"): 1}, {("g1", "aq1"): 0, ("g2", "x1"): 1}],
-    "pm25_mean": [{("g1", "aq1"): 10.0}, {("g1", "aq1"): 20.0, ("g2", "x1"): 5.0}],
+    # the 2030 limit of 45 µg/m³: aq1 60 then 40, x1 55
+    "pm10_daily_exceedances_2030": [{("g1", "aq1"): 1}, {("g1", "aq1"): 0, ("g2", "x1"): 1}],
+    "pm10_mean": [{("g1", "aq1"): 60.0}, {("g1", "aq1"): 40.0, ("g2", "x1"): 55.0}],
+    # 25 µg/m³: aq1 10 then 20, x1 26
+    "pm25_daily_exceedances": [{("g1", "aq1"): 0}, {("g1", "aq1"): 0, ("g2", "x1"): 1}],
+    "pm25_mean": [{("g1", "aq1"): 10.0}, {("g1", "aq1"): 20.0, ("g2", "x1"): 26.0}],
+    # allowances minus the exceedances from 1 January 2024 to each day's end (the counts
+    # above, summed over the two days); aq1 on day 0, aq1 and x1 on day 1
+    "exceedances_left": [
+        {("no2_hourly_exceedances", OLD, "g1", "aq1"): 18 - 2,
+         ("no2_hourly_exceedances", NEW, "g1", "aq1"): 3 - 2,
+         ("no2_daily_exceedances", NEW, "g1", "aq1"): 18 - 1,
+         ("pm10_daily_exceedances", OLD, "g1", "aq1"): 35 - 1,
+         ("pm10_daily_exceedances_2030", NEW, "g1", "aq1"): 18 - 1,
+         ("pm25_daily_exceedances", NEW, "g1", "aq1"): 18 - 0},
+        {("no2_hourly_exceedances", OLD, "g1", "aq1"): 18 - 3,
+         ("no2_hourly_exceedances", NEW, "g1", "aq1"): 3 - 3,
+         ("no2_hourly_exceedances", OLD, "g2", "x1"): 18 - 1,
+         ("no2_hourly_exceedances", NEW, "g2", "x1"): 3 - 1,
+         ("no2_daily_exceedances", NEW, "g1", "aq1"): 18 - 2,
+         ("no2_daily_exceedances", NEW, "g2", "x1"): 18 - 1,
+         ("pm10_daily_exceedances", OLD, "g1", "aq1"): 35 - 1,
+         ("pm10_daily_exceedances", OLD, "g2", "x1"): 35 - 1,
+         ("pm10_daily_exceedances_2030", NEW, "g1", "aq1"): 18 - 1,
+         ("pm10_daily_exceedances_2030", NEW, "g2", "x1"): 18 - 1,
+         ("pm25_daily_exceedances", NEW, "g1", "aq1"): 18 - 0,
+         ("pm25_daily_exceedances", NEW, "g2", "x1"): 18 - 1}],
     "noise_lden": [{("g1", "nz1"): lden((10**6 + 10**7) / 2, 10**6.5, 10**5)},
                    {("g1", "nz1"): "no evening or night noise readings in the period"}],
     "lighting_energy_saving": [{(): 100 * (1 - 5 / 10)},
@@ -274,3 +304,22 @@ async def test_bad_periods_name_the_fields(sqlite_url: str, start: int, end: int
             await compute(st, PILOT, "usage_events", start, end, grain,
                           options=KpiOptions(max_days=400))
     assert info.value.fields == fields
+
+
+async def test_allowances_left_count_from_the_local_new_year(reader: Reader) -> None:
+    # A bucket in the next year starts counting again; one not yet begun has no value.
+    dec31 = to_ns(datetime(2023, 12, 31, tzinfo=BERLIN))
+    jan1 = to_ns(datetime(2024, 1, 1, tzinfo=BERLIN))
+    later = await compute(reader, PILOT, "exceedances_left", dec31, jan1 + D, Grain.DAY,
+                          now_ns=NOW)
+    assert [v.reason for v in later.values] == ["no air-quality readings this year"] * 2
+    ahead = await compute(reader, PILOT, "exceedances_left", NOW + D, NOW + 2 * D, Grain.DAY,
+                          now_ns=NOW)
+    assert [v.reason for v in ahead.values] == ["the period has not started"]
+    # In a period in progress, the year so far runs to now: all of day 0 and day 1 counted.
+    month = await compute(reader, PILOT, "exceedances_left", jan1, NOW + 5 * D, Grain.MONTH,
+                          now_ns=NOW)
+    left = {(dict(v.dims)["indicator"], dict(v.dims)["regime"], dict(v.dims)["device"]): v.value
+            for v in month.values}
+    assert left[("no2_hourly_exceedances", NEW, "aq1")] == 0.0
+    assert left[("pm25_daily_exceedances", NEW, "x1")] == 17.0
