@@ -190,8 +190,8 @@ async function tiles(ctx) {
       jobs.push(Promise.all([state.api.json(path, nowQuery),
         beforeQuery && state.api.json(path, beforeQuery)]).then(([answer, earlier]) => {
         if (!ctx.fresh()) return;
-        fillTile(item, tile, definition, figure(answer, pair.current[0], tile.sum),
-          figure(earlier || answer, pair.comparedTo[0], tile.sum), label);
+        fillTile(item, tile, definition, figure(answer, pair.current[0], tile.agg),
+          figure(earlier || answer, pair.comparedTo[0], tile.agg), label);
       }));
     }
   }

@@ -4,11 +4,13 @@
 
 import { ago, describe } from "./periods.js";
 
-// The tiles and how a KPI with a dimension becomes one figure. Titles, units and formulas
-// come from the API's KPI catalogue, so they are not restated here.
+// The tiles and how a KPI with a dimension becomes one figure (`agg`: the sum over it, or
+// the highest value, e.g. the worst station). Titles, units, formulas and limit values come
+// from the API's KPI catalogue, so they are not restated here.
+const WORST = { agg: "max", better: "down", note: "worst station" };
 export const TILES = {
   pull: [
-    { id: "usage_events", sum: true, title: "Uses, all services" },
+    { id: "usage_events", agg: "sum", title: "Uses, all services" },
     { id: "active_users_daily" },
     { id: "active_users_weekly" },
     { id: "returning_user_rate" },
@@ -19,6 +21,14 @@ export const TILES = {
     { id: "availability" },
     { id: "data_completeness" },
     { id: "rejection_rate", better: "down" },
+  ],
+  outcome: [
+    { id: "no2_hourly_exceedances", ...WORST },
+    { id: "pm10_daily_exceedances", ...WORST },
+    { id: "pm25_mean", ...WORST },
+    { id: "no2_mean", ...WORST },
+    { id: "noise_lden", ...WORST },
+    { id: "lighting_energy_saving", better: "up" },
   ],
 };
 
@@ -45,16 +55,18 @@ export function withUnit(value, unit) {
   return unit === "1" ? text : `${text} ${unit}`;
 }
 
-// One figure of a KPI answer for the bucket starting at `startMs`: the value, or (sum) the
-// total over the dimension; null with the API's reason when there is none.
-export function figure(answer, startMs, sum) {
+// One figure of a KPI answer for the bucket starting at `startMs`: the value, or the total
+// (agg "sum") or the highest value (agg "max") over the dimension; null with the API's
+// reason when there is none.
+export function figure(answer, startMs, agg) {
   const points = answer.values.filter((v) => Date.parse(v.start) === startMs);
-  const known = points.filter((v) => v.value !== null);
+  const known = points.filter((v) => v.value !== null).map((v) => v.value);
   if (!known.length) {
     return { value: null, reason: points.length ? points[0].reason || "no value" : "no data" };
   }
-  if (!sum && known.length > 1) return { value: null, reason: "one value per dimension" };
-  return { value: known.reduce((total, v) => total + v.value, 0), reason: null };
+  if (agg === "max") return { value: Math.max(...known), reason: null };
+  if (agg !== "sum" && known.length > 1) return { value: null, reason: "one value per dimension" };
+  return { value: known.reduce((total, v) => total + v, 0), reason: null };
 }
 
 function trendText(now, before, unit, beforeLabel) {
@@ -82,11 +94,18 @@ export function emptyTile(tile, definition) {
   const item = node("li", "tile");
   item.dataset.kpi = tile.id;
   item.dataset.state = "loading";
-  const title = tile.title || definition.title;
+  item.dataset.agg = tile.agg || "one";
+  const title = tile.title || (tile.note ? `${definition.title}, ${tile.note}` : definition.title);
   item.append(node("h3", "", title), node("p", "value", "…"), node("p", "trend muted", ""));
   const how = node("details", "how");
   how.append(node("summary", "", "How it is computed"),
     node("p", "", definition.formula), node("p", "muted", definition.reference));
+  for (const limit of definition.limits || []) {
+    const allowed = limit.allowed === null ? "" : `, at most ${limit.allowed} a year`;
+    how.append(node("p", "muted limit",
+      `${limit.regime}: ${formatNumber(limit.value, limit.unit)} ${limit.unit} ` +
+      `(${limit.averaging})${allowed}`));
+  }
   item.append(how);
   return item;
 }

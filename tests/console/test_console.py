@@ -53,11 +53,17 @@ def raw(text: str) -> float | None:
     return float(text) if text else None
 
 
-def api_figure(body: dict[str, object], start: datetime) -> float | None:
-    """The API's figure for the bucket starting at `start`: the sum over a dimension."""
-    values = [v for v in body["values"]  # type: ignore[attr-defined]
+def api_figure(body: dict[str, object], start: datetime, agg: str) -> float | None:
+    """The API's figure for the bucket starting at `start`: its one value, or the sum or the
+    highest value over a dimension (the tile's `agg`)."""
+    values = [v["value"] for v in body["values"]  # type: ignore[attr-defined]
               if datetime.fromisoformat(v["start"]) == start and v["value"] is not None]
-    return sum(v["value"] for v in values) if values else None
+    if not values:
+        return None
+    if agg == "max":
+        return float(max(values))
+    assert agg == "sum" or len(values) == 1, (agg, values)
+    return float(sum(values))
 
 
 def check_tiles(visit: Visit, server: Server, who: str, back: int) -> int:
@@ -73,7 +79,8 @@ def check_tiles(visit: Visit, server: Server, who: str, back: int) -> int:
                 data["grain"]) == (before, end, "week"), (kpi, data)
         body = server.get(f"/api/v1/kpis/{kpi}", who, pilot=PILOT, start=data["start"],
                           end=data["end"], grain="week").json()
-        now, previous = api_figure(body, start), api_figure(body, before)
+        now, previous = (api_figure(body, start, data["agg"]),
+                         api_figure(body, before, data["agg"]))
         assert (raw(data["value"]), raw(data["previous"])) == (now, previous), (kpi, body)
         shown = tile.locator(".number").inner_text()
         if now is None:
