@@ -24,7 +24,7 @@ class Regime(StrEnum):
     AQD_2008 = "Directive 2008/50/EC"  # limit values in force until 31 December 2029
     AQD_2024 = "Directive (EU) 2024/2881"  # limit values to be met from 1 January 2030
     END = "Directive 2002/49/EC (END)"  # the Lden reporting threshold of noise mapping
-    WHO_2018 = "WHO Environmental Noise Guidelines 2018"  # road traffic
+    WHO_2018 = "WHO Environmental Noise Guidelines 2018 (road traffic)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +56,28 @@ class Kpi:
     dimensions: tuple[str, ...] = ()
     limits: tuple[Limit, ...] = ()
 
+    @property
+    def threshold(self) -> float:
+        """The one limit value an exceedance KPI counts against (its regimes share it)."""
+        values = {limit.value for limit in self.limits}
+        if len(values) != 1:
+            raise ValueError(f"KPI {self.id} has no single limit value: {sorted(values)}")
+        return values.pop()
 
-# What the definitions below count and compare against; the computations and the dashboards
-# take them from here.
+    @property
+    def limit_values(self) -> tuple[float, ...]:
+        """The distinct limit values, lowest first (the lines a chart draws)."""
+        return tuple(sorted({limit.value for limit in self.limits}))
+
+    @property
+    def allowances(self) -> tuple[int, ...]:
+        """The distinct exceedances allowed a calendar year, fewest first."""
+        return tuple(sorted({limit.allowed for limit in self.limits
+                             if limit.allowed is not None}))
+
+
+# What the definitions below count; the computations and the dashboards take it from here.
 USE_TYPES = ("session_start", "use")  # the event types that are a use of a service
-NO2_HOURLY_LIMIT = 200.0  # µg/m³, 2008/50/EC Annex XI
-PM10_DAILY_LIMIT = 50.0  # µg/m³, 2008/50/EC Annex XI
 
 _ISO37122 = "ISO 37122:2019 (indicators for smart cities)"
 _Y4903 = "ITU-T Y.4903/L.1603 (KPIs for smart sustainable cities)"
@@ -72,22 +88,22 @@ _NOISE = ("EU Environmental Noise Directive 2002/49/EC, Annex I (Lden); WHO Envi
           "Noise Guidelines for the European Region 2018")
 _STATION = ("gateway", "device")
 _UG, _DB = "µg/m³", "dB(A)"
-# The limit values, written once: the KPI functions and the dashboards read them from here.
-# Checked against Annex XI/XIV of 2008/50/EC and Annex I, Section 1 of (EU) 2024/2881.
-NO2_HOURLY = (Limit(Regime.AQD_2008, 200.0, _UG, "hour", 18),
+# The limit values, written once: the KPI functions, the dashboards, the alert rules and the
+# console read them from the KPIs' `limits` (`Kpi.threshold`, `.limit_values`, `.allowances`).
+# Checked against Annexes XI and XIV of 2008/50/EC and Annex I, Section 1 of (EU) 2024/2881.
+_NO2_HOURLY = (Limit(Regime.AQD_2008, 200.0, _UG, "hour", 18),
               Limit(Regime.AQD_2024, 200.0, _UG, "hour", 3))
-NO2_DAILY = (Limit(Regime.AQD_2024, 50.0, _UG, "day", 18),)
-NO2_ANNUAL = (Limit(Regime.AQD_2008, 40.0, _UG, "calendar year"),
+_NO2_DAILY = (Limit(Regime.AQD_2024, 50.0, _UG, "day", 18),)
+_NO2_ANNUAL = (Limit(Regime.AQD_2008, 40.0, _UG, "calendar year"),
               Limit(Regime.AQD_2024, 20.0, _UG, "calendar year"))
-PM10_DAILY = (Limit(Regime.AQD_2008, 50.0, _UG, "day", 35),)
-PM10_DAILY_2030 = (Limit(Regime.AQD_2024, 45.0, _UG, "day", 18),)
-PM10_ANNUAL = (Limit(Regime.AQD_2008, 40.0, _UG, "calendar year"),
+_PM10_DAILY = (Limit(Regime.AQD_2008, 50.0, _UG, "day", 35),)
+_PM10_DAILY_2030 = (Limit(Regime.AQD_2024, 45.0, _UG, "day", 18),)
+_PM10_ANNUAL = (Limit(Regime.AQD_2008, 40.0, _UG, "calendar year"),
                Limit(Regime.AQD_2024, 20.0, _UG, "calendar year"))
-PM25_DAILY = (Limit(Regime.AQD_2024, 25.0, _UG, "day", 18),)
-PM25_ANNUAL = (Limit(Regime.AQD_2008, 25.0, _UG, "calendar year"),
+_PM25_DAILY = (Limit(Regime.AQD_2024, 25.0, _UG, "day", 18),)
+_PM25_ANNUAL = (Limit(Regime.AQD_2008, 25.0, _UG, "calendar year"),
                Limit(Regime.AQD_2024, 10.0, _UG, "calendar year"))
-LDEN = (Limit(Regime.END, 55.0, _DB, "year"), Limit(Regime.WHO_2018, 53.0, _DB, "year"))
-
+_LDEN = (Limit(Regime.END, 55.0, _DB, "year"), Limit(Regime.WHO_2018, 53.0, _DB, "year"))
 
 
 def describe(limits: tuple[Limit, ...]) -> str:
@@ -159,14 +175,14 @@ KPIS: tuple[Kpi, ...] = (
     Kpi("ingest_delay_p95", "Ingest delay, 95th percentile", Family.PUSH, "s",
         "95th percentile (nearest rank) of collector time minus device time, per kind",
         "day", _Y4903, ("kind",)),
-    _exceedances("no2_hourly_exceedances", "NO2", "hour", NO2_HOURLY, _AQD),
-    _exceedances("no2_daily_exceedances", "NO2", "day", NO2_DAILY, _AQD_2030),
-    _mean("no2_mean", "NO2", NO2_ANNUAL),
-    _exceedances("pm10_daily_exceedances", "PM10", "day", PM10_DAILY, _AQD),
-    _exceedances("pm10_daily_exceedances_2030", "PM10", "day", PM10_DAILY_2030, _AQD_2030),
-    _mean("pm10_mean", "PM10", PM10_ANNUAL),
-    _exceedances("pm25_daily_exceedances", "PM2.5", "day", PM25_DAILY, _AQD_2030),
-    _mean("pm25_mean", "PM2.5", PM25_ANNUAL),
+    _exceedances("no2_hourly_exceedances", "NO2", "hour", _NO2_HOURLY, _AQD),
+    _exceedances("no2_daily_exceedances", "NO2", "day", _NO2_DAILY, _AQD_2030),
+    _mean("no2_mean", "NO2", _NO2_ANNUAL),
+    _exceedances("pm10_daily_exceedances", "PM10", "day", _PM10_DAILY, _AQD),
+    _exceedances("pm10_daily_exceedances_2030", "PM10", "day", _PM10_DAILY_2030, _AQD_2030),
+    _mean("pm10_mean", "PM10", _PM10_ANNUAL),
+    _exceedances("pm25_daily_exceedances", "PM2.5", "day", _PM25_DAILY, _AQD_2030),
+    _mean("pm25_mean", "PM2.5", _PM25_ANNUAL),
     Kpi("exceedances_left", "Allowed exceedances left this year", Family.OUTCOME,
         "exceedances", "per station, exceedance KPI (`indicator`) and regime: the "
         "exceedances the regime allows in a calendar year minus those counted from 1 January "
@@ -175,11 +191,21 @@ KPIS: tuple[Kpi, ...] = (
     Kpi("noise_lden", "Day-evening-night noise level Lden", Family.OUTCOME, "dB(A)",
         "10·log10((12·10^(Ld/10) + 4·10^((Le+5)/10) + 8·10^((Ln+10)/10)) / 24), with Ld, Le, "
         "Ln the energy means of LAeq over 07-19, 19-23 and 23-07 local time, each day "
-        f"weighted equally, per station (against {describe(LDEN)})", "day", _NOISE,
-        _STATION, LDEN),
+        f"weighted equally, per station (against {describe(_LDEN)})", "day", _NOISE,
+        _STATION, _LDEN),
     Kpi("lighting_energy_saving", "Street-lighting energy saving", Family.OUTCOME, "%",
         "one minus the energy the smart lighting used over the pilot's registered "
         "baseline (kWh per day) for the same time", "day", _ISO37122),
 )
 
 BY_ID: dict[str, Kpi] = {k.id: k for k in KPIS}
+
+
+def limits_table() -> str:
+    """The README's table of the outcome KPIs and their limit values (a test keeps it true)."""
+    rows = ["| KPI id | title | limit values (regime: value (averaging), exceedances allowed) |",
+            "|---|---|---|"]
+    for k in KPIS:
+        if k.family is Family.OUTCOME:
+            rows.append(f"| `{k.id}` | {k.title} | {describe(k.limits) or '—'} |")
+    return "\n".join(rows)

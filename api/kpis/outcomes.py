@@ -6,8 +6,8 @@ threshold from there, so a number of the law is written once.
 Per station (gateway, device) where a limit value is per station. Metrics are found by field
 name in every telemetry kind (`no2`, `pm10`, `pm25`, `noise_laeq`), energy in the `lighting`
 kind. Hourly and daily means run in the store; daily windows are local days, so "days above
-50 µg/m³" follows the pilot's calendar. Lden's day (07-19), evening (19-23) and night
-(23-07) are local times as well, each a window of its own.
+the daily limit value" follows the pilot's calendar. Lden's day (07-19), evening (19-23) and
+night (23-07) are local times as well, each a window of its own.
 """
 
 from __future__ import annotations
@@ -100,16 +100,11 @@ _MEANS = {"no2_mean": "no2", "pm10_mean": "pm10", "pm25_mean": "pm25"}
 _NAMES = {"no2": "NO2", "pm10": "PM10", "pm25": "PM2.5"}
 
 
-def _threshold(kpi_id: str) -> float:
-    [value] = {limit.value for limit in BY_ID[kpi_id].limits}
-    return value
-
-
 def _exceedance_kpi(kpi_id: str) -> Callable[[Context], Awaitable[list[KpiValue]]]:
     field, count = _EXCEEDANCES[kpi_id]
 
     async def kpi(ctx: Context) -> list[KpiValue]:
-        return await count(ctx, field, _threshold(kpi_id))
+        return await count(ctx, field, BY_ID[kpi_id].threshold)
     return kpi
 
 
@@ -130,7 +125,7 @@ async def exceedances_left(ctx: Context) -> list[KpiValue]:
     year = replace(ctx, buckets=[Bucket(i, lo, hi) for (lo, hi), i in to_date.items()])
     counted: dict[int, list[tuple[str, KpiValue]]] = defaultdict(list)
     for kpi_id, (field, count) in (_EXCEEDANCES.items() if started else ()):
-        for v in await count(year, field, _threshold(kpi_id)):
+        for v in await count(year, field, BY_ID[kpi_id].threshold):
             if v.value is not None:
                 counted[to_date[(v.start, v.end)]].append((kpi_id, v))
     out: list[KpiValue] = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from dashboards.build.panels import API, EXPRESSION_UID, INFLUX, PROMETHEUS, Json
-from api.kpis.catalog import NO2_HOURLY_LIMIT
+from api.kpis.catalog import BY_ID
 from ingest.model import DEAD_LETTER_MEASUREMENT, STATUS_MEASUREMENT
 from ingest.stores.influxql import number, quote_ident
 
@@ -72,13 +72,14 @@ def _silent_devices() -> Json:
 
 
 def _no2() -> Json:
+    limit = BY_ID["no2_hourly_exceedances"].threshold
     query = ('SELECT mean("no2") FROM /.*/ WHERE $timeFilter GROUP BY "pilot", "gateway", '
              '"device"')
-    return _rule("citypilot-no2-hourly", f"NO2 hourly mean above {number(NO2_HOURLY_LIMIT)} "
-                 "µg/m³", [_influx(query, 3600), _reduce(), _threshold("B", NO2_HOURLY_LIMIT)],
+    return _rule("citypilot-no2-hourly", f"NO2 hourly mean above {number(limit)} "
+                 "µg/m³", [_influx(query, 3600), _reduce(), _threshold("B", limit)],
                  "0s", "NO2 at {{ $labels.pilot }}/{{ $labels.gateway }}/{{ $labels.device }}"
                  " averaged {{ $values.B }} µg/m³ over the last hour (EU hourly limit "
-                 f"{number(NO2_HOURLY_LIMIT)}).", "critical")
+                 f"{number(limit)}).", "critical")
 
 
 def _dead_letters() -> Json:

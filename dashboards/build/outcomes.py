@@ -1,12 +1,14 @@
 """The environment-outcomes and the device drill-down dashboards.
 
-Limit values are drawn as thresholds: the NO2 hourly and PM10 daily limits are the ones the
-KPIs compute with (`api/kpis/outcomes.py`); the others are named here with their source.
+Every limit value drawn is the catalogue's (`Kpi.limits`, the figures the KPIs compute with):
+a stat panel turns orange at the lower of two regimes' figures and red at the higher (for
+counts, one above the exceedances allowed), a chart draws each limit value as a line.
 Hours and days in exceedance are counted in InfluxQL without a comparison operator on an
 aggregate (InfluxQL has none in SELECT): `ceil((mean - limit) / 1e9)` is 1 for a mean above
 the limit and 0 at or below it, for any mean within the registry's plausible range, so the
 sum counts the exceedances and still answers 0 (a row, not an empty result) when there are
-none.
+none. The allowances left in the calendar year (counted from 1 January, whatever the range)
+come from the API.
 """
 
 from __future__ import annotations
@@ -27,81 +29,101 @@ from dashboards.build.panels import (
     unit_overrides,
 )
 from dashboards.build.panels import grafana_unit as unit
-from api.kpis.catalog import NO2_HOURLY_LIMIT, PM10_DAILY_LIMIT
+from api.kpis.catalog import Kpi, describe
 from ingest.model import DELAY_FIELD, EVENT_MEASUREMENT, STATUS_MEASUREMENT
 from ingest.stores.influxql import number, quote_ident
 from ingest.units import REGISTRY
 
-PM25_ANNUAL_LIMIT = 25.0  # µg/m³, 2008/50/EC Annex XIV (the KPI's formula quotes it)
-NO2_HOURS_ALLOWED = 18.0  # hours a year above the hourly limit, 2008/50/EC Annex XI
-PM10_DAYS_ALLOWED = 35.0  # days a year above the daily limit, 2008/50/EC Annex XI
-LDEN_THRESHOLD = 55.0  # dB(A): 2002/49/EC's mapping threshold (the directive sets no limit)
 _HUGE = 1_000_000_000  # far above any plausible concentration: (mean - limit) / it < 1
 STATION = '"gateway", "device"'
 ALL_KINDS = "/.*/"
 DEVICE = "\"gateway\" = '$gateway' AND \"device\" = '$device'"
 _NOT_METRICS = f"/^(?!{DELAY_FIELD}$|time_source$).+$/"
 _NOT_KINDS = f"/^(?!{EVENT_MEASUREMENT}$|{STATUS_MEASUREMENT}$).+$/"
+_STATION_ALIAS = "$tag_gateway/$tag_device"
+# The air-quality stat panels, a row per pollutant: (KPI id, field, hourly or local daily).
+_AIR = (("no2_hourly_exceedances", "no2", "1h"), ("no2_daily_exceedances", "no2", "1d"),
+        ("no2_mean", "no2", None),
+        ("pm10_daily_exceedances", "pm10", "1d"), ("pm10_daily_exceedances_2030", "pm10", "1d"),
+        ("pm10_mean", "pm10", None),
+        ("pm25_daily_exceedances", "pm25", "1d"), ("pm25_mean", "pm25", None))
 
 
-def _exceedances(field: str, limit: float, every: str, local: str = "") -> str:
+def _exceedances(field: str, limit: float, every: str) -> str:
+    local = f" {LOCAL}" if every == "1d" else ""
     inner = (f"SELECT ceil((mean({quote_ident(field)}) - {number(limit)}) / {_HUGE}) AS \"x\" "
              f"FROM {ALL_KINDS}{where(PILOT, GATEWAYS)} GROUP BY time({every}), {STATION} "
              f"fill(none){local}")
     return f'SELECT sum("x") FROM ({inner}) GROUP BY {STATION}'
 
 
-def _mean(field: str, every: str, local: str = "") -> str:
+def _mean(field: str, every: str | None = None) -> str:
+    """The mean per station over the range, or per `every` (local days for `1d`)."""
+    by = f"time({every}), {STATION} fill(none)" if every else STATION
+    local = f" {LOCAL}" if every == "1d" else ""
     return (f"SELECT mean({quote_ident(field)}) FROM {ALL_KINDS}{where(PILOT, GATEWAYS)} "
-            f"GROUP BY time({every}), {STATION} fill(none){local}")
+            f"GROUP BY {by}{local}")
+
+
+def _stat_limits(k: Kpi) -> tuple[float, ...]:
+    """Where a stat turns orange and red: above each allowance, or at each limit value."""
+    if k.allowances:
+        return tuple(float(allowed + 1) for allowed in k.allowances)
+    return k.limit_values
+
+
+def _lines(*kpis: Kpi) -> tuple[float, ...]:
+    return tuple(sorted({v for k in kpis for v in k.limit_values}))
+
+
+def _stat(k: Kpi, target: Json, how: str) -> Panel:
+    return Panel("stat", k.title, kpi_text(k, how), [target], unit(k.unit), width=8, height=5,
+                 limits=_stat_limits(k), options=stat_options())
 
 
 def _stats() -> list[Panel]:
-    no2, pm10, pm25, lden = (kpi(k) for k in ("no2_hourly_exceedances",
-                                              "pm10_daily_exceedances", "pm25_mean",
-                                              "noise_lden"))
-    station = "$tag_gateway/$tag_device"
-    return [
-        Panel("stat", no2.title, kpi_text(no2), [influx(_exceedances(
-            "no2", NO2_HOURLY_LIMIT, "1h"), station)], unit(no2.unit), width=6, height=5,
-            limits=(NO2_HOURS_ALLOWED,), options=stat_options()),
-        Panel("stat", pm10.title, kpi_text(pm10), [influx(_exceedances(
-            "pm10", PM10_DAILY_LIMIT, "1d", f" {LOCAL}"), station)], unit(pm10.unit),
-            width=6, height=5, limits=(PM10_DAYS_ALLOWED,), options=stat_options()),
-        Panel("stat", pm25.title, kpi_text(pm25), [influx(
-            f'SELECT mean("pm25") FROM {ALL_KINDS}{where(PILOT, GATEWAYS)} GROUP BY '
-            f"{STATION}", station)], unit(pm25.unit), width=6, height=5,
-            limits=(PM25_ANNUAL_LIMIT,), options=stat_options()),
-        Panel("stat", lden.title, kpi_text(lden, "Threshold: the directive's 55 dB(A) "
-                                           "mapping threshold. From the API (local "
-                                           "day/evening/night windows)."),
-              [api_kpi("noise_lden")], unit(lden.unit), width=6, height=5,
-              limits=(LDEN_THRESHOLD,), options=stat_options()),
-    ]
+    out = []
+    for kpi_id, field, every in _AIR:
+        k = kpi(kpi_id)
+        query = _exceedances(field, k.threshold, every) if every else _mean(field)
+        out.append(_stat(k, influx(query, _STATION_ALIAS), "Over the dashboard's range."))
+    lden = kpi("noise_lden")
+    out.append(_stat(lden, api_kpi("noise_lden"), "Latest day of the range; from the API "
+                     "(local day/evening/night windows)."))
+    left = kpi("exceedances_left")
+    out.append(Panel("timeseries", left.title, kpi_text(left, "Per local day of the range, "
+                     "one line per station, exceedance KPI and regime; from the API (the "
+                     "calendar year from 1 January)."), [api_kpi("exceedances_left")],
+                     unit(left.unit), width=24))
+    return out
 
 
 def _series() -> list[Panel]:
-    station = "$tag_gateway/$tag_device"
+    no2, pm10, pm10_2030, pm25 = (kpi(k) for k in (
+        "no2_hourly_exceedances", "pm10_daily_exceedances", "pm10_daily_exceedances_2030",
+        "pm25_daily_exceedances"))
+    lden = kpi("noise_lden")
+    bars = {"drawStyle": "bars", "fillOpacity": 50}
     return [
-        Panel("timeseries", "NO2, hourly mean", f"Hourly mean NO2 per station; the line is "
-              f"the hourly limit value of {number(NO2_HOURLY_LIMIT)} µg/m³.",
-              [influx(_mean("no2", "1h"), station)], metric_unit("no2"),
-              limits=(NO2_HOURLY_LIMIT,)),
+        Panel("timeseries", "NO2, hourly mean", "Hourly mean NO2 per station; the line is "
+              f"the hourly limit value ({describe(no2.limits)}).",
+              [influx(_mean("no2", "1h"), _STATION_ALIAS)], metric_unit("no2"),
+              limits=_lines(no2)),
         Panel("timeseries", "PM10, daily mean", "Daily (local day) mean PM10 per station; "
-              f"the line is the daily limit value of {number(PM10_DAILY_LIMIT)} µg/m³.",
-              [influx(_mean("pm10", "1d", f" {LOCAL}"), station)], metric_unit("pm10"),
-              limits=(PM10_DAILY_LIMIT,), custom={"drawStyle": "bars", "fillOpacity": 50}),
-        Panel("timeseries", "PM2.5, hourly mean", "Hourly mean PM2.5 per station; the line "
-              f"is the annual limit value of {number(PM25_ANNUAL_LIMIT)} µg/m³ (it applies "
-              "to the year's mean, drawn for scale).", [influx(_mean("pm25", "1h"), station)],
-              metric_unit("pm25"), limits=(PM25_ANNUAL_LIMIT,)),
+              f"the lines are the daily limit values ({describe(pm10.limits + pm10_2030.limits)}).",
+              [influx(_mean("pm10", "1d"), _STATION_ALIAS)], metric_unit("pm10"),
+              limits=_lines(pm10, pm10_2030), custom=bars),
+        Panel("timeseries", "PM2.5, daily mean", "Daily (local day) mean PM2.5 per station; "
+              f"the line is the daily limit value ({describe(pm25.limits)}).",
+              [influx(_mean("pm25", "1d"), _STATION_ALIAS)], metric_unit("pm25"),
+              limits=_lines(pm25), custom=bars),
         Panel("timeseries", "Noise LAeq, hourly", "Hourly energy mean of LAeq per station "
-              "(10·log10 of the mean of 10^(LAeq/10)); the line is the 55 dB(A) mapping "
-              "threshold.", [influx(
+              "(10·log10 of the mean of 10^(LAeq/10)); the lines are Lden's thresholds "
+              f"({describe(lden.limits)}), drawn for scale.", [influx(
                   'SELECT 10 * log10(mean("e")) FROM (SELECT pow(10, "noise_laeq" / 10) AS '
                   f'"e" FROM {ALL_KINDS}{where(PILOT, GATEWAYS)}) WHERE $timeFilter GROUP BY '
-                  f"time(1h), {STATION} fill(none)", station)], metric_unit("noise_laeq"),
-              limits=(LDEN_THRESHOLD,)),
+                  f"time(1h), {STATION} fill(none)", _STATION_ALIAS)], metric_unit("noise_laeq"),
+              limits=_lines(lden)),
         Panel("timeseries", kpi("lighting_energy_saving").title, kpi_text(
             kpi("lighting_energy_saving"), "From the API (the registered baseline)."),
             [api_kpi("lighting_energy_saving")], unit(kpi("lighting_energy_saving").unit),

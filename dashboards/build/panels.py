@@ -116,8 +116,11 @@ def textbox(name: str, label: str, default: str, description: str) -> Json:
 # -- panels --------------------------------------------------------------------------------
 
 def thresholds(*limits: float) -> Json:
+    """Green below the limits, red from the highest, orange from any lower one (the stricter
+    figure of a later regime)."""
     steps: list[Json] = [{"color": "green", "value": None}]
-    steps += [{"color": "red", "value": limit} for limit in limits]
+    steps += [{"color": "red" if i == len(limits) - 1 else "orange", "value": limit}
+              for i, limit in enumerate(sorted(limits))]
     return {"mode": "absolute", "steps": steps}
 
 

@@ -38,3 +38,14 @@ def test_connect_your_gateways_example_is_a_valid_configuration() -> None:
         "ttn-v3", "chirpstack-v4", "zigbee2mqtt", "tasmota", "influx-lp", "sparkplug-b"}
     for source in sources:
         decoder_for(source)
+
+
+def test_limits_table_matches_the_kpi_catalogue() -> None:
+    from api.kpis.catalog import limits_table
+
+    text = README.read_text()
+    block = re.search(r"<!-- limits-table:.*?-->\n(.*?)\n<!-- /limits-table -->", text, re.S)
+    assert block, "README lost its limits-table markers"
+    assert block.group(1) == limits_table(), (
+        "README limits table is stale; regenerate with: .venv/bin/python -c "
+        "'from api.kpis.catalog import limits_table; print(limits_table())'")
