@@ -5,16 +5,22 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from api.kpis.catalog import limits_table
 from citypilot.settings import markdown_table
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
+def _generated_block(marker: str) -> str:
+    """The README's text between `<!-- marker: ... -->` and `<!-- /marker -->`."""
+    block = re.search(rf"<!-- {marker}:.*?-->\n(.*?)\n<!-- /{marker} -->", README.read_text(),
+                      re.S)
+    assert block, f"README lost its {marker} markers"
+    return block.group(1)
+
+
 def test_configuration_table_matches_settings() -> None:
-    text = README.read_text()
-    block = re.search(r"<!-- settings-table:.*?-->\n(.*?)\n<!-- /settings-table -->", text, re.S)
-    assert block, "README lost its settings-table markers"
-    assert block.group(1) == markdown_table(), (
+    assert _generated_block("settings-table") == markdown_table(), (
         "README configuration table is stale; regenerate with: .venv/bin/python -c "
         "'from citypilot.settings import markdown_table; print(markdown_table())'")
 
@@ -41,11 +47,6 @@ def test_connect_your_gateways_example_is_a_valid_configuration() -> None:
 
 
 def test_limits_table_matches_the_kpi_catalogue() -> None:
-    from api.kpis.catalog import limits_table
-
-    text = README.read_text()
-    block = re.search(r"<!-- limits-table:.*?-->\n(.*?)\n<!-- /limits-table -->", text, re.S)
-    assert block, "README lost its limits-table markers"
-    assert block.group(1) == limits_table(), (
+    assert _generated_block("limits-table") == limits_table(), (
         "README limits table is stale; regenerate with: .venv/bin/python -c "
         "'from api.kpis.catalog import limits_table; print(limits_table())'")
