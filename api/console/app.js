@@ -6,7 +6,8 @@ import { ApiError, client } from "./api.js";
 import { lineChart } from "./charts.js";
 import { chartWindow, describe, isoLocal, periodPair } from "./periods.js";
 import {
-  TILES, deadLetterRow, emptyTile, figure, fillTile, fleetOrder, fleetRow, formatNumber, node,
+  deadLetterRow, emptyTile, figure, fillTile, fleetOrder, fleetRow, formatNumber, node,
+  tilesOf,
 } from "./views.js";
 
 const KEY = "citypilot.key";
@@ -174,7 +175,7 @@ async function tiles(ctx) {
     ? kpiQuery(ctx, pair.comparedTo[0], pair.comparedTo[1], pair.grain) : null;
   const label = beforeLabel(ctx.choice);
   const jobs = [];
-  for (const [family, list] of Object.entries(TILES)) {
+  for (const [family, list] of Object.entries(tilesOf([...state.defs.values()]))) {
     const container = $(`#tiles-${family}`);
     container.replaceChildren();
     for (const tile of list) {
@@ -202,8 +203,8 @@ async function tiles(ctx) {
 function toSeries(answer, fallbackName) {
   const byName = new Map();
   for (const v of answer.values) {
-    const name = [v.service, v.kind, v.gateway && v.device ? `${v.gateway}/${v.device}` : null]
-      .filter(Boolean).join(" ") || fallbackName;
+    const name = [v.service, v.kind, v.gateway && v.device ? `${v.gateway}/${v.device}` : null,
+      v.indicator, v.regime].filter(Boolean).join(" ") || fallbackName;
     if (!byName.has(name)) byName.set(name, []);
     byName.get(name).push({ start: Date.parse(v.start), end: Date.parse(v.end), value: v.value });
   }

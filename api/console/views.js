@@ -4,11 +4,11 @@
 
 import { ago, describe } from "./periods.js";
 
-// The tiles and how a KPI with a dimension becomes one figure (`agg`: the sum over it, or
-// the highest value, e.g. the worst station). Titles, units, formulas and limit values come
+// The tiles and how a KPI with a dimension becomes one figure (`agg`: the sum over it, the
+// highest value, e.g. the worst station, or the lowest, e.g. the fewest exceedances left). Titles, units, formulas and limit values come
 // from the API's KPI catalogue, so they are not restated here.
 const WORST = { agg: "max", better: "down", note: "worst station" };
-export const TILES = {
+const TILES = {
   pull: [
     { id: "usage_events", agg: "sum", title: "Uses, all services" },
     { id: "active_users_daily" },
@@ -22,15 +22,18 @@ export const TILES = {
     { id: "data_completeness" },
     { id: "rejection_rate", better: "down" },
   ],
-  outcome: [
-    { id: "no2_hourly_exceedances", ...WORST },
-    { id: "pm10_daily_exceedances", ...WORST },
-    { id: "pm25_mean", ...WORST },
-    { id: "no2_mean", ...WORST },
-    { id: "noise_lden", ...WORST },
-    { id: "lighting_energy_saving", better: "up" },
-  ],
 };
+// Outcomes: a tile for every outcome KPI of the catalogue, its worst station unless said here.
+const OUTCOME = {
+  exceedances_left: { agg: "min", better: "up", note: "fewest left" },
+  lighting_energy_saving: { better: "up" },
+};
+
+export function tilesOf(definitions) {
+  const outcome = definitions.filter((d) => d.family === "outcome")
+    .map((d) => ({ id: d.id, ...(OUTCOME[d.id] || WORST) }));
+  return { ...TILES, outcome };
+}
 
 export function node(tag, className, text) {
   const n = document.createElement(tag);
@@ -56,8 +59,8 @@ export function withUnit(value, unit) {
 }
 
 // One figure of a KPI answer for the bucket starting at `startMs`: the value, or the total
-// (agg "sum") or the highest value (agg "max") over the dimension; null with the API's
-// reason when there is none.
+// (agg "sum"), the highest (agg "max") or the lowest value (agg "min") over the dimension;
+// null with the API's reason when there is none.
 export function figure(answer, startMs, agg) {
   const points = answer.values.filter((v) => Date.parse(v.start) === startMs);
   const known = points.filter((v) => v.value !== null).map((v) => v.value);
@@ -65,6 +68,7 @@ export function figure(answer, startMs, agg) {
     return { value: null, reason: points.length ? points[0].reason || "no value" : "no data" };
   }
   if (agg === "max") return { value: Math.max(...known), reason: null };
+  if (agg === "min") return { value: Math.min(...known), reason: null };
   if (agg !== "sum" && known.length > 1) return { value: null, reason: "one value per dimension" };
   return { value: known.reduce((total, v) => total + v, 0), reason: null };
 }

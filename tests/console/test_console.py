@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from playwright.sync_api import Page
 
+from api.kpis.catalog import BY_ID, KPIS, Family
 from tests.console.conftest import PILOT, ZONES, Server, Visit
 
 
@@ -60,8 +61,8 @@ def api_figure(body: dict[str, object], start: datetime, agg: str) -> float | No
               if datetime.fromisoformat(v["start"]) == start and v["value"] is not None]
     if not values:
         return None
-    if agg == "max":
-        return float(max(values))
+    if agg in ("max", "min"):
+        return float(max(values) if agg == "max" else min(values))
     assert agg == "sum" or len(values) == 1, (agg, values)
     return float(sum(values))
 
@@ -161,6 +162,21 @@ def test_operator_sees_kpis_fleet_dead_letters_and_exports(
     page.get_by_label("Period", exact=True).select_option("week:1")
     wait_loaded(page)
     assert check_tiles(visit, server, "operator", back=1) >= 9
+    # The outcome family: a tile for every outcome KPI of the catalogue, air quality and noise
+    # with a figure (the pilot has a station of each), every limit value with its regime.
+    outcome = page.locator("#tiles-outcome li.tile").all()
+    assert [t.get_attribute("data-kpi") for t in outcome] == [
+        k.id for k in KPIS if k.family is Family.OUTCOME]
+    for tile in outcome:
+        kpi = BY_ID[str(tile.get_attribute("data-kpi"))]
+        if kpi.limits:
+            assert raw(str(tile.get_attribute("data-value"))) is not None, kpi.id
+        shown = tile.locator("p.limit").all_text_contents()
+        assert [text.split(":")[0] for text in shown] == [
+            lim.regime.value for lim in kpi.limits], kpi.id
+    page.get_by_label("KPI", exact=True).select_option("exceedances_left")
+    page.locator('#metric-chart path[data-series*="pm25_daily_exceedances '
+                 'Directive (EU) 2024/2881"]').first.wait_for(state="attached")  # flat: no height
 
     name, csv_bytes = download(visit, "Download CSV", tmp_path)
     assert name.startswith(f"citypilot-kpis-{PILOT}-") and name.endswith(".csv")
