@@ -101,6 +101,20 @@ async def test_exports_in_three_formats(live: Live) -> None:
     assert nulls and all(r["reason"] for r in nulls)
     assert [c.value for c in defs[1]][:4] == ["id", "title", "family", "unit"]
     assert defs.max_row == len(KPIS) + 1
+    # Allowances name the exceedance KPI and the regime; definitions carry the limit values.
+    left = next(r for r in table if r["kpi"] == "exceedances_left" and r["device"] == "aq1"
+                and r["indicator"] == "pm10_daily_exceedances_2030")
+    assert (left["regime"], left["value"]) == ("Directive (EU) 2024/2881", "17.0")
+    limits = {row[0].value: row[-1].value for row in defs.iter_rows(min_row=2)}
+    assert limits["pm25_mean"] == ("Directive 2008/50/EC: 25 µg/m³ (calendar year); "
+                                   "Directive (EU) 2024/2881: 10 µg/m³ (calendar year)")
+    listed = {d["id"]: d for d in (await live.get("/api/v1/kpis", "viewer")).json()}
+    assert listed["no2_hourly_exceedances"]["limits"] == [
+        {"regime": "Directive 2008/50/EC", "value": 200.0, "unit": "µg/m³",
+         "averaging": "hour", "allowed": 18},
+        {"regime": "Directive (EU) 2024/2881", "value": 200.0, "unit": "µg/m³",
+         "averaging": "hour", "allowed": 3}]
+    assert listed["usage_events"]["limits"] == []
     body = (await live.get("/api/v1/exports/kpis", "viewer", **query, format="json",
                            kpi="usage_events")).json()
     assert body["timezone"] == "Europe/Berlin" and [k["id"] for k in body["kpis"]] == [
