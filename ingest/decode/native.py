@@ -6,6 +6,7 @@ reading is dead-lettered while its neighbours are stored.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -52,6 +53,8 @@ class NativeDecoder:
         self.limits = limits or Limits()
         self.fast_path = fast_path
         self._names: set[str] = set()  # names already seen to match the grammar
+        # Value names already allowed on the fast path -> (low, high, in the unit registry).
+        self._bounds: dict[str, tuple[float, float, bool]] = {}
 
     def __call__(self, topic: str, payload: bytes, received_ns: int) -> Decoded:
         out = Decoded()
@@ -119,17 +122,31 @@ class NativeDecoder:
                         return None
                 elif kind_of is not int or not -(2**53) <= value <= 2**53:
                     return None
-                if name == DELAY_FIELD or not self._name_ok(name):
+                bounds = self._bounds.get(name) or self._learn(name)
+                if bounds is None:
                     return None
-                metric = units.lookup(name)
-                if metric is None:
+                low, high, known = bounds
+                if not known:
                     out.unknown_metrics.append(name)
-                elif not metric.in_range(value):
+                elif not low <= value <= high:
                     return None
-                fields[name] = float(value)
+                fields[name] = value if kind_of is float else float(value)
             fields[DELAY_FIELD] = (received_ns - ns) / 1e9
             out.points.append(Point(kind, tags, fields, ns))
         return out
+
+    def _learn(self, name: object) -> tuple[float, float, bool] | None:
+        """A value name's registered range and whether the unit registry knows it,
+        remembered; None when the name is not allowed (the model path names the reason)."""
+        if name == DELAY_FIELD or not self._name_ok(name):
+            return None
+        assert isinstance(name, str)
+        metric = units.lookup(name)
+        bounds = (-math.inf, math.inf, False) if metric is None else \
+            (metric.low, metric.high, True)
+        if len(self._bounds) < 100_000:  # bounded: hostile gateways invent names
+            self._bounds[name] = bounds
+        return bounds
 
     def _name_ok(self, name: object) -> bool:
         if name in self._names:

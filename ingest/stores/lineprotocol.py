@@ -49,6 +49,7 @@ _KEY = str.maketrans({",": "\\,", " ": "\\ ", "=": "\\="})
 _STRING = str.maketrans({"\\": "\\\\", '"': '\\"'})
 # After a backslash, these characters are read as an escape by some scanner of influxd.
 _AFTER_BACKSLASH = frozenset(', ="')
+_TAG_KEY_SET = frozenset(TAG_KEYS)
 
 
 class UnrepresentablePoint(ValueError):
@@ -92,12 +93,17 @@ def check_shape(point: Point) -> None:
     """citypilot's own shape (DESIGN.md "Stored shape"), checked by both stores alike next to
     `encode`: tag keys are the known ones, and no field shares a name with one, because
     InfluxQL's `SELECT *` could not tell such a field from the tag."""
-    for key, _ in point.tags:
-        if key not in TAG_KEYS:
+    _check_tag_keys(point.tags)
+    if not _TAG_KEY_SET.isdisjoint(point.fields):
+        name = next(name for name in point.fields if name in _TAG_KEY_SET)
+        raise UnrepresentablePoint(f"field key {name!r} is also a tag key")
+
+
+@functools.lru_cache(maxsize=1 << 16)  # once per series, as the series key
+def _check_tag_keys(tags: tuple[tuple[str, str], ...]) -> None:
+    for key, _ in tags:
+        if key not in _TAG_KEY_SET:
             raise UnrepresentablePoint(f"tag key {key!r} is not one of {', '.join(TAG_KEYS)}")
-    for name in point.fields:
-        if name in TAG_KEYS:
-            raise UnrepresentablePoint(f"field key {name!r} is also a tag key")
 
 
 def _check_name(name: str, what: str) -> None:
@@ -137,17 +143,28 @@ def _tags(tags: tuple[tuple[str, str], ...]) -> str:
 def _fields(fields: dict[str, FieldValue], key_bytes: int) -> str:
     if not fields:
         raise UnrepresentablePoint("point has no fields")
+    names = tuple(fields)
     parts: list[str] = []
-    for name, value in fields.items():
-        escaped, name_bytes = _field_key(name)
-        if key_bytes + 4 + name_bytes > MAX_KEY_BYTES:
-            raise UnrepresentablePoint(f"series key with field {name[:40]!r}... is longer "
-                                       f"than InfluxDB's {MAX_KEY_BYTES} bytes")
+    for name, escaped, value in zip(names, _field_keys(names, key_bytes), fields.values(),
+                                    strict=True):
         if type(value) is float and value - value == 0.0:  # the hot path: a finite float
             parts.append(f"{escaped}={value!r}")
         else:
             parts.append(f"{escaped}={_value(name, value)}")
     return ",".join(parts)
+
+
+# A series' points carry the same field names, in the same order, point after point.
+@functools.lru_cache(maxsize=1 << 14)
+def _field_keys(names: tuple[str, ...], key_bytes: int) -> tuple[str, ...]:
+    out = []
+    for name in names:
+        escaped, name_bytes = _field_key(name)
+        if key_bytes + 4 + name_bytes > MAX_KEY_BYTES:
+            raise UnrepresentablePoint(f"series key with field {name[:40]!r}... is longer "
+                                       f"than InfluxDB's {MAX_KEY_BYTES} bytes")
+        out.append(escaped)
+    return tuple(out)
 
 
 def _value(name: str, value: object) -> str:
