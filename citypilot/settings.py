@@ -21,6 +21,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from ingest.validation import first_problem
+
 ENV_PREFIX = "CITYPILOT_"
 DATA_DIR = Path("./citypilot-data")
 
@@ -137,16 +139,14 @@ def load(config_file: Path | None = None, **overrides: Any) -> Settings:
 
 
 def _one_line(exc: ValidationError, path: Path | None) -> str:
-    err = exc.errors(include_url=False)[0]
-    key = str(err["loc"][0]) if err["loc"] else "?"
-    where = f"{ENV_PREFIX}{key.upper()}" + (f" (or {key} in {path})" if path else "")
-    if err["type"] == "extra_forbidden":
+    """Named as the user set it: the variable, or the key in the file."""
+    problem = first_problem(exc, show_input=True)
+    key = problem.loc[0] if problem.loc else "?"
+    if problem.kind == "extra_forbidden":
         where = f"{key} in {path}" if path else key
         return f"{where}: unknown setting (see `citypilot --help` and README's configuration)"
-    value = err.get("input")
-    shown = f" (got {value!r})" if isinstance(value, str | int | float) and value != "" else ""
-    more = f" [+{exc.error_count() - 1} more]" if exc.error_count() > 1 else ""
-    return f"{where}: {err['msg']}{shown}{more}"
+    where = f"{ENV_PREFIX}{key.upper()}" + (f" (or {key} in {path})" if path else "")
+    return f"{where}: {problem.text()}"
 
 
 # Secrets that ship with citypilot: the placeholders of .env.example (tests/deploy/ keep this

@@ -55,6 +55,7 @@ from ingest.decode.ttn import DEVICE_KEYS as TTN_DEVICE_KEYS
 from ingest.decode.ttn import TtnDecoder
 from ingest.decode.zigbee2mqtt import Zigbee2MqttDecoder
 from ingest.model import NAME_PATTERN, RESERVED_KINDS, zone
+from ingest.validation import one_line
 
 log = logging.getLogger(__name__)
 
@@ -197,19 +198,6 @@ class Source(BaseModel):
         return self
 
 
-def _one_line(exc: ValidationError, where: str) -> str:
-    first = exc.errors(include_url=False, include_input=False)[0]
-    loc = ".".join(str(part) for part in first["loc"] if part not in ("str", "FieldMap"))
-    msg = first["msg"].removeprefix("Value error, ")
-    if not loc and msg.split(":")[0] in Source.model_fields:
-        return f"{where}.{msg}"  # a check across keys that names its key itself
-    if first["type"] == "extra_forbidden":
-        msg = f"unknown key (known: {', '.join(Source.model_fields)})"
-    elif first["type"] == "missing":
-        msg = "required key is missing"
-    return f"{where}.{loc}: {msg}" if loc else f"{where}: {msg}"
-
-
 def load_sources(entries: Any) -> list[Source]:
     """Validate the config file's `sources` array; SourceConfigError on the first problem."""
     if not isinstance(entries, list):
@@ -223,7 +211,7 @@ def load_sources(entries: Any) -> list[Source]:
         try:
             source = Source.model_validate(entry)
         except ValidationError as exc:
-            raise SourceConfigError(_one_line(exc, label)) from None
+            raise SourceConfigError(one_line(exc, label, Source.model_fields)) from None
         if source.name in seen:
             raise SourceConfigError(f"{label}.name: {source.name!r} is used by an earlier "
                                     "source; each source is its own gateway")
@@ -256,7 +244,7 @@ def adhoc_source(fmt: str, timezone: str | None = None) -> Source:
         return Source.model_validate({"name": "check", "format": fmt, "topic": "#",
                                       "pilot": "check", "timezone": timezone})
     except ValidationError as exc:
-        raise SourceConfigError(_one_line(exc, "--format/--timezone")) from None
+        raise SourceConfigError(one_line(exc, "--format/--timezone", Source.model_fields)) from None
 
 
 def decoder_for(source: Source, limits: Limits | None = None) -> Decoder:

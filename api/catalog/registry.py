@@ -23,6 +23,7 @@ from pydantic import (
 
 from ingest import topics
 from ingest.model import NAME_PATTERN, zone
+from ingest.validation import one_line
 
 IDENT_PATTERN = f"^{topics.ID_PATTERN}$"  # the topic grammar's pilot, gateway, device
 Ident = Annotated[str, StringConstraints(pattern=IDENT_PATTERN)]
@@ -121,8 +122,6 @@ def parse_registry(text: str, suffix: str) -> Registry:
     try:
         return Registry.model_validate(data or {})
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in err["loc"])
-        raise RegistryError(f"{where}: {err['msg']}") from None
+        raise RegistryError(one_line(exc)) from None
 
 

@@ -28,8 +28,8 @@ def test_config_named_by_environment(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 @pytest.mark.parametrize(("env", "value", "expected"), [
-    ("CITYPILOT_STORE_URL", "postgres://x", "CITYPILOT_STORE_URL: Value error, must be"),
-    ("CITYPILOT_MQTT_URL", "http://broker", "CITYPILOT_MQTT_URL: Value error, must start"),
+    ("CITYPILOT_STORE_URL", "postgres://x", "CITYPILOT_STORE_URL: must be"),
+    ("CITYPILOT_MQTT_URL", "http://broker", "CITYPILOT_MQTT_URL: must start"),
     ("CITYPILOT_METRICS_PORT", "70000", "CITYPILOT_METRICS_PORT: Input should be less"),
 ])
 def test_bad_value_names_the_key(monkeypatch: pytest.MonkeyPatch, env: str, value: str,
@@ -54,5 +54,5 @@ def test_cli_exits_2_with_one_line(tmp_path: Path) -> None:
                           capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "citypilot: configuration error: CITYPILOT_MQTT_URL: Value error, must start with "
+        "citypilot: configuration error: CITYPILOT_MQTT_URL: must start with "
         "mqtt:// or mqtts:// (got 'tcp://x')"]
