@@ -32,7 +32,7 @@ from dashboards.build.panels import grafana_unit as unit
 from api.kpis.catalog import USE_TYPES
 from ingest.model import DEAD_LETTER_MEASUREMENT, DELAY_FIELD, EVENT_MEASUREMENT
 from ingest.model import STATUS_MEASUREMENT as STATUS
-from ingest.stores.influxql import conditions, quote_ident
+from ingest.stores import conditions, quote_ident
 
 PILOT = "\"pilot\" = '$pilot'"
 GATEWAYS = '"gateway" =~ /^$gateway$/'

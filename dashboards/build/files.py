@@ -112,6 +112,21 @@ def datasources(root: Path) -> dict[str, str]:
     return out
 
 
+DATABASE_VARIABLE = "${INFLUXDB_DB}"  # the store's database, in the data-source provisioning
+
+
+def influx_databases(root: Path, database: str) -> dict[str, str]:
+    """uid -> database of every InfluxDB data source, with `database` for the provisioning's
+    `${INFLUXDB_DB}` (the store's own database; the rollups' is named after it)."""
+    out: dict[str, str] = {}
+    for document in load_yaml_dir(root, DATASOURCES).values():
+        for ds in document.get("datasources") or []:
+            if isinstance(ds, dict) and ds.get("type") == "influxdb":
+                name = str((ds.get("jsonData") or {}).get("dbName") or "")
+                out[str(ds.get("uid"))] = name.replace(DATABASE_VARIABLE, database)
+    return out
+
+
 def alert_items(root: Path) -> list[tuple[str, Json]]:
     """Every query of every alert rule: ("<file> / <rule title>", the data item)."""
     out: list[tuple[str, Json]] = []

@@ -29,7 +29,7 @@ from dashboards.build.panels import (
 from dashboards.build.panels import grafana_unit as unit
 from api.kpis.catalog import NO2_HOURLY_LIMIT, PM10_DAILY_LIMIT
 from ingest.model import DELAY_FIELD, EVENT_MEASUREMENT, STATUS_MEASUREMENT
-from ingest.stores.influxql import number, quote_ident
+from ingest.stores import number, quote_ident
 from ingest.units import REGISTRY
 
 PM25_ANNUAL_LIMIT = 25.0  # µg/m³, 2008/50/EC Annex XIV (the KPI's formula quotes it)
