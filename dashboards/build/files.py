@@ -1,6 +1,6 @@
 """The files under `dashboards/`: what is generated, how it is written, how it is read back.
 
-Generated: the four dashboards (`json/*.json`) and the alert rules
+Generated: the five dashboards (`json/*.json`) and the alert rules
 (`provisioning/alerting/rules.yaml`). Written by hand: the data sources, the dashboard
 provider and the contact point (they hold deployment choices, not KPI definitions). The
 rendering is deterministic (sorted nothing, fixed indentation, UTF-8), so that a test can
@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from dashboards.build import alerts, boards, outcomes
+from dashboards.build import alerts, boards, history, outcomes
 from dashboards.build.panels import Json
 
 DASHBOARDS: dict[str, Callable[[], Json]] = {
@@ -24,6 +24,7 @@ DASHBOARDS: dict[str, Callable[[], Json]] = {
     "fleet.json": boards.fleet,
     "environment.json": outcomes.environment,
     "device.json": outcomes.device,
+    "history.json": history.history,
 }
 JSON_DIR = "json"  # what Grafana's file provider loads (docker-compose.yml mounts it)
 RULES = "provisioning/alerting/rules.yaml"

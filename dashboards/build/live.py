@@ -138,6 +138,7 @@ def usable(query: str, combos: list[Values], panel: Json) -> list[Values]:
 async def _target(where: str, target: Json, combos: list[Values], panel: Json,
                   rng: TimeRange, db: Influx) -> Problem | None:
     query = sent = str(target.get("query", ""))
+    rng = rng.of_panel(panel)
     for values in usable(query, combos, panel):
         sent = interpolate(query, values, rng)
         try:
@@ -207,7 +208,8 @@ async def check_all(root: Path, api_paths: Iterable[str], store_url: str | None,
         return problems, 0
     uids = files.datasources(root)
     try:
-        reader = InfluxReader(store_url, deadline_s=30.0, request_timeout_s=30.0)
+        reader = InfluxReader(store_url, deadline_s=30.0, request_timeout_s=30.0,
+                              ensure_database=False)
     except StoreError as exc:
         return [*problems, Problem("store", str(exc))], 0
     db = Influx(reader, files.influx_databases(root, reader.database))

@@ -98,7 +98,7 @@ def _series() -> list[Panel]:
         Panel("timeseries", "Noise LAeq, hourly", "Hourly energy mean of LAeq per station "
               "(10·log10 of the mean of 10^(LAeq/10)); the line is the 55 dB(A) mapping "
               "threshold.", [influx(
-                  'SELECT 10 * log10(mean("e")) FROM (SELECT pow(10, "noise_laeq" / 10) AS '
+                  'SELECT 10 * log10(mean("e")) FROM (SELECT pow(10.0, "noise_laeq" / 10) AS '
                   f'"e" FROM {ALL_KINDS}{where(PILOT, GATEWAYS)}) WHERE $timeFilter GROUP BY '
                   f"time(1h), {STATION} fill(none)", station)], metric_unit("noise_laeq"),
               limits=(LDEN_THRESHOLD,)),
@@ -112,7 +112,7 @@ def _series() -> list[Panel]:
 def environment() -> Json:
     return dashboard("citypilot-environment", "citypilot — Environment outcomes", "Air "
                      "quality against the EU limit values, noise and street-lighting "
-                     "energy, per station.", "now-7d",
+                     "energy, per station.", "now-2d",
                      [pilot_variable(), gateway_variable(), tz_variable()],
                      [*_stats(), *_series()], ["outcomes"])
 
