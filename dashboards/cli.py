@@ -4,12 +4,13 @@
 the configured store URL (`CITYPILOT_STORE_URL`): this package reads no environment.
 `api_paths()` answers the API's route templates, which `check` holds the dashboards' API
 targets against: the composition root builds the app, this package never imports it. Only
-typer loads at import; the generators, httpx and `grafana-client` load inside the commands. Notes
-and problems go to stderr; `check --json` writes its report to stdout.
+typer loads at import; the generators, the store's reader and `grafana-client` load inside
+the commands. Notes and problems go to stderr; `check --json` writes its report to stdout.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 import sys
@@ -85,8 +86,8 @@ def check(
             raise _fail("the check runs InfluxQL: set CITYPILOT_STORE_URL to an InfluxDB "
                         "(influxdb://user:pass@host:8086/db), or pass --offline", 2)
     began = time.monotonic()
-    problems, queries = check_all(directory, wiring.api_paths(), store_url,
-                                  time.time_ns() // 1_000_000)
+    problems, queries = asyncio.run(check_all(directory, wiring.api_paths(), store_url,
+                                              time.time_ns() // 1_000_000))
     if as_json:
         sys.stdout.write(json.dumps({"ok": not problems, "queries": queries, "problems": [
             {"where": p.where, "message": p.message} for p in problems]}, indent=2) + "\n")

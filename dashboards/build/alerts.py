@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from dashboards.build.panels import API, EXPRESSION_UID, INFLUX, PROMETHEUS, Json
 from api.kpis.catalog import BY_ID
+from dashboards.build.panels import API, EXPRESSION_UID, INFLUX, PROMETHEUS, Json
 from ingest.model import DEAD_LETTER_MEASUREMENT, STATUS_MEASUREMENT
-from ingest.stores.influxql import number, quote_ident
+from ingest.stores import number, quote_ident
 
 FOLDER = "citypilot"
 DEAD_LETTERS_PER_MINUTE = 1.0  # over the last 15 minutes, per reason

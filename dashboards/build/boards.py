@@ -12,6 +12,7 @@ inner bucket, and the inner query already bounds the time).
 
 from __future__ import annotations
 
+from api.kpis.catalog import USE_TYPES
 from dashboards.build.panels import (
     Json,
     Panel,
@@ -29,10 +30,9 @@ from dashboards.build.panels import (
     unit_overrides,
 )
 from dashboards.build.panels import grafana_unit as unit
-from api.kpis.catalog import USE_TYPES
 from ingest.model import DEAD_LETTER_MEASUREMENT, DELAY_FIELD, EVENT_MEASUREMENT
 from ingest.model import STATUS_MEASUREMENT as STATUS
-from ingest.stores.influxql import conditions, quote_ident
+from ingest.stores import conditions, quote_ident
 
 PILOT = "\"pilot\" = '$pilot'"
 GATEWAYS = '"gateway" =~ /^$gateway$/'
@@ -66,15 +66,11 @@ def timezone_variable() -> Json:
 def end_user_pull() -> Json:
     uses = where(PILOT, SERVICES, IS_USE)
     panels = [
-        Panel("stat", kpi("active_users_weekly").title, kpi_text(
-            kpi("active_users_weekly"), "Here: the 7 days ending at the end of the range."),
-            [influx(f'SELECT count(distinct("user")) FROM {EVENTS} WHERE {PILOT} AND {IS_USE}'
-                    " AND time >= ${__to}ms - 7d AND time < ${__to}ms")],
-            unit(kpi("active_users_weekly").unit), width=6, height=5, options=stat_options()),
         *(Panel("stat", kpi(k).title, kpi_text(kpi(k), "Latest day of the range; from the "
                                                "API (needs the registry or set operations)."),
                 [api_kpi(k)], unit(kpi(k).unit), width=6, height=5, options=stat_options())
-          for k in ("returning_user_rate", "usage_growth_wow", "peak_demand_ratio")),
+          for k in ("active_users_weekly", "returning_user_rate", "usage_growth_wow",
+                    "peak_demand_ratio")),
         Panel("timeseries", kpi("usage_events").title, kpi_text(kpi("usage_events"),
                                                                 "Per local day."),
               [influx(f"SELECT count(\"value\") FROM {EVENTS}{uses} GROUP BY time(1d), "
@@ -109,7 +105,7 @@ def end_user_pull() -> Json:
         f"{PILOT}", multi=True), timezone_variable()]
     return dashboard("citypilot-pull", "citypilot — End-user pull", "Is the deployed "
                      "technology used? Uses, users, growth and utilisation per service.",
-                     "now-30d", variables, panels, ["end-user pull"])
+                     "now-2d", variables, panels, ["end-user pull"])
 
 
 def _fleet_stats() -> list[Panel]:

@@ -4,22 +4,25 @@ Every dashboard must be a classic-schema dashboard whose panels carry a title, a
 position and a unit; every data source uid a panel, a target, a variable or an alert rule
 names must be provisioned; every variable a query uses must be defined (before it, for a
 variable's own query); an API target must name a route of citypilot's API (and a KPI of the
-catalogue); a Prometheus target only metrics the collector exports. `live.py` then runs the
-InfluxQL. Problems are collected, not raised, so that one run reports all of them.
+catalogue); a Prometheus target only metrics the collector exports; an InfluxDB data source
+reads the store's database (`${INFLUXDB_DB}`) or its rollups (named as `ingest.stores`
+names them). `live.py` then runs the InfluxQL. Problems are collected, not raised, so that
+one run reports all of them.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from api.kpis.catalog import BY_ID
 from dashboards.build import files
 from dashboards.build.panels import API, EXPRESSION_UID, INFLUX, PROMETHEUS, Json
 from dashboards.build.substitute import TimeRange, references
-from api.kpis.catalog import BY_ID
+from ingest.stores import rollup_database
 
 _KPI_PATH = re.compile(r"^/api/v1/kpis/([^/?]+)$")
 _PROM_NAME = re.compile(r"\bcitypilot_[a-z0-9_]+\b")
@@ -179,6 +182,14 @@ def _alerting(ctx: Context, root: Path) -> None:
                                               "point"))
 
 
+def _databases(ctx: Context, root: Path) -> None:
+    allowed = (files.DATABASE_VARIABLE, rollup_database(files.DATABASE_VARIABLE))
+    for uid, database in files.influx_databases(root, files.DATABASE_VARIABLE).items():
+        if database not in allowed:
+            ctx.problems.append(Problem(f"{files.DATASOURCES} / {uid}", f"jsonData.dbName "
+                                        f"{database!r} is neither {' nor '.join(allowed)}"))
+
+
 def check_files(root: Path, api_paths: Iterable[str]) -> tuple[list[Problem], dict[str, Json]]:
     """The static problems of the files under `root`, and the dashboards read; API targets
     are checked against `api_paths`, the API's OpenAPI path templates."""
@@ -193,6 +204,7 @@ def check_files(root: Path, api_paths: Iterable[str]) -> tuple[list[Problem], di
         ctx.problems.append(Problem(str(root), "no dashboard JSON"))
     if not any(p.get("providers") for p in providers.values()):
         ctx.problems.append(Problem("provisioning/dashboards", "no dashboard provider"))
+    _databases(ctx, root)
     for name, board in boards.items():
         _dashboard(ctx, name, board)
     try:

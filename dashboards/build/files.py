@@ -1,6 +1,6 @@
 """The files under `dashboards/`: what is generated, how it is written, how it is read back.
 
-Generated: the four dashboards (`json/*.json`) and the alert rules
+Generated: the five dashboards (`json/*.json`) and the alert rules
 (`provisioning/alerting/rules.yaml`). Written by hand: the data sources, the dashboard
 provider and the contact point (they hold deployment choices, not KPI definitions). The
 rendering is deterministic (sorted nothing, fixed indentation, UTF-8), so that a test can
@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from dashboards.build import alerts, boards, outcomes
+from dashboards.build import alerts, boards, history, outcomes
 from dashboards.build.panels import Json
 
 DASHBOARDS: dict[str, Callable[[], Json]] = {
@@ -24,6 +24,7 @@ DASHBOARDS: dict[str, Callable[[], Json]] = {
     "fleet.json": boards.fleet,
     "environment.json": outcomes.environment,
     "device.json": outcomes.device,
+    "history.json": history.history,
 }
 JSON_DIR = "json"  # what Grafana's file provider loads (docker-compose.yml mounts it)
 RULES = "provisioning/alerting/rules.yaml"
@@ -109,6 +110,21 @@ def datasources(root: Path) -> dict[str, str]:
             if not isinstance(ds, dict) or not ds.get("uid") or not ds.get("type"):
                 raise DashboardFileError(f"{name}: every data source needs a uid and a type")
             out[str(ds["uid"])] = str(ds["type"])
+    return out
+
+
+DATABASE_VARIABLE = "${INFLUXDB_DB}"  # the store's database, in the data-source provisioning
+
+
+def influx_databases(root: Path, database: str) -> dict[str, str]:
+    """uid -> database of every InfluxDB data source, with `database` for the provisioning's
+    `${INFLUXDB_DB}` (the store's own database; the rollups' is named after it)."""
+    out: dict[str, str] = {}
+    for document in load_yaml_dir(root, DATASOURCES).values():
+        for ds in document.get("datasources") or []:
+            if isinstance(ds, dict) and ds.get("type") == "influxdb":
+                name = str((ds.get("jsonData") or {}).get("dbName") or "")
+                out[str(ds.get("uid"))] = name.replace(DATABASE_VARIABLE, database)
     return out
 
 

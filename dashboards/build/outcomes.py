@@ -13,6 +13,7 @@ come from the API.
 
 from __future__ import annotations
 
+from api.kpis.catalog import Kpi, describe
 from dashboards.build.boards import GATEWAYS, LOCAL, PILOT, gateway_variable, pilot_variable, where
 from dashboards.build.boards import timezone_variable as tz_variable
 from dashboards.build.panels import (
@@ -29,9 +30,8 @@ from dashboards.build.panels import (
     unit_overrides,
 )
 from dashboards.build.panels import grafana_unit as unit
-from api.kpis.catalog import Kpi, describe
 from ingest.model import DELAY_FIELD, EVENT_MEASUREMENT, STATUS_MEASUREMENT
-from ingest.stores.influxql import number, quote_ident
+from ingest.stores import number, quote_ident
 from ingest.units import REGISTRY
 
 _HUGE = 1_000_000_000  # far above any plausible concentration: (mean - limit) / it < 1
@@ -120,7 +120,7 @@ def _series() -> list[Panel]:
         Panel("timeseries", "Noise LAeq, hourly", "Hourly energy mean of LAeq per station "
               "(10·log10 of the mean of 10^(LAeq/10)); the lines are Lden's thresholds "
               f"({describe(lden.limits)}), drawn for scale.", [influx(
-                  'SELECT 10 * log10(mean("e")) FROM (SELECT pow(10, "noise_laeq" / 10) AS '
+                  'SELECT 10 * log10(mean("e")) FROM (SELECT pow(10.0, "noise_laeq" / 10) AS '
                   f'"e" FROM {ALL_KINDS}{where(PILOT, GATEWAYS)}) WHERE $timeFilter GROUP BY '
                   f"time(1h), {STATION} fill(none)", _STATION_ALIAS)], metric_unit("noise_laeq"),
               limits=_lines(lden)),
@@ -134,7 +134,7 @@ def _series() -> list[Panel]:
 def environment() -> Json:
     return dashboard("citypilot-environment", "citypilot — Environment outcomes", "Air "
                      "quality against the EU limit values, noise and street-lighting "
-                     "energy, per station.", "now-7d",
+                     "energy, per station.", "now-2d",
                      [pilot_variable(), gateway_variable(), tz_variable()],
                      [*_stats(), *_series()], ["outcomes"])
 

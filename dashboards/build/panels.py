@@ -20,6 +20,7 @@ from ingest.units import REGISTRY
 Json = dict[str, Any]
 
 INFLUX = {"type": "influxdb", "uid": "citypilot-influxdb"}
+ROLLUPS = {"type": "influxdb", "uid": "citypilot-influxdb-rollups"}  # `<db>_rollups`
 PROMETHEUS = {"type": "prometheus", "uid": "citypilot-prometheus"}
 API = {"type": "yesoreyeram-infinity-datasource", "uid": "citypilot-api"}
 EXPRESSION_UID = "__expr__"  # Grafana's server-side expressions (alert rules)
@@ -59,9 +60,10 @@ def kpi(kpi_id: str) -> Kpi:
 
 # -- targets -------------------------------------------------------------------------------
 
-def influx(query: str, alias: str = "", table: bool = False) -> Json:
-    """A raw InfluxQL target (the data source's InfluxQL mode)."""
-    target: Json = {"datasource": INFLUX, "query": query, "rawQuery": True,
+def influx(query: str, alias: str = "", table: bool = False, source: Json = INFLUX) -> Json:
+    """A raw InfluxQL target (the data source's InfluxQL mode), on the pilot data or, with
+    `source=ROLLUPS`, on the rollups."""
+    target: Json = {"datasource": source, "query": query, "rawQuery": True,
                     "resultFormat": "table" if table else "time_series"}
     if alias:
         target["alias"] = alias

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 _TOKEN = re.compile(r"\$\{(\w+)(?::([\w:-]+))?\}|\[\[(\w+)\]\]|\$(\w+)")
@@ -30,16 +30,25 @@ _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31_536_000}
 class TimeRange:
     from_ms: int
     to_ms: int
+    min_interval_s: int = 0  # a panel's "Min interval" (its `interval`, e.g. `1h`)
 
     @classmethod
     def relative(cls, start: str, end: str, now_ms: int) -> TimeRange:
         """A dashboard's `time` (`now-7d` .. `now`) at `now_ms`."""
         return cls(now_ms - _span_ms(start), now_ms - _span_ms(end))
 
+    def of_panel(self, panel: Mapping[str, object]) -> TimeRange:
+        """The range as a panel sees it: with the panel's min interval, if it has one."""
+        interval = panel.get("interval")
+        if not interval:
+            return self
+        return replace(self, min_interval_s=_span_ms(f"now-{interval}") // 1000)
+
     @property
     def interval_s(self) -> int:
-        """`$__interval`: about a thousand points over the range, on a round step."""
-        wanted = (self.to_ms - self.from_ms) / 1000 / 1000
+        """`$__interval`: about a thousand points over the range, on a round step, at least
+        the panel's min interval."""
+        wanted = max((self.to_ms - self.from_ms) / 1000 / 1000, self.min_interval_s)
         return next((s for s, _ in _STEPS_S if s >= wanted), _STEPS_S[-1][0])
 
     def interval(self) -> str:

@@ -10,15 +10,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from amqtt.broker import Broker
-
 log = logging.getLogger(__name__)
 
 
 @asynccontextmanager
 async def embedded_broker(host: str, port: int) -> AsyncIterator[Any]:
     """An anonymous broker listening on `host:port` for the block; shut down on exit (a
-    failing shutdown is logged: it must not hide the block's own outcome)."""
+    failing shutdown is logged: it must not hide the block's own outcome).
+
+    amqtt loads here, not at import: `citypilot gateway` without `--listen` never needs it."""
+    from amqtt.broker import Broker
+
     broker = Broker({
         "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
         "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin":

@@ -5,6 +5,10 @@ Explicit dicts map each scheme to its implementation (no entry points, no discov
 `CITYPILOT_STORE_URL` can name is visible here. `redact` hides a URL's password wherever a
 URL is logged or shown. A bad URL or option is a `StoreConfigError` (a `StoreRejected`) whose
 message is one line naming the fix.
+
+What the dashboards' generator and check use of the stores is named here too, so that they
+import no store module: `InfluxReader` (its `influxql` runs a panel's query), the InfluxQL
+quoting, and `rollup_database` (where the rollups live beside a database).
 """
 
 from __future__ import annotations
@@ -13,11 +17,22 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from ingest.stores.base import Reader, Store, StoreConfigError
+from ingest.stores.base import (
+    Reader,
+    Store,
+    StoreConfigError,
+    StoreError,
+    StoreRejected,
+    StoreUnavailable,
+)
 from ingest.stores.influx import InfluxReader, InfluxWriter
+from ingest.stores.influx.influxql import conditions, number, quote_ident, quote_literal
+from ingest.stores.naming import rollup_database
 from ingest.stores.sqlite import SqliteReader, SqliteWriter
 
-__all__ = ["open_reader", "open_store", "redact"]
+__all__ = ["InfluxReader", "StoreConfigError", "StoreError", "StoreRejected",
+           "StoreUnavailable", "conditions", "number", "open_reader", "open_store",
+           "quote_ident", "quote_literal", "redact", "rollup_database"]
 
 C = TypeVar("C")
 STORES: dict[str, Callable[..., Store]] = {

@@ -1,6 +1,7 @@
 """`citypilot gateway` on a Pi loads only what the gateway runs: the root command mounts each
 package's `cli.py` on first use, so neither FastAPI nor the simulators nor the dashboards are
-imported (checked in a fresh interpreter, where nothing else has imported them)."""
+imported, nor amqtt, which only the site listener (`--listen`) runs (checked in a fresh
+interpreter, where nothing else has imported them)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import sys
 
 import pytest
 
-NOT_ON_A_GATEWAY = {"fastapi", "starlette", "uvicorn", "api", "simulators", "dashboards"}
+NOT_ON_A_GATEWAY = {"fastapi", "starlette", "uvicorn", "api", "simulators", "dashboards",
+                    "amqtt"}
 PROBE = """
 import json, sys
 from citypilot.cli import main

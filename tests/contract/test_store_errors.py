@@ -22,6 +22,7 @@ from ingest.stores.base import (
     StoreRejected,
     StoreUnavailable,
 )
+from ingest.stores.influx import InfluxReader
 from ingest.stores.influx.http import HTTPX_ERRORS, Transient
 from ingest.stores.influx.http import translate as translate_httpx
 from ingest.stores.sqlite.connection import SQLITE_ERRORS
@@ -95,6 +96,8 @@ async def test_a_closed_port_is_unavailable_for_every_call() -> None:
             lambda: reader.aggregate(QUERY), lambda: reader.latest("air_quality"),
             reader.dead_letters, reader.measurements,
             lambda: reader.last_seen(["air_quality"], "pm25")]
+        assert isinstance(reader, InfluxReader)
+        calls.append(lambda: reader.influxql('SELECT * FROM "air_quality"'))
         for call in calls:
             with pytest.raises(StoreUnavailable, match="cannot reach InfluxDB"):
                 await call()

@@ -1,52 +1,24 @@
-"""`citypilot dashboards check` against a real InfluxDB holding simulated data.
-
-A short simulated run (one pilot, two gateways, five devices each, two days of backfill, a
-few faults for dead letters) goes through a real Mosquitto and a real collector into a fresh
-database; then the check must pass with every InfluxQL panel answering rows, and must name
-the panel when one is broken (a misspelt measurement, a data source uid nobody provisioned).
+"""`citypilot dashboards check` against a real InfluxDB holding simulated data and its
+rollups (`conftest.py`): the check must pass with every InfluxQL panel answering rows, and
+must name the panel when one is broken (a misspelt measurement, a data source uid nobody
+provisioned), and the store when it cannot be reached.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
+import socket
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from citypilot.cli import app
-from simulators.runner import SimulateOptions, run_async
-from tests.collectors import collector
-from tests.servers import InfluxDB, Mosquitto
-from tests.support import eventually
+from tests.servers import InfluxDB
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-async def _simulate(mqtt_url: str, store_url: str, spool: Path) -> None:
-    async with collector(mqtt_url, store_url, spool) as c:
-        summary = await run_async(SimulateOptions(
-            pilots=1, gateways=2, devices=5, rate=0, duration_s=1.0, backfill_s=2 * 86400,
-            faults=0.05, mqtt_url=mqtt_url, pilot_prefix=f"d{uuid.uuid4().hex[:8]}"))
-        assert summary.acked == summary.published > 1000
-
-        def received() -> bool:
-            got = c.metrics.registry.get_sample_value("citypilot_messages_received_total")
-            return (got or 0) >= summary.published
-
-        await eventually(received, timeout=30)
-
-
-@pytest.fixture(scope="module")
-def store_url(influxdb: InfluxDB, mosquitto: Mosquitto,
-              tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = influxdb.url(f"dash_{uuid.uuid4().hex[:12]}")
-    asyncio.run(_simulate(mosquitto.url, url, tmp_path_factory.mktemp("spool")))
-    return url
 
 
 def _check(store_url: str, directory: Path) -> tuple[int, str, dict[str, object]]:
@@ -112,3 +84,23 @@ def test_a_sqlite_store_is_refused_with_the_fix(tmp_path: Path) -> None:
         "CITYPILOT_STORE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
     assert result.exit_code == 2
     assert "--offline" in result.stderr
+
+
+def test_an_unreachable_store_fails_once_naming_it() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code, err, report = _check(f"influxdb://127.0.0.1:{port}/nowhere", ROOT / "dashboards")
+    assert code == 1
+    [problem] = report["problems"]  # type: ignore[misc]
+    assert problem["where"] == "store" and "cannot reach InfluxDB" in problem["message"]
+    assert "FAIL store: cannot reach InfluxDB" in err
+    assert report["queries"] == 0
+
+
+def test_the_check_creates_no_database(influxdb: InfluxDB) -> None:
+    name = f"absent_{uuid.uuid4().hex[:8]}"
+    code, _, report = _check(influxdb.url(name), ROOT / "dashboards")
+    assert code == 1 and report["problems"]  # no data: variables resolve to nothing
+    listed = influxdb.query("SHOW DATABASES")["results"][0]["series"][0]["values"]  # type: ignore[index]
+    assert [name] not in listed

@@ -1,5 +1,6 @@
 """What only the InfluxDB store does, against real influxd processes: creating its database,
-outages (stopped, frozen, down at start), refused points among good ones, and credentials.
+outages (stopped, frozen, down at start), refused points among good ones, credentials, and
+raw InfluxQL reads (what the dashboards' check runs).
 The response classification itself (Telegraf's http.go rules) and the retry policy are pure
 tables at the end."""
 
@@ -14,7 +15,7 @@ from urllib.parse import quote
 import pytest
 
 from ingest.model import Point
-from ingest.stores.base import StoreUnavailable
+from ingest.stores.base import StoreRejected, StoreUnavailable
 from ingest.stores.influx import InfluxReader, InfluxWriter
 from ingest.stores.influx.http import classify_write, retry_after_s, retry_delay_s
 from tests.servers import InfluxDB
@@ -136,6 +137,26 @@ async def test_credentials_in_the_url(make_influxdb: Factory) -> None:
                 await count(reader, "air_quality", "pm25")
             assert time.monotonic() - started < 1.0  # waiting would not fix it: no retries
     assert len(stored(server, "secured", auth=(user, password))) == 1
+
+
+async def test_raw_influxql_answers_series_in_either_database_and_refusals_are_rejected(
+        influxdb: InfluxDB, influx_url: str) -> None:
+    other = f"{influx_url.rpartition('/')[2]}_other"
+    async with InfluxWriter(influx_url) as store, InfluxReader(influx_url) as reader, \
+            InfluxWriter(influxdb.url(other)) as elsewhere:
+        assert await store.write([reading(1), reading(2)]) == []
+        assert await elsewhere.write([reading(7)]) == []
+        [series] = await reader.influxql('SELECT sum("pm25") FROM "air_quality" GROUP BY '
+                                         '"pilot"')
+        assert series["tags"] == {"pilot": "p1"} and series["values"] == [[0, 3.0]]
+        [series] = await reader.influxql('SELECT sum("pm25") FROM "air_quality"', db=other)
+        assert series["values"] == [[0, 7.0]]  # the reader's own database holds 3.0
+        assert await reader.influxql('SELECT "pm25" FROM "air_quality" WHERE time < 0') == []
+        assert await reader.influxql('SELECT * FROM "x"', db=f"{other}_missing") == []
+        with pytest.raises(StoreRejected, match="error parsing query"):
+            await reader.influxql('SELECT sum("pm25" FROM "air_quality"')
+        with pytest.raises(StoreRejected, match="query failed: mixing aggregate"):
+            await reader.influxql('SELECT "pm25", sum("pm25") FROM "air_quality"')
 
 
 CLASSIFIED = [

@@ -1,5 +1,6 @@
 """Dependencies point one way (DESIGN.md, "Shape of the code"): `api`, `simulators` and
-`dashboards` use `ingest`; `dashboards` may use of `api` only its KPI catalogue; `ingest`
+`dashboards` use `ingest`; `dashboards` may use of `api` only its KPI catalogue, and of the
+stores only the public names of `ingest.stores` (its `__all__`); `ingest`
 uses none of them; nothing imports the composition root (`citypilot`); only `citypilot/`
 reads the environment; and the import graph of the whole tree has no cycle.
 
@@ -77,6 +78,27 @@ def test_dashboards_use_only_the_kpi_catalogue_of_api() -> None:
                                              and m not in DASHBOARDS_MAY_USE_OF_API)
             for f in sorted((ROOT / "dashboards").rglob("*.py"))}
     assert {f: v for f, v in used.items() if v} == {}
+
+
+def _public_names(module: str) -> set[str]:
+    for node in ast.parse(MODULES[module].read_text()).body:
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            return set(ast.literal_eval(node.value))
+    raise AssertionError(f"{module} has no __all__")
+
+
+def test_dashboards_use_only_the_public_names_of_the_stores() -> None:
+    public = _public_names("ingest.stores")
+    used: dict[str, list[str]] = {}
+    for f in sorted((ROOT / "dashboards").rglob("*.py")):
+        modules = sorted({m for m in _imported(f) if m.startswith("ingest.stores.")})
+        names = sorted(f"ingest.stores.{a.name}" for node in ast.walk(ast.parse(f.read_text()))
+                       if isinstance(node, ast.ImportFrom) and node.module == "ingest.stores"
+                       for a in node.names if a.name not in public)
+        if modules or names:
+            used[str(f.relative_to(ROOT))] = modules + names
+    assert used == {}
 
 
 def test_the_kpi_catalogue_pulls_in_nothing_of_api() -> None:

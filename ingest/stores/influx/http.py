@@ -201,8 +201,10 @@ class InfluxHttp:
         self._backoff_s, self._max_backoff_s = backoff_s, max_backoff_s
         self._client: httpx.AsyncClient | None = None
 
-    async def open(self) -> None:
+    async def open(self, ensure_database: bool = True) -> None:
         self._client = httpx.AsyncClient(base_url=self.target.base_url, auth=self.target.auth)
+        if not ensure_database:
+            return
         try:
             # One attempt only: the collector must start (and spool) while InfluxDB is down;
             # the first write creates the database if this did not.
@@ -297,17 +299,20 @@ class InfluxHttp:
 
 class OverHttp:
     """What the writer and the reader share: an `InfluxHttp` of their own, opened on
-    entering (which also creates the database if it can, in one attempt)."""
+    entering (which also creates the database if it can, in one attempt, unless
+    `ensure_database` is false: a read-only check creates nothing)."""
 
     def __init__(self, url: str, *, deadline_s: float = 5.0, request_timeout_s: float = 10.0,
-                 backoff_s: float = 0.05, max_backoff_s: float = 1.0) -> None:
+                 backoff_s: float = 0.05, max_backoff_s: float = 1.0,
+                 ensure_database: bool = True) -> None:
         self._http = InfluxHttp(url, deadline_s=deadline_s, request_timeout_s=request_timeout_s,
                                 backoff_s=backoff_s, max_backoff_s=max_backoff_s)
+        self._ensure_database = ensure_database
         self.url_scheme = self._http.url_scheme
         self.database = self._http.database
 
     async def __aenter__(self) -> Self:
-        await self._http.open()
+        await self._http.open(self._ensure_database)
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,

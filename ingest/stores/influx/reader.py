@@ -2,6 +2,8 @@
 
 The statements come from `influxql.py` and go to InfluxDB together (a few `;`-separated
 requests, see `InfluxHttp.results`); retries and error translation are `http.py`'s.
+`influxql` also runs a statement written elsewhere (the dashboards' panel queries, which
+`citypilot dashboards check` runs), with the same retries and the same two error kinds.
 """
 
 from __future__ import annotations
@@ -27,6 +29,15 @@ from ingest.stores.influx.http import OverHttp
 class InfluxReader(OverHttp):
     async def _one(self, statement: str) -> list[influxql.Series]:
         [series] = await self._http.results([statement])
+        return series
+
+    async def influxql(self, statement: str, *, db: str | None = None
+                       ) -> list[influxql.Series]:
+        """The series InfluxDB answers to one InfluxQL statement, as it sends them (`name`,
+        `tags`, `columns`, `values`; times in ns), in database `db` (default the URL's).
+        A statement InfluxDB refuses is StoreRejected; no answer is StoreUnavailable; a
+        database that does not exist answers no series."""
+        [series] = await self._http.results([statement], db)
         return series
 
     async def measurements(self) -> list[str]:
