@@ -21,6 +21,7 @@ from typing import Self
 from zoneinfo import ZoneInfo
 
 from api.kpis.periods import from_ns, midnight
+from api.kpis.rollups.cache import ResultCache
 from api.kpis.rollups.plan import HOUR_NS, plan, split_point
 from api.kpis.rollups.summary import (
     HIST_FIELD,
@@ -77,20 +78,22 @@ class Horizon:
 class RollupReader:
     """`raw` and `rollups` are readers (the same store, two namespaces); `timezone(pilot)`
     gives the pilot's zone (local days of the user sets); `accuracy` is the worker's, of the
-    delay histograms."""
+    delay histograms; `cache` keeps the answers of finished periods (`service.compute_many`
+    uses it; None: no caching)."""
 
     def __init__(self, raw: Reader, rollups: Reader, timezone: Callable[[str], ZoneInfo],
-                 horizon: Horizon | None = None, accuracy: float = ACCURACY) -> None:
+                 horizon: Horizon | None = None, accuracy: float = ACCURACY,
+                 cache: ResultCache | None = None) -> None:
         self.raw, self.rollups, self._timezone = raw, rollups, timezone
         self.horizon = horizon or Horizon(rollups)
-        self.accuracy = accuracy
+        self.accuracy, self.cache = accuracy, cache
         self.url_scheme = raw.url_scheme
         self.sources: set[str] = set()
 
     def scoped(self) -> RollupReader:
         """The same reader with sources of its own (one per KPI answered)."""
         return RollupReader(self.raw, self.rollups, self._timezone, self.horizon,
-                            self.accuracy)
+                            self.accuracy, self.cache)
 
     # The readers are entered by whoever opened them; what rollups do not hold is raw.
     async def __aenter__(self) -> Self:

@@ -24,6 +24,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from api.kpis.periods import from_ns, midnight
+from api.kpis.rollups.cache import change_point
 from api.kpis.rollups.plan import HOUR_NS
 from api.kpis.rollups.summary import day_points, delay_points, hour_points
 from ingest.model import DEAD_LETTER_MEASUREMENT, DELAY_FIELD, STATUS_MEASUREMENT, Point
@@ -109,6 +110,8 @@ class Worker:
         days = local_days(hours, self.timezone(pilot))
         for i in range(0, len(days), 31):
             await self._write(await day_points(self.raw, pilot, days[i:i + 31]))
+        if hours:  # after the rollups: what answers cached by readers it makes stale
+            await self._write([change_point(pilot, hours, time.time_ns())])
         return len(hours), len(days)
 
     async def _write(self, points: list[Point]) -> None:
