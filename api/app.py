@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from api import problems
 from api.catalog import Catalog
 from api.fleet import Fleet
+from api.kpis.rollups.cache import ResultCache
 from api.kpis.rollups.reader import RollupReader
 from api.options import ApiOptions
 from api.routes import admin, console, data, kpis, meta
@@ -62,7 +63,7 @@ def create_app(options: ApiOptions) -> FastAPI:
                     open_reader(rollup_url(options.store_url), deadline_s=deadline) as rolled:
                 # KPIs read the rollups where they hold the answer exactly, raw points
                 # elsewhere; every other route reads raw points through the same reader.
-                st = RollupReader(raw, rolled, zones(catalog))
+                st = RollupReader(raw, rolled, zones(catalog), cache=ResultCache(rolled))
                 app.state.store = st
                 app.state.catalog = catalog
                 app.state.fleet = Fleet(st, catalog,

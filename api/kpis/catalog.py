@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from ingest.stores.histogram import ACCURACY, TINY
+
 
 class Family(StrEnum):
     PULL = "end-user pull"  # is the technology used?
@@ -173,7 +175,10 @@ KPIS: tuple[Kpi, ...] = (
         "dead letters on the pilot's topics over dead letters plus stored readings and "
         "events", "day", _Y4903),
     Kpi("ingest_delay_p95", "Ingest delay, 95th percentile", Family.PUSH, "s",
-        "95th percentile (nearest rank) of collector time minus device time, per kind",
+        "95th percentile (nearest rank) of collector time minus device time, per kind; "
+        "from rollups, each delay counts in a fixed logarithmic bucket read as its midpoint, "
+        f"so the figure is within {ACCURACY * 100:g} % of the exact one (delays under "
+        f"{TINY * 1e6:g} µs count as 0)",
         "day", _Y4903, ("kind",)),
     _exceedances("no2_hourly_exceedances", "NO2", "hour", _NO2_HOURLY, _AQD),
     _exceedances("no2_daily_exceedances", "NO2", "day", _NO2_DAILY, _AQD_2030),

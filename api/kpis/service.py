@@ -2,7 +2,10 @@
 
 Used by the API routes, the exports and `citypilot kpi`. A KPI whose inputs are missing
 answers null values with a reason; only a bad request (a period that ends before it starts,
-too long, too many buckets) raises `KpiRequestError`, naming the offending parameters.
+too long, too many buckets) raises `KpiRequestError`, naming the offending parameters. With
+a rollup reader that has a result cache, the answer for a period that ended before the
+rollups' horizon and came wholly from rollups is kept until the worker recomputes one of
+its hours (`rollups/cache.py`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from api.kpis import outcomes, pull, push
 from api.kpis.catalog import BY_ID, KPIS, Kpi
 from api.kpis.context import Context, KpiValue
 from api.kpis.periods import NS, Grain, buckets
+from api.kpis.rollups.cache import ResultCache
 from api.kpis.rollups.reader import RollupReader
 from api.options import KpiOptions
 from ingest.stores.base import Reader
@@ -86,20 +90,44 @@ async def compute_many(store: Reader, pilot: Pilot, kpi_ids: Sequence[str], star
     check_period(start_ns, end_ns, grain, tz, options)
     ctx = Context(store, pilot, tz, buckets(start_ns, end_ns, grain, tz),
                   time.time_ns() if now_ns is None else now_ns, options.default_interval_s)
+    cache = await _finished_cache(store, end_ns, ctx.now_ns)
     results: list[KpiResult] = []
     for kpi_id in kpi_ids:
-        began = time.perf_counter()
-        # A reader of its own per KPI, to tell whether rollups answered all of it.
-        ctx.store = reader = store.scoped() if isinstance(store, RollupReader) else store
-        values = await FUNCTIONS[kpi_id](ctx)
-        source: Literal["rollup", "raw"] = \
-            "rollup" if getattr(reader, "sources", None) == {"rollup"} else "raw"
-        log.debug("kpi computed id=%s pilot=%s buckets=%d duration_s=%.3f", kpi_id, pilot.id,
-                  len(ctx.buckets), time.perf_counter() - began)
-        results.append(KpiResult(BY_ID[kpi_id], pilot.id, tz, grain, values, source))
+        key = (kpi_id, pilot, start_ns, end_ns, grain, options.default_interval_s)
+        result = cache.get(key) if cache is not None else None
+        if result is None:
+            generation = cache.generation if cache is not None else 0
+            result = await _compute_one(store, ctx, kpi_id, grain)
+            if cache is not None and result.source == "rollup":
+                cache.put(key, pilot.id, (start_ns, end_ns), result, generation)
+        results.append(result)
         if progress is not None:
             progress(BY_ID[kpi_id])
     return results
+
+
+async def _finished_cache(store: Reader, end_ns: int, now_ns: int) -> ResultCache | None:
+    """The store's result cache, brought up to the worker's newest pass, when the period
+    ended before the rollups' horizon (and before now); else None."""
+    if not isinstance(store, RollupReader) or store.cache is None:
+        return None
+    state = await store.horizon.state()
+    await store.cache.refresh(state.passed_at if state is not None else None)
+    horizon = await store.horizon.until()
+    finished = horizon is not None and end_ns <= min(horizon, now_ns)
+    return store.cache if finished else None
+
+
+async def _compute_one(store: Reader, ctx: Context, kpi_id: str, grain: Grain) -> KpiResult:
+    began = time.perf_counter()
+    # A reader of its own per KPI, to tell whether rollups answered all of it.
+    ctx.store = reader = store.scoped() if isinstance(store, RollupReader) else store
+    values = await FUNCTIONS[kpi_id](ctx)
+    source: Literal["rollup", "raw"] = \
+        "rollup" if getattr(reader, "sources", None) == {"rollup"} else "raw"
+    log.debug("kpi computed id=%s pilot=%s buckets=%d duration_s=%.3f", kpi_id, ctx.pilot.id,
+              len(ctx.buckets), time.perf_counter() - began)
+    return KpiResult(BY_ID[kpi_id], ctx.pilot.id, ctx.tz, grain, values, source)
 
 
 __all__ = ["KPIS", "Grain", "KpiOptions", "KpiRequestError", "KpiResult", "compute",

@@ -4,6 +4,7 @@ the KPIs and the dashboards read through.
 Two implementations of each (SQLite, InfluxDB), chosen by URL scheme in `ingest.stores`.
 Reads are one query model: an `Aggregate` (a statistic of a field over explicit windows,
 optionally in epoch-aligned buckets, per tag combination), plus the distinct values of a field,
+the counts of a field's values in fixed log buckets (`Histogram`),
 when devices were last seen, the newest point per device and the kept dead letters; every
 filter is a `TagFilter`. Exactly two error kinds leave `stores/`: `StoreUnavailable`
 (retryable) and `StoreRejected` (refused for good; `StoreConfigError`, a bad URL or option, is
@@ -21,6 +22,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from ingest.model import TAG_KEYS, Point, tag_of
+from ingest.stores.histogram import ACCURACY
 
 
 class StoreError(Exception):
@@ -175,6 +177,32 @@ class Distinct:
 
 
 @dataclass(frozen=True, slots=True)
+class Histogram:
+    """How many values of `field` fall in each fixed log bucket (`histogram.bucket` at
+    `accuracy`) in each window, per measurement: a percentile with a bounded relative error
+    is read off these counts, and counts add up over hours (the rollups keep them)."""
+
+    measurements: tuple[str, ...]
+    field: str
+    windows: tuple[Window, ...]
+    where: TagFilter = ()
+    accuracy: float = ACCURACY
+
+    def __post_init__(self) -> None:
+        check_tags(self.where)
+        if not self.measurements or not self.windows:
+            raise ValueError("a histogram needs at least one measurement and one window")
+
+
+@dataclass(frozen=True, slots=True)
+class HistRow:
+    window: int  # index into Histogram.windows
+    measurement: str
+    bucket: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class Dirty:
     """A (pilot, hour) slot that a write touched, and when: what derived data (the rollups)
     must recompute. Every writer marks the slots of the points it stores, before storing them
@@ -238,6 +266,9 @@ class Reader(_Component, Protocol):
 
     async def distinct(self, query: Distinct) -> list[set[str]]:
         """One set of values per window."""
+
+    async def histogram(self, query: Histogram) -> list[HistRow]:
+        """The non-empty buckets of `query`, ordered by window, measurement and bucket."""
 
     async def last_seen(self, measurements: Sequence[str], field: str, *,
                         start: int | None = None, end: int | None = None,

@@ -10,8 +10,7 @@ from api.kpis.catalog import KPIS
 from citypilot.cli import app
 from tests.api.conftest import Live
 from tests.api.test_routes import PERIOD
-
-RAW_BY_DESIGN = {"ingest_delay_p95", "rejection_rate", "devices_online"}
+from tests.contract.test_rollups import RAW_BY_DESIGN
 
 
 async def rollup(live: Live, *args: str) -> tuple[int, str]:

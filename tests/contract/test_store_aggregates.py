@@ -9,7 +9,18 @@ import math
 import pytest
 
 from ingest.model import Point
-from ingest.stores.base import Aggregate, AggRow, Distinct, Reader, Rollup, Stat, Store
+from ingest.stores.base import (
+    Aggregate,
+    AggRow,
+    Distinct,
+    Histogram,
+    HistRow,
+    Reader,
+    Rollup,
+    Stat,
+    Store,
+)
+from ingest.stores.histogram import bucket
 
 S = 10**9
 HOUR = 3600 * S
@@ -58,6 +69,30 @@ async def test_p95_follows_influxdbs_nearest_rank(store: Store, reader: Reader) 
         q = Aggregate(("air_quality",), "no2", Stat.P95, ((T0, T0 + n * S),))
         [row] = await reader.aggregate(q)
         assert row.value == math.floor(n * 95 / 100 + 0.5), n
+
+
+async def test_histogram_counts_per_window_measurement_and_bucket(
+        store: Store, reader: Reader) -> None:
+    delays = [0.0, -0.25, 0.5, 0.5, 0.502, 3.0, 7200.0]
+    await store.write([Point("air_quality", (("pilot", "p1"), ("gateway", "g1"), ("device", "d1")),
+                             {"ingest_delay_s": d}, T0 + i * S) for i, d in enumerate(delays)]
+                      + [use(T0 + S, "u1"), aq("d9", T0, pilot="p2")])
+    q = Histogram(("air_quality", "event"), "ingest_delay_s", ((T0, T0 + 4 * S),
+                                                               (T0 + 3 * S, T0 + HOUR)),
+                  where=(("pilot", ("p1",)),))
+    got = await reader.histogram(q)
+    want: dict[tuple[int, str, int], int] = {}
+    for w, (lo, hi) in enumerate(q.windows):
+        for i, d in enumerate(delays):
+            if lo <= T0 + i * S < hi:
+                key = (w, "air_quality", bucket(d))
+                want[key] = want.get(key, 0) + 1
+    want[(0, "event", bucket(0.5))] = 1
+    assert got == [HistRow(w, m, k, n) for (w, m, k), n in sorted(want.items())]
+    assert bucket(0.5) == bucket(0.502) != bucket(3.0)  # 1 % buckets: 0.4 % apart share one
+    coarse = await reader.histogram(Histogram(("air_quality",), "ingest_delay_s",
+                                              ((T0, T0 + HOUR),), accuracy=0.5))
+    assert {r.bucket for r in coarse} == {bucket(d, 0.5) for d in [*delays, 1.0]}
 
 
 async def test_count_distinct_and_tag_in_filter(store: Store, reader: Reader) -> None:

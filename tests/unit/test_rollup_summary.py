@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from api.kpis.rollups.summary import finish
+from api.kpis.rollups.summary import add_hist, encode_hist, finish
 
 
 def test_mean_and_energy_sum_are_derived_from_the_parts() -> None:
@@ -20,3 +20,14 @@ def test_a_field_that_landed_between_the_part_queries_is_left_for_the_next_pass(
     assert got == {"pm25__count": 1.0, "pm25__max": 7.0, "pm25__mean": 7.0,
                    "pm25__min": 7.0, "pm25__sum": 7.0}
     assert finish({"battery__sum": 80.0}) == {}
+
+
+def test_a_delay_histogram_round_trips_and_adds_up() -> None:
+    counts = {-3: 1, 0: 2, 1: 5, 2: 1, 400: 7}
+    text = encode_hist(3600 * 10**9, counts)
+    assert text == "3600000000000;-3:1,3:2,1:5,1:1,398:7"  # steps from the bucket before
+    total: dict[int, int] = {}
+    add_hist(total, text)
+    add_hist(total, encode_hist(7200 * 10**9, {1: 1}))
+    add_hist(total, encode_hist(7200 * 10**9, {}))
+    assert total == {**counts, 1: 6}

@@ -5,11 +5,14 @@ that rollups are exact is that every KPI computed through this reader equals the
 computed from raw points (tests/contract/test_rollups.py). The horizon is where rollups end
 (`Horizon`): the worker's `complete_until`, never later than the start of the current hour;
 without any rollup state everything is read raw. Each answer notes whether it used rollups
-(`sources`), which the API reports as the KPI's `source`.
+(`sources`), which the API reports as the KPI's `source`. One answer is not exact by design:
+the 95th percentile of the ingest delay, read off the hourly histograms within their stated
+relative error (`ingest.stores.histogram`), which the KPI's formula states.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -18,22 +21,32 @@ from typing import Self
 from zoneinfo import ZoneInfo
 
 from api.kpis.periods import from_ns, midnight
-from api.kpis.rollups.plan import HOUR_NS, plan
-from api.kpis.rollups.summary import USERS_FIELD, USERS_MEASUREMENT, users_of
+from api.kpis.rollups.cache import ResultCache
+from api.kpis.rollups.plan import HOUR_NS, plan, split_point
+from api.kpis.rollups.summary import (
+    HIST_FIELD,
+    USERS_FIELD,
+    USERS_MEASUREMENT,
+    add_hist,
+    users_of,
+)
 from api.kpis.rollups.worker import State, read_state
-from ingest.model import EVENT_MEASUREMENT, Point
+from ingest.model import DELAY_FIELD, EVENT_MEASUREMENT, Point
 from ingest.stores.base import (
     Aggregate,
     AggRow,
     DeadLetter,
     Dirty,
     Distinct,
+    Histogram,
+    HistRow,
     Reader,
     Seen,
     Stat,
     TagFilter,
     Window,
 )
+from ingest.stores.histogram import ACCURACY, percentile
 
 _USER_FILTERS = frozenset({"pilot", "service", "type"})
 
@@ -64,18 +77,23 @@ class Horizon:
 
 class RollupReader:
     """`raw` and `rollups` are readers (the same store, two namespaces); `timezone(pilot)`
-    gives the pilot's zone (local days of the user sets)."""
+    gives the pilot's zone (local days of the user sets); `accuracy` is the worker's, of the
+    delay histograms; `cache` keeps the answers of finished periods (`service.compute_many`
+    uses it; None: no caching)."""
 
     def __init__(self, raw: Reader, rollups: Reader, timezone: Callable[[str], ZoneInfo],
-                 horizon: Horizon | None = None) -> None:
+                 horizon: Horizon | None = None, accuracy: float = ACCURACY,
+                 cache: ResultCache | None = None) -> None:
         self.raw, self.rollups, self._timezone = raw, rollups, timezone
         self.horizon = horizon or Horizon(rollups)
+        self.accuracy, self.cache = accuracy, cache
         self.url_scheme = raw.url_scheme
         self.sources: set[str] = set()
 
     def scoped(self) -> RollupReader:
         """The same reader with sources of its own (one per KPI answered)."""
-        return RollupReader(self.raw, self.rollups, self._timezone, self.horizon)
+        return RollupReader(self.raw, self.rollups, self._timezone, self.horizon,
+                            self.accuracy, self.cache)
 
     # The readers are entered by whoever opened them; what rollups do not hold is raw.
     async def __aenter__(self) -> Self:
@@ -109,12 +127,19 @@ class RollupReader:
     async def dirty(self, since: int | None = None) -> list[Dirty]:
         return await self.raw.dirty(since)
 
+    async def histogram(self, query: Histogram) -> list[HistRow]:
+        return await self.raw.histogram(query)
+
     async def aggregate(self, query: Aggregate) -> list[AggRow]:
         horizon = await self.horizon.until()
         if query.stat is Stat.COUNT_DISTINCT and horizon is not None:
             counted = await self._count_users(query, horizon)
             if counted is not None:
                 return counted
+        if query.stat is Stat.P95 and horizon is not None:
+            delays = await self._delay_percentile(query, horizon)
+            if delays is not None:
+                return delays
         found = plan(query, horizon) if horizon is not None else None
         if found is None:
             self.sources.add("raw")
@@ -134,6 +159,40 @@ class RollupReader:
             return await self.raw.distinct(query)
         self.sources.add("rollup")
         return await self._users(query, days)
+
+    async def _delay_percentile(self, query: Aggregate, horizon: int) -> list[AggRow] | None:
+        """The delay P95 per window and measurement from the hourly histograms, the hours
+        after the horizon counted from raw points; None when histograms cannot answer
+        (another field or filter, groups, windows not starting on a whole hour)."""
+        if (query.field != DELAY_FIELD or query.by or query.inner is not None
+                or query.every_s is not None or query.prefix is not None
+                or any(key != "pilot" for key, _ in query.where)):
+            return None
+        cuts = [split_point(w, horizon, query) for w in query.windows]
+        heads = [(i, (lo, cut)) for i, ((lo, _), cut) in enumerate(zip(query.windows, cuts,
+                                                                        strict=True)) if cut > lo]
+        if not heads:
+            return None
+        self.sources.add("rollup")
+        counts: dict[tuple[int, str], dict[int, int]] = {}
+        rolled = await asyncio.gather(*(self.rollups.distinct(Distinct(
+            m, HIST_FIELD, tuple(w for _, w in heads), query.where)) for m in query.measurements))
+        for measurement, sets in zip(query.measurements, rolled, strict=True):
+            for (i, _), texts in zip(heads, sets, strict=True):
+                for text in texts:
+                    add_hist(counts.setdefault((i, measurement), {}), text)
+        tails = [(i, (cut, hi)) for i, ((_, hi), cut) in enumerate(zip(query.windows, cuts,
+                                                                        strict=True)) if hi > cut]
+        if tails:
+            for r in await self.raw.histogram(Histogram(
+                    query.measurements, query.field, tuple(w for _, w in tails), query.where,
+                    self.accuracy)):
+                have = counts.setdefault((tails[r.window][0], r.measurement), {})
+                have[r.bucket] = have.get(r.bucket, 0) + r.count
+        rows = [AggRow(i, m, (), value, query.windows[i][0]) for (i, m), found
+                in sorted(counts.items())
+                if (value := percentile(found, 95, self.accuracy)) is not None]
+        return rows
 
     async def _count_users(self, query: Aggregate, horizon: int) -> list[AggRow] | None:
         if query.by or query.inner is not None or len(query.measurements) != 1:

@@ -5,7 +5,10 @@ energy sum of levels in dB), asked of the store with the same aggregate queries 
 so that the database does the scanning. For each local day: the distinct pseudonymous users of
 each (service, type), kept as a set (never a sketch, so weeks, months and returning users stay
 exact), written in chunks of at most `CHUNK_USERS` ids a point (InfluxDB's strings are capped
-at 64 KiB). Writing the result for a slot again replaces it: recomputing is idempotent.
+at 64 KiB). For each hour and measurement: the ingest delays as counts per fixed log bucket
+(`ingest.stores.histogram`), one string a point (`HIST_FIELD`; at most ~3,900 buckets, well
+under the cap), from which a delay percentile is read within the buckets' relative error.
+Writing the result for a slot again replaces it: recomputing is idempotent.
 """
 
 from __future__ import annotations
@@ -14,14 +17,15 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from api.kpis.rollups.plan import rollup_field
-from ingest.model import DEAD_LETTER_MEASUREMENT, EVENT_MEASUREMENT, Point
-from ingest.stores.base import Aggregate, Distinct, Stat, Window
+from ingest.model import DEAD_LETTER_MEASUREMENT, DELAY_FIELD, EVENT_MEASUREMENT, Point
+from ingest.stores.base import Aggregate, Distinct, Histogram, Stat, Window
 from ingest.units import lookup
 
 SERIES_TAGS = ("gateway", "device", "service", "type")
 USERS_MEASUREMENT = "users"  # in the rollup namespace: a local day's set of users
 USERS_FIELD = "users"
 CHUNK_USERS = 500
+HIST_FIELD = rollup_field(DELAY_FIELD, "hist")  # in each measurement, tagged by pilot only
 _STATS = {"count": Stat.COUNT, "sum": Stat.SUM, "min": Stat.MIN, "max": Stat.MAX}
 
 
@@ -82,6 +86,42 @@ def finish(parts: dict[str, float]) -> dict[str, float]:
         if e10 in parts:
             out[e10] = parts[e10] * n  # the store gives the energy mean
     return dict(sorted(out.items()))
+
+
+async def delay_points(raw: object, pilot: str, measurements: Sequence[str],
+                       hours: Sequence[Window], accuracy: float) -> list[Point]:
+    """The delay histograms of `pilot` for `hours`: one point per measurement and hour."""
+    if not measurements:
+        return []
+    rows = await raw.histogram(Histogram(  # type: ignore[attr-defined]
+        tuple(measurements), DELAY_FIELD, tuple(hours), where=(("pilot", (pilot,)),),
+        accuracy=accuracy))
+    counts: dict[tuple[int, str], dict[int, int]] = defaultdict(dict)
+    for r in rows:
+        counts[(r.window, r.measurement)][r.bucket] = r.count
+    return [Point(measurement, (("pilot", pilot),),
+                  {HIST_FIELD: encode_hist(hours[w][0], found)}, hours[w][0])
+            for (w, measurement), found in sorted(counts.items())]
+
+
+def encode_hist(hour: int, counts: dict[int, int]) -> str:
+    """`hour;k:n,k:n...`, each bucket k as the step from the one before (mostly 1). The hour
+    keeps two hours' equal histograms apart in a set of strings (`Distinct`)."""
+    out, last = [], 0
+    for k in sorted(counts):
+        out.append(f"{k - last}:{counts[k]}")
+        last = k
+    return f"{hour};{','.join(out)}"
+
+
+def add_hist(into: dict[int, int], text: str) -> None:
+    """Add the counts of an encoded histogram to `into`."""
+    k = 0
+    for entry in text.partition(";")[2].split(","):
+        if entry:
+            step, _, n = entry.partition(":")
+            k += int(step)
+            into[k] = into.get(k, 0) + int(n)
 
 
 async def day_points(raw: object, pilot: str, days: Sequence[Window]) -> list[Point]:

@@ -24,10 +24,12 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from api.kpis.periods import from_ns, midnight
+from api.kpis.rollups.cache import change_point
 from api.kpis.rollups.plan import HOUR_NS
-from api.kpis.rollups.summary import day_points, hour_points
+from api.kpis.rollups.summary import day_points, delay_points, hour_points
 from ingest.model import DEAD_LETTER_MEASUREMENT, DELAY_FIELD, STATUS_MEASUREMENT, Point
 from ingest.stores.base import ALL_TIME, Aggregate, Reader, Stat, Store
+from ingest.stores.histogram import ACCURACY
 
 log = logging.getLogger(__name__)
 STATE_MEASUREMENT = "rollup_state"
@@ -81,11 +83,14 @@ def local_days(hours: Iterable[int], tz: ZoneInfo) -> list[tuple[int, int]]:
 
 class Worker:
     """`raw` reads points and dirty marks; `out` writes and `rollups` reads the rollup
-    namespace; `timezone` gives a pilot's zone (the registry's, UTC when unregistered)."""
+    namespace; `timezone` gives a pilot's zone (the registry's, UTC when unregistered);
+    `accuracy` is the delay histograms' (readers must use the same: a change needs a
+    `--rebuild`)."""
 
     def __init__(self, raw: Reader, out: Store, rollups: Reader,
-                 timezone: Callable[[str], ZoneInfo]) -> None:
+                 timezone: Callable[[str], ZoneInfo], accuracy: float = ACCURACY) -> None:
         self.raw, self.out, self.rollups, self.timezone = raw, out, rollups, timezone
+        self.accuracy = accuracy
         self.done: dict[tuple[str, int], int] = {}  # (pilot, hour) -> when recomputed
         self.last: Pass | None = None  # the newest finished pass
 
@@ -93,17 +98,20 @@ class Worker:
                         progress: Callable[[int], None] | None = None) -> tuple[int, int]:
         """Rewrite the rollups of `pilot` for the given hour starts and their local days."""
         fields = await self.raw.fields()
+        delayed = sorted(m for m, names in fields.items() if DELAY_FIELD in names)
         hours = sorted(set(hours))
         for i in range(0, len(hours), BATCH_HOURS):
-            batch = hours[i:i + BATCH_HOURS]
-            points = await hour_points(self.raw, pilot, fields,
-                                       [(h, h + HOUR_NS) for h in batch])
-            await self._write(points)
+            windows = [(h, h + HOUR_NS) for h in hours[i:i + BATCH_HOURS]]
+            await self._write(await hour_points(self.raw, pilot, fields, windows))
+            await self._write(await delay_points(self.raw, pilot, delayed, windows,
+                                                 self.accuracy))
             if progress is not None:
-                progress(len(batch))
+                progress(len(windows))
         days = local_days(hours, self.timezone(pilot))
         for i in range(0, len(days), 31):
             await self._write(await day_points(self.raw, pilot, days[i:i + 31]))
+        if hours:  # after the rollups: what answers cached by readers it makes stale
+            await self._write([change_point(pilot, hours, time.time_ns())])
         return len(hours), len(days)
 
     async def _write(self, points: list[Point]) -> None:

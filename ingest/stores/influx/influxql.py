@@ -17,6 +17,7 @@ statement of its own; all go to InfluxDB together (`;`-separated).
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -32,11 +33,14 @@ from ingest.stores.base import (
     DeadLetter,
     Dirty,
     Distinct,
+    Histogram,
+    HistRow,
     Seen,
     Stat,
     StoreRejected,
     TagFilter,
 )
+from ingest.stores.histogram import bucket
 
 _LN10_OVER_10 = math.log(10) / 10  # 10**(x/10) == exp(x * ln(10) / 10)
 _FUNCTIONS = {Stat.MEAN: "mean", Stat.MIN: "min", Stat.MAX: "max", Stat.SUM: "sum",
@@ -237,6 +241,24 @@ def distinct_sets(q: Distinct, plan: list[Run], results: list[list[Series]]
                 if row[1] is not None:
                     sets[run.window(int(row[0]))].add(str(row[1]))
     return sets
+
+
+def histogram_statements(q: Histogram) -> list[str]:
+    """The values themselves, a statement per window: InfluxQL cannot group by a value,
+    so the buckets are counted here (`histogram_rows`), a window's answer at a time."""
+    return [f"SELECT {quote_ident(q.field)} FROM {_sources(q.measurements)}"
+            f"{_where(conditions(q.where, lo, hi))}" for lo, hi in q.windows]
+
+
+def histogram_rows(q: Histogram, results: list[list[Series]]) -> list[HistRow]:
+    rows: list[HistRow] = []
+    for window, series_list in enumerate(results):
+        for series in sorted(series_list, key=lambda s: str(s["name"])):
+            counts = Counter(bucket(float(row[1]), q.accuracy)
+                             for row in series.get("values") or [] if row[1] is not None)
+            rows += [HistRow(window, str(series["name"]), k, n)
+                     for k, n in sorted(counts.items())]
+    return rows
 
 
 def last_seen_statement(measurements: Sequence[str], field: str, start: int | None,

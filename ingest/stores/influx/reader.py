@@ -19,6 +19,8 @@ from ingest.stores.base import (
     DeadLetter,
     Dirty,
     Distinct,
+    Histogram,
+    HistRow,
     Seen,
     TagFilter,
 )
@@ -50,6 +52,10 @@ class InfluxReader(OverHttp):
     async def distinct(self, query: Distinct) -> list[set[str]]:
         statements, plan = influxql.distinct_statements(query)
         return influxql.distinct_sets(query, plan, await self._http.results(statements))
+
+    async def histogram(self, query: Histogram) -> list[HistRow]:
+        statements = influxql.histogram_statements(query)
+        return influxql.histogram_rows(query, await self._http.results(statements))
 
     async def last_seen(self, measurements: Sequence[str], field: str, *,
                         start: int | None = None, end: int | None = None,

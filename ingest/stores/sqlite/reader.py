@@ -8,7 +8,17 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from ingest.model import Point
-from ingest.stores.base import Aggregate, AggRow, DeadLetter, Dirty, Distinct, Seen, TagFilter
+from ingest.stores.base import (
+    Aggregate,
+    AggRow,
+    DeadLetter,
+    Dirty,
+    Distinct,
+    Histogram,
+    HistRow,
+    Seen,
+    TagFilter,
+)
 from ingest.stores.sqlite import sql
 from ingest.stores.sqlite.connection import OnConnection
 
@@ -29,6 +39,9 @@ class SqliteReader(OnConnection):
 
     async def distinct(self, query: Distinct) -> list[set[str]]:
         return await self._run(lambda conn: sql.distinct(conn, query))
+
+    async def histogram(self, query: Histogram) -> list[HistRow]:
+        return await self._run(lambda conn: sql.histogram(conn, query))
 
     async def last_seen(self, measurements: Sequence[str], field: str, *,
                         start: int | None = None, end: int | None = None,

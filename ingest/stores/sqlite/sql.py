@@ -25,14 +25,18 @@ from ingest.stores.base import (
     DeadLetter,
     Dirty,
     Distinct,
+    Histogram,
+    HistRow,
     Seen,
     Stat,
     TagFilter,
     Window,
 )
+from ingest.stores.histogram import bucket
 from ingest.stores.sqlite.connection import TAGS
 
 _EXP10 = "cp_exp10"  # registered per connection: SQLite's math functions are a build option
+_BUCKET = "cp_bucket"  # `histogram.bucket` itself, so that both stores agree on every edge
 _SQL = {Stat.MEAN: "AVG({x})", Stat.MIN: "MIN({x})", Stat.MAX: "MAX({x})",
         Stat.SUM: "SUM({x})", Stat.COUNT: "COUNT(*)",
         Stat.COUNT_DISTINCT: "COUNT(DISTINCT COALESCE(p.str, p.num))",
@@ -156,6 +160,20 @@ def distinct(conn: sqlite3.Connection, q: Distinct) -> list[set[str]]:
     for i, value in rows:
         sets[int(i)].add(str(value))
     return sets
+
+
+def histogram(conn: sqlite3.Connection, q: Histogram) -> list[HistRow]:
+    conn.create_function(_BUCKET, 2, bucket, deterministic=True)
+    head, args = _windows(q.windows)
+    marks = ", ".join("?" for _ in q.measurements)
+    tags, tag_args = conditions(q.where)
+    rows = conn.execute(
+        f"{head} SELECT w.i, p.measurement, {_BUCKET}(p.num, ?) AS b, COUNT(*) "
+        f"FROM w CROSS JOIN points p WHERE p.measurement IN ({marks}) AND p.field = ? "
+        f"AND p.ts >= w.lo AND p.ts < w.hi AND p.num IS NOT NULL{tags} "
+        "GROUP BY w.i, p.measurement, b ORDER BY w.i, p.measurement, b",
+        [*args, float(q.accuracy), *q.measurements, q.field, *tag_args]).fetchall()
+    return [HistRow(int(i), str(m), int(b), int(n)) for i, m, b, n in rows]
 
 
 def last_seen(conn: sqlite3.Connection, measurements: Sequence[str], field: str,
