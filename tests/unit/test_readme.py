@@ -38,3 +38,13 @@ def test_connect_your_gateways_example_is_a_valid_configuration() -> None:
         "ttn-v3", "chirpstack-v4", "zigbee2mqtt", "tasmota", "influx-lp", "sparkplug-b"}
     for source in sources:
         decoder_for(source)
+
+
+def test_registry_example_is_a_valid_registry() -> None:
+    from api.catalog import parse_registry
+
+    section = README.read_text().split("### The pilot registry", 1)[1]
+    block = re.search(r"```toml\n(.*?)```", section, re.S)
+    assert block, "the section lost its TOML example"
+    [pilot] = parse_registry(block.group(1), ".toml").pilots
+    assert pilot.devices[0].installed is not None
