@@ -134,6 +134,10 @@ async def test_devices_with_status_and_filters(live: Live) -> None:
     x1 = by_id[("g2", "x1")]
     assert (x1["registered"], x1["kind"], x1["interval_s"]) == (False, "air_quality", 300.0)
     assert x1["last_seen"].startswith("2024-01-16T00:05:00")  # 01:05 Berlin, in UTC
+    # Unregistered and sending only events: listed under the service its events name.
+    kiosk = by_id[("g1", "kiosk1")]
+    assert (kiosk["registered"], kiosk["kind"], kiosk["service"], kiosk["kinds_seen"]) == (
+        False, None, "kiosk", ["event"])
     online = (await live.get("/api/v1/devices", "operator", pilot="p1", online="true")).json()
     assert [d["id"] for d in online] == ["aq1"]
     parking = (await live.get("/api/v1/devices", "operator", kind="parking")).json()

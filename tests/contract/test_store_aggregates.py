@@ -149,6 +149,13 @@ async def test_first_and_last_seen_and_measurements(store: Store, reader: Reader
                                     where=(("pilot", ("p1",)),))
     assert [(s.device, s.ts) for s in first] == [("d1", T0 + S)]
     assert await reader.first_seen([], "ingest_delay_s") == []
+    # Per the events' service too (readings carry none): what the fleet lists devices under.
+    await store.write([use(T0 + 7 * S, "bob", device="d1", service="kiosk")])
+    seen = await reader.last_seen(["air_quality", "event"], "ingest_delay_s", by=("service",),
+                                  where=(("pilot", ("p1",)),))
+    assert [(s.measurement, s.tag("service"), s.ts) for s in seen] == [
+        ("air_quality", "", T0 + S), ("event", "kiosk", T0 + 7 * S),
+        ("event", "parking", T0 + 5 * S)]
 
 
 @pytest.mark.parametrize("hostile", ["p1' OR '1'='1", 'p1" OR 1=1 --', "p1\\", "x\ny", "/.*/"])

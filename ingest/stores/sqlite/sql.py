@@ -159,16 +159,18 @@ def distinct(conn: sqlite3.Connection, q: Distinct) -> list[set[str]]:
 
 
 def seen(conn: sqlite3.Connection, newest: bool, measurements: Sequence[str], field: str,
-         start: int | None, end: int | None, where: TagFilter) -> list[Seen]:
-    """The newest (or oldest) point of `field` per measurement and device."""
+         start: int | None, end: int | None, where: TagFilter, by: Sequence[str] = ()
+         ) -> list[Seen]:
+    """The newest (or oldest) point of `field` per measurement, device and `by` tags."""
     marks = ", ".join("?" for _ in measurements)
     tags, tag_args = conditions(where, start, end)
-    sql = (f"SELECT measurement, pilot, gateway, device, {'MAX' if newest else 'MIN'}(ts) "
-           f"FROM points p "
+    keys = ", ".join(["measurement", "pilot", "gateway", "device", *map(_column, by)])
+    sql = (f"SELECT {keys}, {'MAX' if newest else 'MIN'}(ts) FROM points p "
            f"WHERE measurement IN ({marks}) AND field = ?{tags}")
-    rows = conn.execute(sql + " GROUP BY measurement, pilot, gateway, device",
-                        [*measurements, field, *tag_args]).fetchall()
-    seen = [Seen(str(m), str(p), str(g), str(d), int(ts)) for m, p, g, d, ts in rows]
+    rows = conn.execute(sql + f" GROUP BY {keys}", [*measurements, field, *tag_args]).fetchall()
+    seen = [Seen(str(m), str(p), str(g), str(d), int(row[-1]),
+                 tuple((k, str(v)) for k, v in zip(by, row[4:-1], strict=True)))
+            for row in rows for m, p, g, d in [row[:4]]]
     return sorted(seen, key=Seen.order)
 
 
