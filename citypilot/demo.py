@@ -3,10 +3,9 @@
 An embedded MQTT broker (amqtt: pure Python, so no root and no Mosquitto needed), the
 collector with the SQLite store, the rollup worker (a pass every `ROLLUP_INTERVAL_S`, so the
 KPIs of the backfilled history read rollups as in production), and the simulators publishing a
-small pilot, with a live summary on stderr: messages in (and the current rate), points stored
-per kind, dead letters per reason. The embedded
-broker speaks only MQTT 3.1.1, so the collector falls back to it (logged); production runs
-Mosquitto (see deploy/).
+small pilot, with a live summary on stderr (`status.py`: a table redrawn in place on a
+terminal, a line per interval otherwise). The embedded broker speaks only MQTT 3.1.1, so the
+collector falls back to it (logged); production runs Mosquitto (see deploy/).
 """
 
 from __future__ import annotations
@@ -20,8 +19,8 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from citypilot.settings import Settings
+from citypilot.status import CurrentRate, report, summary_line
 from citypilot.wiring import build_collector, run_until_signalled
-from ingest.collector import Collector
 from ingest.gateway.broker import embedded_broker
 
 if TYPE_CHECKING:
@@ -43,36 +42,6 @@ def pick_port(preferred: int) -> int:
 
 
 ROLLUP_INTERVAL_S = 10.0  # the production default is 60 s; a demo should not make you wait
-
-
-class CurrentRate:
-    """Messages per second over the last report interval (not the average since start,
-    which decays while the simulators send at a steady rate)."""
-
-    def __init__(self, count: int, at: float) -> None:
-        self._count, self._at = count, at
-
-    def update(self, count: int, at: float) -> float:
-        rate = (count - self._count) / max(1e-9, at - self._at)
-        self._count, self._at = count, at
-        return rate
-
-
-def summary_line(c: Collector, rate: float) -> str:
-    st = c.stats
-    kinds = ", ".join(f"{k} {n}" for k, n in st.by_kind.most_common(6)) or "-"
-    reasons = ", ".join(f"{r} {n}" for r, n in st.by_reason.most_common(4))
-    return (f"in {st.received} msgs ({rate:,.0f}/s) | stored {st.stored} points: {kinds} | "
-            f"dead letters {st.dead_letters}" + (f" ({reasons})" if reasons else "")
-            + (f" | spooled {st.spooled}" if st.spooled else ""))
-
-
-async def _report(c: Collector, every_s: float) -> None:
-    rate = CurrentRate(c.stats.received, time.monotonic())
-    while True:
-        await asyncio.sleep(every_s)
-        now = rate.update(c.stats.received, time.monotonic())
-        sys.stderr.write(summary_line(c, now) + "\n")
 
 
 async def _rollups(settings: Settings) -> None:
@@ -111,7 +80,7 @@ async def _run_on(settings: Settings, port: int, api_port: int | None,
     async with asyncio.TaskGroup() as tg:
         run_task = tg.create_task(run_until_signalled(collector), name="collector")
         helpers: list[asyncio.Task[Any]] = [
-            tg.create_task(_report(collector, report_every_s), name="summary"),
+            tg.create_task(report(collector.stats, report_every_s), name="summary"),
             tg.create_task(_rollups(settings), name="rollups")]
         if api_port:
             helpers.append(tg.create_task(_serve_api(settings, api_port), name="api"))
@@ -122,7 +91,7 @@ async def _run_on(settings: Settings, port: int, api_port: int | None,
         for task in helpers:
             task.cancel()
     average = overall.update(collector.stats.received, time.monotonic())
-    sys.stderr.write(summary_line(collector, average) + "\n")
+    sys.stderr.write(summary_line(collector.stats, average) + "\n")
 
 
 def demo_key(settings: Settings) -> str:
