@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Iterator, MutableMapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -205,11 +206,15 @@ def up(
     web_port = all_in_one.pick_port(api_port) if api_port else None
 
     backfill_s = parse_duration(backfill)
+    options = SimulateOptions(rate=rate, duration_s=365 * 86400.0, backfill_s=backfill_s,
+                              client_id="citypilot-demo")
+    if demo:  # the simulated devices are registered, as an operator would register them
+        from simulators.fleet import build
+
+        all_in_one.register_fleet(s, (unit.info for unit in build(options.fleet)))
 
     async def feed(url: str, history: all_in_one.Backfill) -> object:
-        opts = SimulateOptions(mqtt_url=url, rate=rate, duration_s=365 * 86400.0,
-                               backfill_s=backfill_s, client_id="citypilot-demo")
-        return await run_async(opts, history=history)
+        return await run_async(replace(options, mqtt_url=url), history=history)
 
     asyncio.run(all_in_one.run(s, port=broker_port, api_port=web_port,
                                publisher=feed if (demo or simulate) else None,

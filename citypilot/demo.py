@@ -15,7 +15,7 @@ import logging
 import socket
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from citypilot.settings import Settings
@@ -25,7 +25,9 @@ from ingest.collector import Collector
 from ingest.gateway.broker import embedded_broker
 
 if TYPE_CHECKING:
+    from api.catalog import Registry
     from api.options import ApiOptions
+    from simulators.fleet import DeviceInfo
     from simulators.summary import Message
 
 log = logging.getLogger(__name__)
@@ -125,6 +127,37 @@ async def _run_on(settings: Settings, port: int, api_port: int | None,
             task.cancel()
     average = overall.update(collector.stats.received, time.monotonic())
     sys.stderr.write(summary_line(collector.stats, average, history) + "\n")
+
+
+def fleet_registry(devices: Iterable[DeviceInfo], timezones: Mapping[str, str] | None = None
+                   ) -> Registry:
+    """The simulated pilots as an operator would register them: each device's kind or
+    service, reporting interval and capacity, so that KPIs expect what the devices send
+    (unregistered, they would be expected every `default_interval_s`)."""
+    from api.catalog import Device, Pilot, Registry
+
+    by_pilot: dict[str, list[Device]] = {}
+    for d in devices:
+        if d.role != "gateway":
+            sensor = d.role == "sensor"
+            by_pilot.setdefault(d.pilot, []).append(Device(
+                id=d.device, gateway=d.gateway, interval_s=d.interval_s,
+                kind=d.kind if sensor else None, service=None if sensor else d.kind,
+                capacity=d.capacity))
+    return Registry(pilots=tuple(
+        Pilot(id=p, name=p.replace("-", " ").title(), timezone=(timezones or {}).get(p, "UTC"),
+              devices=tuple(found)) for p, found in by_pilot.items()))
+
+
+def register_fleet(settings: Settings, devices: Iterable[DeviceInfo]) -> list[str]:
+    """Load the simulated pilots into the catalogue (replacing earlier demo entries)."""
+    from api.catalog import Catalog
+
+    catalog = Catalog(settings.catalog_url)
+    try:
+        return catalog.load(fleet_registry(devices))
+    finally:
+        catalog.close()
 
 
 def demo_key(settings: Settings) -> str:

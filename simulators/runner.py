@@ -66,6 +66,10 @@ class SimulateOptions:
     connect_timeout_s: float = 10.0
     ack_timeout_s: float = 60.0
 
+    @property
+    def fleet(self) -> FleetSpec:
+        return FleetSpec(self.pilots, self.gateways, self.devices, self.seed, self.pilot_prefix)
+
     def __post_init__(self) -> None:
         if self.rate < 0 or self.duration_s < 0 or self.backfill_s < 0:
             raise ValueError("rate, duration and backfill must not be negative")
@@ -119,8 +123,7 @@ def run(options: SimulateOptions, *, cancel: threading.Event | None = None,
         raise ValueError("the backfill reaches before 2000-01-01: a collector rejects it")
     weights = options.fault_weights
     spec = FaultSpec(options.faults, weights) if weights is not None else FaultSpec(options.faults)
-    scenario = Scenario(FleetSpec(options.pilots, options.gateways, options.devices, options.seed,
-                                  options.pilot_prefix), spec)
+    scenario = Scenario(options.fleet, spec)
     url = parse_broker_url(options.mqtt_url)
     config = PublisherConfig(url, options.client_id or f"citypilot-sim-{uuid.uuid4().hex[:12]}",
                              window=options.window,

@@ -44,6 +44,12 @@ def test_demo_runs_out_of_the_box(tmp_path: Path) -> None:
         me = httpx.get(f"http://127.0.0.1:{api}/api/v1/me",
                        headers={"Authorization": f"Bearer {key.group(1)}"}, timeout=10)
         assert me.status_code == 200 and me.json()["role"] == "admin"
+        # The simulated fleet is registered: KPIs expect each device's own interval.
+        devices = httpx.get(f"http://127.0.0.1:{api}/api/v1/devices", params={
+            "pilot": "pilot-01"}, headers={"Authorization": f"Bearer {key.group(1)}"},
+            timeout=10).json()
+        assert len(devices) == 14 and all(d["registered"] for d in devices)
+        assert {d["service"] for d in devices} >= {"kiosk", "parking", "city_app"}
 
         def rolled_up() -> int:  # the in-process worker summarised the backfilled hour
             n = asyncio.run(stored_count(f"sqlite:///{rollups}", "event", "value__count"))
