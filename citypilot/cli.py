@@ -218,7 +218,7 @@ def up(
 
     asyncio.run(all_in_one.run(s, port=broker_port, api_port=web_port,
                                publisher=feed if (demo or simulate) else None,
-                               backfill_s=backfill_s))
+                               backfill_s=backfill_s if (demo or simulate) else 0.0))
 
 
 def main() -> None:

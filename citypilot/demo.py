@@ -62,7 +62,8 @@ async def _rollups(settings: Settings, history: History) -> None:
 class Backfill:
     """The simulators' history, stored through the collector's decoders and store in large
     batches (`HistorySink`; called from the simulator's thread): over the embedded broker,
-    four weeks took minutes, and amqtt logged PUBACK timeouts under that load."""
+    four weeks took about three minutes, and amqtt can time out waiting for PUBACKs under
+    that load."""
 
     def __init__(self, collector: Collector, history: History,
                  loop: asyncio.AbstractEventLoop) -> None:

@@ -65,6 +65,9 @@ class History:
             log.info("rollups cover the history: %.1f s after the start", self.rolled_s)
 
     def rows(self) -> list[tuple[str, str]]:
+        """What the summary shows (nothing without a backfill)."""
+        if not self.span_s:
+            return []
         if self.stored_s is not None:
             stored = f"{_span(self.span_s)} stored ({self.stored_s:.0f} s)"
         else:

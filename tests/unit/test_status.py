@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from citypilot.status import report
+from citypilot.status import History, report
 from ingest.collector import Stats
 from tests.support import eventually
 
@@ -58,3 +58,17 @@ async def test_a_terminal_gets_one_table_redrawn_in_place(monkeypatch: pytest.Mo
     assert re.search(r"\x1b\[\d*A", text), "the table must be redrawn, not appended"
     assert "in 10 msgs" not in text  # no plain lines on a terminal
     assert sys.stderr is tty  # the redirect ends with the table
+
+
+def test_the_history_rows_follow_the_backfill() -> None:
+    history = History(span_s=4 * 86400, began=0.0)
+    assert history.rows() == [("history", "0% of 4 days stored"), ("rollups", "building")]
+    history.stored_batch(0, 86400_000)
+    assert history.rows()[0] == ("history", "25% of 4 days stored")
+    history.stored_all()
+    history.rolled_up(pass_began_ns=0)  # a pass begun before the history was stored
+    assert history.rolled_s is None
+    assert history.stored_ns is not None
+    history.rolled_up(pass_began_ns=history.stored_ns)
+    assert history.rows()[1][1].startswith("up to date (")
+    assert History(span_s=0.0, began=0.0).rows() == []  # no backfill, nothing to show
