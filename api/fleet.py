@@ -23,6 +23,7 @@ class DeviceView:
     id: str
     entry: Device | None  # None: seen in data only
     kinds: tuple[str, ...]  # measurements it sent readings or events in
+    services: tuple[str, ...]  # services of the events it sent
     last_seen_ns: int | None
     interval_s: float
     state: str | None = None
@@ -46,9 +47,10 @@ class Fleet:
             EVENT_MEASUREMENT]
 
     async def seen(self, pilots: list[str] | None = None) -> list[Seen]:
+        """When each device was last seen, per measurement and (for events) service."""
         where: TagFilter = (("pilot", tuple(pilots)),) if pilots is not None else ()
         return await self.store.last_seen(await self.data_measurements(), DELAY_FIELD,
-                                          where=where)
+                                          where=where, by=("service",))
 
     async def seen_pilots(self) -> set[str]:
         cached = self._seen_pilots
@@ -79,11 +81,14 @@ class Fleet:
         status = {(p.tag("pilot"), p.tag("gateway"), p.tag("device")): p
                   for p in await self.store.latest(STATUS_MEASUREMENT)}
         last: dict[tuple[str, str, str], int] = {}
-        kinds: dict[tuple[str, str, str], list[str]] = {}
+        kinds: dict[tuple[str, str, str], dict[str, None]] = {}  # ordered sets
+        services: dict[tuple[str, str, str], dict[str, None]] = {}
         for s in seen:
             key = (s.pilot, s.gateway, s.device)
             last[key] = max(last.get(key, 0), s.ts)
-            kinds.setdefault(key, []).append(s.measurement)
+            kinds.setdefault(key, {})[s.measurement] = None
+            if s.measurement == EVENT_MEASUREMENT and s.tag("service"):
+                services.setdefault(key, {})[s.tag("service")] = None
         registered = {(p.id, d.gateway, d.id): d for p in entries for d in p.devices}
         out: list[DeviceView] = []
         for key in sorted(set(registered) | set(last)):
@@ -91,7 +96,8 @@ class Fleet:
             state = status.get(key)
             battery = state.fields.get("battery") if state else None
             out.append(DeviceView(
-                *key, entry, tuple(kinds.get(key, ())), last.get(key),
+                *key, entry, tuple(kinds.get(key, ())), tuple(services.get(key, ())),
+                last.get(key),
                 entry.interval_s if entry and entry.interval_s else self.default_interval_s,
                 str(state.fields["state"]) if state and "state" in state.fields else None,
                 battery if isinstance(battery, float) else None))

@@ -47,9 +47,10 @@ class DeviceOut(_Out):
     gateway: str
     id: str
     registered: bool
-    kind: str | None = Field(description="registered kind, else the first kind seen")
-    kinds_seen: list[str]
-    service: str | None
+    kind: str | None = Field(description="registered telemetry kind, else the first seen")
+    kinds_seen: list[str] = Field(description="measurements it sent data in (`event` too)")
+    service: str | None = Field(description="registered service, else the first service "
+                                "its events name")
     location: str | None
     lat: float | None
     lon: float | None

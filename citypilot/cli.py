@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Iterator, MutableMapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -188,8 +189,9 @@ def up(
     api_port: Annotated[int, typer.Option(help="API and console port (0: off)")] = 8000,
     simulate: Annotated[bool, typer.Option(help="run the simulators (default with "
                                            "--demo)")] = False,
-    backfill: Annotated[str, typer.Option(help="history the simulators publish first, "
-                                          "e.g. 1d, 30d")] = "1d",
+    backfill: Annotated[str, typer.Option(help="history the simulators store first (through "
+                                          "the collector's decoders, not the broker), "
+                                          "e.g. 1d, 28d")] = "28d",
     rate: Annotated[float, typer.Option(help="simulated messages/s after the backfill",
                                         min=0.0)] = 20.0,
     config: ConfigOpt = None,
@@ -203,13 +205,20 @@ def up(
     broker_port = all_in_one.pick_port(port)
     web_port = all_in_one.pick_port(api_port) if api_port else None
 
-    async def feed(url: str) -> object:
-        opts = SimulateOptions(mqtt_url=url, rate=rate, duration_s=365 * 86400.0,
-                               backfill_s=parse_duration(backfill), client_id="citypilot-demo")
-        return await run_async(opts)
+    backfill_s = parse_duration(backfill)
+    options = SimulateOptions(rate=rate, duration_s=365 * 86400.0, backfill_s=backfill_s,
+                              client_id="citypilot-demo")
+    if demo:  # the simulated devices are registered, as an operator would register them
+        from simulators.fleet import build
+
+        all_in_one.register_fleet(s, (unit.info for unit in build(options.fleet)))
+
+    async def feed(url: str, history: all_in_one.Backfill) -> object:
+        return await run_async(replace(options, mqtt_url=url), history=history)
 
     asyncio.run(all_in_one.run(s, port=broker_port, api_port=web_port,
-                               publisher=feed if (demo or simulate) else None))
+                               publisher=feed if (demo or simulate) else None,
+                               backfill_s=backfill_s if (demo or simulate) else 0.0))
 
 
 def main() -> None:

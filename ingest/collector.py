@@ -118,6 +118,7 @@ class Collector:
         self.spool = Spool(options.spool_dir, max_bytes=options.spool_max_bytes)
         self._store_ok = True
         self._stopping = asyncio.Event()
+        self._storing = asyncio.Event()  # the store is open: `ingest` may write
         self._warned_unknown: set[str] = set()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -135,6 +136,7 @@ class Collector:
             await asyncio.to_thread(self.spool.open)
             try:
                 async with self.store, asyncio.TaskGroup() as tg:
+                    self._storing.set()
                     background = [tg.create_task(self._drain_loop(), name="spool-drain")]
                     if self.options.metrics_port:
                         app = metrics_http.build_app(self.metrics, self._readiness)
@@ -147,6 +149,7 @@ class Collector:
                     for task in background:
                         task.cancel()
             finally:
+                self._storing.clear()
                 await asyncio.to_thread(self.spool.close)
         log.info("collector stopped: %d received, %d points stored, %d spooled, "
                  "%d dead letters", self.stats.received, self.stats.stored,
@@ -181,14 +184,15 @@ class Collector:
         while pending:
             await complete()
 
-    async def _process(self, batch: list[Message], routes: tuple[Route, ...],
-                       sub: Subscriber) -> None:
+    async def _process(self, batch: Sequence[Message], routes: tuple[Route, ...],
+                       sub: Subscriber | None) -> None:
         points: list[Point] = []
         for msg in batch:
-            decoded = self._decode(msg, routes)
+            decoded = decode(routes, msg.topic, msg.payload, msg.received_ns)
             points.extend(decoded.points)
             for topic, payload in decoded.replies:  # Sparkplug rebirth requests
-                sub.publish(topic, payload, qos=0)
+                if sub is not None:
+                    sub.publish(topic, payload, qos=0)
             for rejection in decoded.rejections:
                 points.append(dead_letter(msg.topic, rejection, msg.received_ns))
             if decoded.skipped:
@@ -199,8 +203,23 @@ class Collector:
         self.metrics.received.inc(len(batch))
         await self._persist(points)
 
-    def _decode(self, msg: Message, routes: tuple[Route, ...]) -> Decoded:
-        return decode(routes, msg.topic, msg.payload, msg.received_ns)
+    async def ingest(self, messages: Sequence[tuple[str, bytes]], received_ns: int,
+                     timeout_s: float = 30.0) -> None:
+        """Store messages that did not come over MQTT (the demo's backfill of weeks, which
+        a broker would take minutes to carry), exactly as if they had: the same decoders,
+        dead letters, counts and spool, with nothing to acknowledge. Each message counts as
+        received a millisecond after the one before it, from `received_ns`, as over a
+        broker: identical rejected messages received in the same millisecond are one dead
+        letter (`ingest.model.dead_letter`). Call it while `run` runs; it waits up to
+        `timeout_s` for the store to open."""
+        try:
+            await asyncio.wait_for(self._storing.wait(), timeout_s)
+        except TimeoutError:
+            raise RuntimeError(f"the collector's store did not open in {timeout_s:g} s; "
+                               "is the collector running?") from None
+        routes = self._links[0][1]
+        await self._process([Message(topic, payload, received_ns + i * 1_000_000, 0, 0, 0)
+                             for i, (topic, payload) in enumerate(messages)], routes, None)
 
     def _note_unknown(self, names: list[str]) -> None:
         self.metrics.unknown_metrics.inc(len(names))

@@ -78,6 +78,9 @@ def build_app(metrics: CollectorMetrics, ready: Callable[[], tuple[bool, dict[st
                              Route("/readyz", readyz)])
 
 
+SHUTDOWN_S = 10.0  # the longest a graceful HTTP shutdown may take once cancelled
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its signal handlers: the collector owns SIGTERM/SIGINT."""
 
@@ -102,7 +105,15 @@ async def serve(app: Starlette, host: str, port: int, *, lifespan: bool = False)
                             access_log=False, log_config=None)
     server = _Server(config)
     log.info("serving http://%s:%d/", host, port)
+    serving = asyncio.ensure_future(server.serve(sockets=[sock]))
     try:
-        await server.serve(sockets=[sock])
+        await asyncio.shield(serving)
+    except asyncio.CancelledError:
+        # Shut down as uvicorn does on a signal (the app's lifespan ends cleanly); cancelling
+        # its task mid-lifespan logged a CancelledError traceback at every Ctrl-C of the demo.
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(serving, SHUTDOWN_S)
+        raise
     finally:
         sock.close()

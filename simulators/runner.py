@@ -6,10 +6,13 @@ the same asyncio loop as the collector, and cancel it like any task. The options
 frozen dataclass: nothing here reads the environment.
 
 The backfill covers `[start - backfill, start)` at each device's own interval and is published
-as fast as the broker acknowledges. The live phase covers `[live_start, live_start + duration)`
-with every interval shrunk to make `rate` messages/s, paced by the wall clock. `live_start` is
-`start` when it was pinned (a reproducible run: same seed, same start, same bytes) and otherwise
-the wall clock when the backfill is done, so live timestamps are real ones.
+as fast as the broker acknowledges, or handed in batches to a `history` sink when one is given
+(`citypilot up --demo` stores weeks of history that way, through the collector's decoders,
+in seconds rather than minutes over its embedded broker). The live phase covers
+`[live_start, live_start + duration)` with every interval shrunk to make `rate` messages/s,
+paced by the wall clock. `live_start` is `start` when it was pinned (a reproducible run: same
+seed, same start, same bytes) and otherwise the wall clock when the backfill is done, so live
+timestamps are real ones.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from ingest.model import MIN_TS_NS
 from ingest.mqtt.options import parse_broker_url
@@ -34,7 +38,7 @@ from simulators.publisher import (
     PublisherConfig,
 )
 from simulators.scenario import Scenario
-from simulators.summary import Summary
+from simulators.summary import Message, Summary
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,10 @@ class SimulateOptions:
     connect_timeout_s: float = 10.0
     ack_timeout_s: float = 60.0
 
+    @property
+    def fleet(self) -> FleetSpec:
+        return FleetSpec(self.pilots, self.gateways, self.devices, self.seed, self.pilot_prefix)
+
     def __post_init__(self) -> None:
         if self.rate < 0 or self.duration_s < 0 or self.backfill_s < 0:
             raise ValueError("rate, duration and backfill must not be negative")
@@ -81,6 +89,17 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+HISTORY_BATCH = 5_000  # messages per `HistorySink.store`
+
+
+class HistorySink(Protocol):
+    """Where the backfill goes instead of the broker; called from the simulator's thread."""
+
+    def store(self, batch: list[Message]) -> None:
+        """Return once `batch` (in due order) is stored."""
+
+    def done(self) -> None:
+        """The whole backfill is stored."""
 
 
 def _now_ms() -> int:
@@ -88,8 +107,10 @@ def _now_ms() -> int:
 
 
 def run(options: SimulateOptions, *, cancel: threading.Event | None = None,
-        progress: ProgressCallback | None = None) -> Summary:
-    """Publish the simulation and return what was sent once the broker acknowledged all of it.
+        progress: ProgressCallback | None = None, history: HistorySink | None = None
+        ) -> Summary:
+    """Publish the simulation and return what was sent once the broker acknowledged all of it
+    (the backfill goes to `history` instead, when given).
 
     Raises `PublishError` (broker unreachable, refused, acks missing) or `ValueError` (bad
     options). When `cancel` is set the run stops soon after, disconnects, and returns the
@@ -102,8 +123,7 @@ def run(options: SimulateOptions, *, cancel: threading.Event | None = None,
         raise ValueError("the backfill reaches before 2000-01-01: a collector rejects it")
     weights = options.fault_weights
     spec = FaultSpec(options.faults, weights) if weights is not None else FaultSpec(options.faults)
-    scenario = Scenario(FleetSpec(options.pilots, options.gateways, options.devices, options.seed,
-                                  options.pilot_prefix), spec)
+    scenario = Scenario(options.fleet, spec)
     url = parse_broker_url(options.mqtt_url)
     config = PublisherConfig(url, options.client_id or f"citypilot-sim-{uuid.uuid4().hex[:12]}",
                              window=options.window,
@@ -119,7 +139,7 @@ def run(options: SimulateOptions, *, cancel: threading.Event | None = None,
         publisher.heartbeat = beat
     try:
         with publisher:
-            _phases(options, scenario, publisher, summary, start)
+            _phases(options, scenario, publisher, summary, start, history)
     except Cancelled:
         summary.cancelled = True
         log.info("simulation cancelled after %d messages", publisher.published)
@@ -134,12 +154,16 @@ def run(options: SimulateOptions, *, cancel: threading.Event | None = None,
 
 
 def _phases(options: SimulateOptions, scenario: Scenario, publisher: Publisher,
-            summary: Summary, start: int) -> None:
+            summary: Summary, start: int, history: HistorySink | None) -> None:
     backfill_ms = round(options.backfill_s * 1000)
     if backfill_ms:
         summary.phase = "backfill"
         log.info("backfill: %g s of history before %d", options.backfill_s, start)
-        publisher.send(scenario.window(start - backfill_ms, start), summary.record)
+        messages = scenario.window(start - backfill_ms, start)
+        if history is None:
+            publisher.send(messages, summary.record)
+        else:
+            _hand_over(messages, summary, history, publisher.cancel)
     summary.phase = "live"
     live_start = start if options.start_ms is not None else max(start, _now_ms())
     speedup = scenario.speedup_for(options.rate, live_start)
@@ -153,11 +177,30 @@ def _phases(options: SimulateOptions, scenario: Scenario, publisher: Publisher,
     publisher.drain()
 
 
-async def run_async(options: SimulateOptions, *,
-                    progress: ProgressCallback | None = None) -> Summary:
+def _hand_over(messages: Iterable[Message], summary: Summary, history: HistorySink,
+               cancel: threading.Event) -> None:
+    """The messages in batches to `history`, counted as published ones are (suppressed ones
+    too: they are faults)."""
+    batch: list[Message] = []
+    for message in messages:
+        summary.record(message.expect)
+        if message.expect.send:
+            batch.append(message)
+        if len(batch) >= HISTORY_BATCH:
+            if cancel.is_set():
+                raise Cancelled
+            history.store(batch)
+            batch = []
+    if batch:
+        history.store(batch)
+    history.done()
+
+
+async def run_async(options: SimulateOptions, *, progress: ProgressCallback | None = None,
+                    history: HistorySink | None = None) -> Summary:
     """`run` in a worker thread, awaitable and cancellable: cancelling the awaiting task stops
     the simulation (within a fraction of a second), lets it disconnect, and re-raises
-    CancelledError. `progress` is called from the worker thread."""
+    CancelledError. `progress` and `history` are called from the worker thread."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[Summary] = loop.create_future()
     cancel = threading.Event()
@@ -173,7 +216,7 @@ async def run_async(options: SimulateOptions, *,
 
     def work() -> None:
         try:
-            result = run(options, cancel=cancel, progress=progress)
+            result = run(options, cancel=cancel, progress=progress, history=history)
         except BaseException as exc:  # handed to the awaiting task, not lost in the thread
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
                 loop.call_soon_threadsafe(settle, None, exc)

@@ -41,7 +41,7 @@ from api.schemas import (
     Readings,
     ReadingSeries,
 )
-from ingest.model import NAME_PATTERN, Reason
+from ingest.model import EVENT_MEASUREMENT, NAME_PATTERN, Reason
 from ingest.stores.base import Aggregate, Stat, TagFilter
 
 router = APIRouter(prefix="/api/v1", responses=errors(401, 403, 422, 503))
@@ -86,8 +86,10 @@ def _device(d: DeviceView, now_ns: int) -> DeviceOut:
     e = d.entry
     return DeviceOut(
         pilot=d.pilot, gateway=d.gateway, id=d.id, registered=e is not None,
-        kind=e.kind if e and e.kind else (d.kinds[0] if d.kinds else None),
-        kinds_seen=list(d.kinds), service=e.service if e else None,
+        kind=e.kind if e and e.kind else next(
+            (k for k in d.kinds if k != EVENT_MEASUREMENT), None),
+        kinds_seen=list(d.kinds),
+        service=e.service if e and e.service else (d.services[0] if d.services else None),
         location=e.location if e else None, lat=e.lat if e else None,
         lon=e.lon if e else None, interval_s=d.interval_s, capacity=e.capacity if e else None,
         last_seen=from_ns(d.last_seen_ns) if d.last_seen_ns is not None else None,

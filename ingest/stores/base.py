@@ -5,8 +5,8 @@ Two implementations of each (SQLite, InfluxDB), chosen by URL scheme in `ingest.
 Reads are one query model: an `Aggregate` (a statistic of a field over explicit windows,
 optionally in epoch-aligned buckets, per tag combination), plus the distinct values of a field,
 the counts of a field's values in fixed log buckets (`Histogram`),
-when devices were last seen, the newest point per device and the kept dead letters; every
-filter is a `TagFilter`. Exactly two error kinds leave `stores/`: `StoreUnavailable`
+when devices were first and last seen, the newest point per device and the kept dead letters;
+every filter is a `TagFilter`. Exactly two error kinds leave `stores/`: `StoreUnavailable`
 (retryable) and `StoreRejected` (refused for good; `StoreConfigError`, a bad URL or option, is
 one). Points a write refuses one by one are returned by `write`, for the caller to
 dead-letter. No httpx or sqlite3 exception escapes `stores/`.
@@ -225,13 +225,22 @@ def dirty_slots(points: Sequence[Point]) -> set[tuple[str, int]]:
 
 @dataclass(frozen=True, slots=True)
 class Seen:
-    """When a device last sent a point of a measurement."""
+    """When a device last (or first) sent a point of a measurement (with the `by` tags it
+    was asked per, e.g. the service of events)."""
 
     measurement: str
     pilot: str
     gateway: str
     device: str
     ts: int
+    tags: tuple[tuple[str, str], ...] = ()  # the `by` tags, in order ('' where absent)
+
+    def order(self) -> tuple[str, str, str, str, tuple[tuple[str, str], ...]]:
+        """The order `last_seen` and `first_seen` answer in."""
+        return self.pilot, self.gateway, self.device, self.measurement, self.tags
+
+    def tag(self, key: str) -> str:
+        return tag_of(self.tags, key)
 
 
 class _Component(Protocol):
@@ -272,9 +281,14 @@ class Reader(_Component, Protocol):
 
     async def last_seen(self, measurements: Sequence[str], field: str, *,
                         start: int | None = None, end: int | None = None,
-                        where: TagFilter = ()) -> list[Seen]:
-        """The newest point carrying `field` of each (measurement, pilot, gateway, device)
-        in [start, end), ordered by pilot, gateway, device, measurement."""
+                        where: TagFilter = (), by: tuple[str, ...] = ()) -> list[Seen]:
+        """The newest point carrying `field` of each (measurement, pilot, gateway, device,
+        and `by` tags) in [start, end), ordered by pilot, gateway, device, measurement."""
+
+    async def first_seen(self, measurements: Sequence[str], field: str, *,
+                         start: int | None = None, end: int | None = None,
+                         where: TagFilter = (), by: tuple[str, ...] = ()) -> list[Seen]:
+        """The oldest such point (when each device first reported), in the same shape."""
 
     async def latest(self, measurement: str, *, where: TagFilter = ()) -> list[Point]:
         """The newest point of each (pilot, gateway, device) series, all its fields."""

@@ -148,6 +148,10 @@ async def test_devices_with_status_and_filters(live: Live) -> None:
     x1 = by_id[("g2", "x1")]
     assert (x1["registered"], x1["kind"], x1["interval_s"]) == (False, "air_quality", 300.0)
     assert x1["last_seen"].startswith("2024-01-16T00:05:00")  # 01:05 Berlin, in UTC
+    # Unregistered and sending only events: listed under the service its events name.
+    kiosk = by_id[("g1", "kiosk1")]
+    assert (kiosk["registered"], kiosk["kind"], kiosk["service"], kiosk["kinds_seen"]) == (
+        False, None, "kiosk", ["event"])
     online = (await live.get("/api/v1/devices", "operator", pilot="p1", online="true")).json()
     assert [d["id"] for d in online] == ["aq1"]
     parking = (await live.get("/api/v1/devices", "operator", kind="parking")).json()
@@ -165,10 +169,17 @@ async def test_registry_edits_and_their_validation(live: Live) -> None:
                                 json={"id": "p3", "timezone": "Mars/Base"})
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["field"] == "body.timezone"
+    bad = await live.client.put("/api/v1/registry/pilots/p3", headers=admin, json={
+        "id": "p3", "devices": [{"id": "d1", "gateway": "gw", "installed": "2024-02-30"}]})
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "body.devices.0.installed"
     ok = await live.client.put("/api/v1/registry/pilots/p3", headers=admin, json={
-        "id": "p3", "population": 1000, "devices": [{"id": "d1", "gateway": "gw"}]})
+        "id": "p3", "population": 1000,
+        "devices": [{"id": "d1", "gateway": "gw", "installed": "2024-03-01"}]})
     assert ok.status_code == 200 and ok.json()["gateways"] == [
         {"id": "gw", "name": None, "location": None}]
+    shown = await live.get("/api/v1/registry/pilots/p3", "admin")
+    assert shown.json()["devices"][0]["installed"] == "2024-03-01"
     assert "p3" in {p["id"] for p in (await live.get("/api/v1/pilots", "viewer")).json()}
 
 

@@ -1,5 +1,6 @@
 """`citypilot up --demo` on a fresh directory: readings flow into SQLite within seconds, the
-summary says so, the API answers with the printed key, and Ctrl-C stops it cleanly."""
+summary says so (plain lines: stderr is a file here), the backfill is stored and rolled up, the
+API answers with the printed key, and Ctrl-C stops it cleanly."""
 
 from __future__ import annotations
 
@@ -43,6 +44,12 @@ def test_demo_runs_out_of_the_box(tmp_path: Path) -> None:
         me = httpx.get(f"http://127.0.0.1:{api}/api/v1/me",
                        headers={"Authorization": f"Bearer {key.group(1)}"}, timeout=10)
         assert me.status_code == 200 and me.json()["role"] == "admin"
+        # The simulated fleet is registered: KPIs expect each device's own interval.
+        devices = httpx.get(f"http://127.0.0.1:{api}/api/v1/devices", params={
+            "pilot": "pilot-01"}, headers={"Authorization": f"Bearer {key.group(1)}"},
+            timeout=10).json()
+        assert len(devices) == 14 and all(d["registered"] for d in devices)
+        assert {d["service"] for d in devices} >= {"kiosk", "parking", "city_app"}
 
         def rolled_up() -> int:  # the in-process worker summarised the backfilled hour
             n = asyncio.run(stored_count(f"sqlite:///{rollups}", "event", "value__count"))
@@ -51,6 +58,11 @@ def test_demo_runs_out_of_the_box(tmp_path: Path) -> None:
 
         rollups = tmp_path / "citypilot-data" / "citypilot_rollups.db"
         wait_until(rolled_up, timeout=60)
+        # The backfill went straight to the store; a rollup pass begun after it covers it.
+        wait_until(lambda: "rollups cover the history" in err.read_text(), timeout=60)
+        assert "history stored: 1 h in " in err.read_text()
+        wait_until(lambda: re.search(r"\| history 1 h stored \(\d+ s\) \| rollups up to date",
+                                     err.read_text()), timeout=10)
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(60)

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from api.catalog import Device, Pilot, Registry
+from api.catalog import Registry
+from citypilot.demo import fleet_registry
 from ingest.decode.native import NativeDecoder
 from ingest.model import Point, dead_letter
 from ingest.stores import open_store
 from simulators.faults import FaultSpec
-from simulators.fleet import DeviceInfo
 from simulators.scenario import Scenario
 
 DELIVERY_MS = 1_500  # how long after its timestamp a message reaches the collector
@@ -51,22 +51,12 @@ async def seed(store_url: str, windows: Iterable[tuple[Scenario, int, int]]) -> 
     return written + len(batch)
 
 
-def _device(info: DeviceInfo) -> Device:
-    sensor = info.role == "sensor"
-    return Device(id=info.device, gateway=info.gateway, interval_s=info.interval_s,
-                  kind=info.kind if sensor else None, service=None if sensor else info.kind,
-                  capacity=info.capacity)
-
-
 def registry(scenarios: dict[str, tuple[Scenario, str]]) -> Registry:
-    """Each scenario's pilot with its timezone, devices and reporting intervals."""
-    pilots = []
-    for pilot_id, (scenario, tz) in scenarios.items():
-        devices = tuple(_device(d) for d in scenario.devices
-                        if d.pilot == pilot_id and d.role != "gateway")
-        pilots.append(Pilot(id=pilot_id, name=pilot_id.replace("-", " ").title(), timezone=tz,
-                            devices=devices))
-    return Registry(pilots=tuple(pilots))
+    """Each scenario's pilot with its timezone, devices and reporting intervals (as the
+    demo registers its fleet)."""
+    return fleet_registry((d for pilot_id, (scenario, _) in scenarios.items()
+                           for d in scenario.devices if d.pilot == pilot_id),
+                          {pilot_id: tz for pilot_id, (_, tz) in scenarios.items()})
 
 
 FAULTS = FaultSpec(0.02)  # a few dead letters and silent devices, as in any real fleet

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from api.catalog import Pilot
 from api.kpis.catalog import KPIS
 from api.kpis.periods import Grain
 from api.kpis.rollups.cache import ResultCache
@@ -29,7 +30,19 @@ from ingest.stores import open_reader, open_store
 from ingest.stores.base import DIRTY_MEASUREMENT, Aggregate, Reader, Stat, Store
 from ingest.stores.histogram import ACCURACY
 from ingest.stores.naming import rollup_url
-from tests.contract.test_kpis import BERLIN, PILOT, D, H, M, T, event, reading, seed
+from tests.contract.test_kpis import (
+    BERLIN,
+    GROWING,
+    PILOT,
+    D,
+    H,
+    M,
+    T,
+    event,
+    growing,
+    reading,
+    seed,
+)
 
 # The KPIs that read raw points by design (dead letters by topic prefix, last seen within
 # two intervals of a period's end); every other one must answer from rollups.
@@ -53,7 +66,7 @@ class Rig:
 
 
 def zone(pilot: str) -> ZoneInfo:
-    return BERLIN if pilot == PILOT.id else ZoneInfo("UTC")
+    return BERLIN if pilot in (PILOT.id, GROWING.id) else ZoneInfo("UTC")
 
 
 @pytest.fixture
@@ -86,15 +99,15 @@ def difference(rolled: KpiResult, raw: KpiResult) -> str | None:
     return None
 
 
-async def assert_same_kpis(rig: Rig) -> None:
+async def assert_same_kpis(rig: Rig, pilot: Pilot = PILOT) -> None:
     """Every KPI, at day, week and month grain, from rollups equals the KPI from raw."""
     failures: list[str] = []
     periods = [(T - 14 * D, T + 3 * D, Grain.DAY), (T - 14 * D, T + 14 * D, Grain.WEEK),
                (T - 30 * D, T + 40 * D, Grain.MONTH)]
     for start, end, grain in periods:
         for kpi in KPIS:
-            raw = await compute(rig.raw, PILOT, kpi.id, start, end, grain, now_ns=NOW)
-            rolled = await compute(rig.rolled, PILOT, kpi.id, start, end, grain, now_ns=NOW)
+            raw = await compute(rig.raw, pilot, kpi.id, start, end, grain, now_ns=NOW)
+            rolled = await compute(rig.rolled, pilot, kpi.id, start, end, grain, now_ns=NOW)
             if (diff := difference(rolled, raw)) is not None:
                 failures.append(diff)
             if (rolled.source == "rollup") != (kpi.id not in RAW_BY_DESIGN):
@@ -156,6 +169,26 @@ async def test_a_coarser_histogram_than_stated_is_caught(rig: Rig) -> None:
         await assert_same_kpis(rig)
     wrong = {line.split()[0] for line in str(failed.value).splitlines() if " != raw " in line}
     assert wrong == {"ingest_delay_p95"}
+
+
+async def test_sensors_installed_mid_period_by_date_and_by_first_reading(rig: Rig) -> None:
+    assert await rig.store.write(growing()) == []
+    await rig.settle()
+    await assert_same_kpis(rig, GROWING)
+    # Found later: `heard` had reported on Monday already (its first reading moves back), and
+    # `late` sent its first reading on Sunday.
+    assert await rig.store.write([
+        reading("air_quality", "heard", T + 7 * H + 50 * M, 1.0, pilot="p3", no2=1.0),
+        reading("noise", "late", T + 6 * D + 9 * H + 5 * M, 1.0, pilot="p3",
+                noise_laeq=50.0)]) == []
+    await rig.settle()
+    await assert_same_kpis(rig, GROWING)
+    # The rollups answer when sensors were first seen, to the hour.
+    scoped = rig.rolled.scoped()
+    first = await scoped.first_seen(["air_quality", "noise"], "ingest_delay_s", end=NOW,
+                                    where=(("pilot", ("p3",)),))
+    assert scoped.sources == {"rollup"} and [(s.device, s.ts) for s in first] == [
+        ("dated", T + 3 * D + 12 * H), ("heard", T + 7 * H), ("late", T + 6 * D + 9 * H)]
 
 
 async def test_two_workers_at_once_agree_with_one(rig: Rig, backend_url: str) -> None:

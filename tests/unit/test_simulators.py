@@ -268,7 +268,7 @@ def test_cli_rejects_bad_options_with_exit_2(args: list[str]) -> None:
 
 
 def test_demo_summary_rate_is_the_current_one_not_the_average_since_start() -> None:
-    from citypilot.demo import CurrentRate
+    from citypilot.status import CurrentRate
 
     rate = CurrentRate(0, at=0.0)
     assert rate.update(0, at=10.0) == 0.0  # ten idle seconds before the simulators start

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from api.kpis.periods import from_ns, midnight
 from api.kpis.rollups.cache import ResultCache
-from api.kpis.rollups.plan import HOUR_NS, plan, split_point
+from api.kpis.rollups.plan import HOUR_NS, plan, rollup_field, split_point
 from api.kpis.rollups.summary import (
     HIST_FIELD,
     USERS_FIELD,
@@ -108,8 +108,28 @@ class RollupReader:
 
     async def last_seen(self, measurements: Sequence[str], field: str, *,
                         start: int | None = None, end: int | None = None,
-                        where: TagFilter = ()) -> list[Seen]:
-        return await self.raw.last_seen(measurements, field, start=start, end=end, where=where)
+                        where: TagFilter = (), by: tuple[str, ...] = ()) -> list[Seen]:
+        return await self.raw.last_seen(measurements, field, start=start, end=end, where=where,
+                                        by=by)
+
+    async def first_seen(self, measurements: Sequence[str], field: str, *,
+                         start: int | None = None, end: int | None = None,
+                         where: TagFilter = (), by: tuple[str, ...] = ()) -> list[Seen]:
+        """From the rollups' `<field>__count` before the horizon, to the hour (a rollup point
+        carries its hour's start); raw after it, for the series the rollups do not hold."""
+        horizon = await self.horizon.until()
+        cut = horizon if horizon is None or end is None else min(end, horizon)
+        if cut is None or (start is not None and (start % HOUR_NS or start >= cut)):
+            self.sources.add("raw")
+            return await self.raw.first_seen(measurements, field, start=start, end=end,
+                                             where=where, by=by)
+        self.sources.add("rollup")
+        rolled = await self.rollups.first_seen(measurements, rollup_field(field, "count"),
+                                               start=start, end=cut, where=where, by=by)
+        keys = {s.order() for s in rolled}
+        tail = [] if end is not None and end <= cut else await self.raw.first_seen(
+            measurements, field, start=cut, end=end, where=where, by=by)
+        return sorted(rolled + [s for s in tail if s.order() not in keys], key=Seen.order)
 
     async def latest(self, measurement: str, *, where: TagFilter = ()) -> list[Point]:
         return await self.raw.latest(measurement, where=where)

@@ -261,20 +261,23 @@ def histogram_rows(q: Histogram, results: list[list[Series]]) -> list[HistRow]:
     return rows
 
 
-def last_seen_statement(measurements: Sequence[str], field: str, start: int | None,
-                        end: int | None, where: TagFilter) -> str:
-    return (f"SELECT last({quote_ident(field)}) FROM {_sources(measurements)}"
-            f"{_where(conditions(where, start, end))}{_group(_DEVICE_TAGS)}")
+def seen_statement(selector: str, measurements: Sequence[str], field: str, start: int | None,
+                   end: int | None, where: TagFilter, by: Sequence[str] = ()) -> str:
+    """`selector` (first or last) of `field` per device (and `by` tags): when each was first
+    or last seen."""
+    return (f"SELECT {selector}({quote_ident(field)}) FROM {_sources(measurements)}"
+            f"{_where(conditions(where, start, end))}{_group((*_DEVICE_TAGS, *by))}")
 
 
-def seen_rows(series_list: list[Series]) -> list[Seen]:
+def seen_rows(series_list: list[Series], by: Sequence[str] = ()) -> list[Seen]:
     seen: list[Seen] = []
     for s in series_list:
         if s.get("values"):
             tags = s.get("tags") or {}
             seen.append(Seen(s["name"], str(tags.get("pilot", "")), str(tags.get("gateway", "")),
-                             str(tags.get("device", "")), int(s["values"][0][0])))
-    return sorted(seen, key=lambda x: (x.pilot, x.gateway, x.device, x.measurement))
+                             str(tags.get("device", "")), int(s["values"][0][0]),
+                             tuple((k, str(tags.get(k, ""))) for k in by)))
+    return sorted(seen, key=Seen.order)
 
 
 def measurement_names(series_list: list[Series]) -> list[str]:

@@ -176,16 +176,20 @@ def histogram(conn: sqlite3.Connection, q: Histogram) -> list[HistRow]:
     return [HistRow(int(i), str(m), int(b), int(n)) for i, m, b, n in rows]
 
 
-def last_seen(conn: sqlite3.Connection, measurements: Sequence[str], field: str,
-              start: int | None, end: int | None, where: TagFilter) -> list[Seen]:
+def seen(conn: sqlite3.Connection, newest: bool, measurements: Sequence[str], field: str,
+         start: int | None, end: int | None, where: TagFilter, by: Sequence[str] = ()
+         ) -> list[Seen]:
+    """The newest (or oldest) point of `field` per measurement, device and `by` tags."""
     marks = ", ".join("?" for _ in measurements)
     tags, tag_args = conditions(where, start, end)
-    sql = (f"SELECT measurement, pilot, gateway, device, MAX(ts) FROM points p "
+    keys = ", ".join(["measurement", "pilot", "gateway", "device", *map(_column, by)])
+    sql = (f"SELECT {keys}, {'MAX' if newest else 'MIN'}(ts) FROM points p "
            f"WHERE measurement IN ({marks}) AND field = ?{tags}")
-    rows = conn.execute(sql + " GROUP BY measurement, pilot, gateway, device",
-                        [*measurements, field, *tag_args]).fetchall()
-    seen = [Seen(str(m), str(p), str(g), str(d), int(ts)) for m, p, g, d, ts in rows]
-    return sorted(seen, key=lambda x: (x.pilot, x.gateway, x.device, x.measurement))
+    rows = conn.execute(sql + f" GROUP BY {keys}", [*measurements, field, *tag_args]).fetchall()
+    seen = [Seen(str(m), str(p), str(g), str(d), int(row[-1]),
+                 tuple((k, str(v)) for k, v in zip(by, row[4:-1], strict=True)))
+            for row in rows for m, p, g, d in [row[:4]]]
+    return sorted(seen, key=Seen.order)
 
 
 def measurements(conn: sqlite3.Connection) -> list[str]:
