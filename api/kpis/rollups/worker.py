@@ -38,6 +38,7 @@ STATE_MEASUREMENT = "rollup_state"
 # than this after its newest mark is recomputed again at the next pass.
 IN_FLIGHT_NS = 120 * 10**9
 BATCH_HOURS = 24 * 7  # hours recomputed per group of queries
+REBUILD_SLICE_NS = BATCH_HOURS * HOUR_NS  # history a rebuild reads at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,11 +150,23 @@ class Worker:
         self.last = Pass(slots, days, new)
         return self.last
 
+    async def _measurements(self) -> tuple[str, ...]:
+        return tuple(m for m in await self.raw.measurements()
+                     if m not in (DEAD_LETTER_MEASUREMENT, STATUS_MEASUREMENT))
+
+    async def first_hour(self, pilot: str, since_ns: int | None) -> int | None:
+        """The start of the first hour at or after `since_ns` that holds data of `pilot`."""
+        measurements = await self._measurements()
+        if not measurements:
+            return None
+        seen = await self.raw.first_seen(measurements, DELAY_FIELD, start=since_ns,
+                                         where=(("pilot", (pilot,)),))
+        return min(s.ts for s in seen) // HOUR_NS * HOUR_NS if seen else None
+
     async def hours_with_data(self, pilot: str, since_ns: int | None, until_ns: int
                               ) -> list[int]:
         """The hour starts in [since, until) that hold readings or events of `pilot`."""
-        measurements = tuple(m for m in await self.raw.measurements()
-                             if m not in (DEAD_LETTER_MEASUREMENT, STATUS_MEASUREMENT))
+        measurements = await self._measurements()
         lo = ALL_TIME[0] if since_ns is None else since_ns // HOUR_NS * HOUR_NS
         if not measurements or lo >= until_ns:
             return []
@@ -163,10 +176,8 @@ class Worker:
         return sorted({r.start for r in rows})
 
     async def pilots(self) -> list[str]:
-        measurements = [m for m in await self.raw.measurements()
-                        if m not in (DEAD_LETTER_MEASUREMENT, STATUS_MEASUREMENT)]
-        return sorted({s.pilot for s in await self.raw.last_seen(measurements, DELAY_FIELD)
-                       if s.pilot})
+        seen = await self.raw.last_seen(await self._measurements(), DELAY_FIELD)
+        return sorted({s.pilot for s in seen if s.pilot})
 
     async def rebuild(self, pilots: list[str] | None, since_ns: int | None,
                       progress: Callable[[str, int, int], None] | None = None,
@@ -177,16 +188,18 @@ class Worker:
         ended = now // HOUR_NS * HOUR_NS
         slots = days = 0
         for pilot in pilots if pilots is not None else await self.pilots():
-            hours = await self.hours_with_data(pilot, since_ns, ended)
-            done = 0
-
-            def step(n: int, pilot: str = pilot, total: int = len(hours)) -> None:
-                nonlocal done
-                done += n
+            first = await self.first_hour(pilot, since_ns)
+            if first is None:
+                continue
+            # A slice at a time, so that no query scans the whole history at once (a year of
+            # a large pilot would outlast any request timeout) and progress shows as it goes.
+            total = max(0, (ended - first) // HOUR_NS)
+            for lo in range(first, ended, REBUILD_SLICE_NS):
+                hi = min(lo + REBUILD_SLICE_NS, ended)
+                got = await self.recompute(pilot, await self.hours_with_data(pilot, lo, hi))
+                slots, days = slots + got[0], days + got[1]
                 if progress is not None:
-                    progress(pilot, done, total)
-            got = await self.recompute(pilot, hours, step)
-            slots, days = slots + got[0], days + got[1]
+                    progress(pilot, (hi - first) // HOUR_NS, total)
         state = await read_state(self.rollups)
         new = State(min(now, state.watermark) if state else now, ended, now)
         await self._write([new.point()])
