@@ -245,7 +245,8 @@ def create(ctx: typer.Context,
                help="RFC 3339 with offset, or a number of days (30d)")] = None,
            config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Create a key and print it once on stdout (it is stored only hashed)."""
-    from api.catalog import IDENT_PATTERN, Role
+    from api.catalog import Role
+    from ingest.model import IDENT_PATTERN
 
     if role not in {r.value for r in Role}:
         raise fail("--role: use viewer, operator or admin")

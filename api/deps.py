@@ -14,11 +14,11 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 
 from api.auth import check_pilot
-from api.catalog import IDENT_PATTERN, ApiKey, Catalog, Pilot
+from api.catalog import ApiKey, Catalog, Pilot
 from api.fleet import Fleet
 from api.kpis.periods import to_ns
 from api.problems import Problem, invalid
-from ingest.model import MIN_TS_NS
+from ingest.model import IDENT_PATTERN, MIN_TS_NS
 from ingest.stores.base import Reader
 
 MAX_TS_NS = 7_258_118_400 * 10**9  # 2200-01-01: InfluxDB's time ends in 2262

@@ -12,7 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.catalog import IDENT_PATTERN, Ident, Role
+from api.catalog import Role
+from ingest.model import IDENT_PATTERN, Ident
 
 
 class _Out(BaseModel):

@@ -21,20 +21,20 @@ import typer
 
 from citypilot.settings import SettingsError, load, refuse_shipped_secrets
 from ingest.cli import parse_duration
-from ingest.gateway import EXIT_DRAIN_TIMEOUT, GatewayAgent, GatewayOptions, Reading, Source
+from ingest.gateway import EXIT_DRAIN_TIMEOUT, GatewayAgent, GatewayOptions, Uplink, UplinkSource
 from ingest.mqtt import MqttConfigError, MqttOptions, parse_broker_url
 
 
 def simulated_source(devices: int, rate: float, duration_s: float, seed: int,
-                     faults: float) -> Source:
+                     faults: float) -> UplinkSource:
     """The simulators' fleet of one gateway as the agent's source, paced in real time."""
+    from simulators.deployment import FleetSpec
     from simulators.faults import FaultSpec
-    from simulators.fleet import FleetSpec
     from simulators.scenario import Scenario
 
     scenario = Scenario(FleetSpec(1, 1, devices, seed, "pilot"), FaultSpec(faults))
 
-    async def readings() -> AsyncIterator[Reading]:
+    async def readings() -> AsyncIterator[Uplink]:
         start = time.time_ns() // 1_000_000
         speedup = scenario.speedup_for(rate, start)
         wall0 = time.monotonic()

@@ -209,7 +209,7 @@ def up(
     options = SimulateOptions(rate=rate, duration_s=365 * 86400.0, backfill_s=backfill_s,
                               client_id="citypilot-demo")
     if demo:  # the simulated devices are registered, as an operator would register them
-        from simulators.fleet import build
+        from simulators.deployment import build
 
         all_in_one.register_fleet(s, (unit.info for unit in build(options.fleet)))
 

@@ -27,8 +27,8 @@ from ingest.gateway.broker import embedded_broker
 if TYPE_CHECKING:
     from api.catalog import Registry
     from api.options import ApiOptions
-    from simulators.fleet import DeviceInfo
-    from simulators.summary import Message
+    from simulators.deployment import DeviceInfo
+    from simulators.summary import Planned
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +69,11 @@ class Backfill:
                  loop: asyncio.AbstractEventLoop) -> None:
         self.collector, self.history, self.loop = collector, history, loop
 
-    def store(self, batch: list[Message]) -> None:
+    def store(self, batch: list[Planned]) -> None:
         asyncio.run_coroutine_threadsafe(self._store(batch), self.loop).result(
             timeout=STORE_TIMEOUT_S)
 
-    async def _store(self, batch: list[Message]) -> None:
+    async def _store(self, batch: list[Planned]) -> None:
         # Received now, as over MQTT: the ingest delay of history is its age.
         await self.collector.ingest([(m.topic, m.payload) for m in batch], time.time_ns())
         self.history.stored_batch(batch[0].at_ms, batch[-1].at_ms)

@@ -18,8 +18,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StringConstraints
 
+from ingest.topics import ID_PATTERN
+
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+# The one pair of id and name types: payloads, the sources file and the registry use them.
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, strict=True)]
+IDENT_PATTERN = f"^{ID_PATTERN}$"  # the topic grammar's pilot, gateway, device
+Ident = Annotated[str, StringConstraints(pattern=IDENT_PATTERN, strict=True)]
 Number = Annotated[StrictFloat | StrictInt, Field(allow_inf_nan=False)]
 # Epoch milliseconds (a number) or an RFC 3339 string; resolved by `to_ns`.
 Timestamp = Annotated[StrictInt | StrictFloat | str, Field(union_mode="left_to_right")]

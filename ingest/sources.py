@@ -35,13 +35,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-from ingest import topics
 from ingest.decode import Decoder, Limits, codecs
 from ingest.decode.adapter import Adapter, AdapterConfig
 from ingest.decode.chirpstack import DEVICE_KEYS as CHIRPSTACK_DEVICE_KEYS
@@ -54,13 +52,11 @@ from ingest.decode.tasmota import TasmotaDecoder
 from ingest.decode.ttn import DEVICE_KEYS as TTN_DEVICE_KEYS
 from ingest.decode.ttn import TtnDecoder
 from ingest.decode.zigbee2mqtt import Zigbee2MqttDecoder
-from ingest.model import NAME_PATTERN, RESERVED_KINDS, zone
+from ingest.model import RESERVED_KINDS, Ident, Name, zone
 from ingest.validation import one_line
 
 log = logging.getLogger(__name__)
 
-Id = Annotated[str, StringConstraints(pattern=f"^{topics.ID_PATTERN}$")]
-Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 
 
 def _not_reserved(kind: str) -> str:
@@ -126,10 +122,10 @@ class FieldMap(BaseModel):
 class Source(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: Id
+    name: Ident
     format: Format
     topic: str = Field(min_length=1, max_length=1024)
-    pilot: Id
+    pilot: Ident
     mqtt_url: str | None = None
     timezone: str | None = None
     kinds: dict[str, Kind] = Field(default_factory=dict)

@@ -36,7 +36,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from ingest.mqtt.options import BrokerUrl, client_tls, reconnect_delay_s
 from simulators.batching import BatchingClient
-from simulators.summary import Expectation, Message
+from simulators.summary import Expectation, Planned
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class Cancelled(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class PublisherConfig:
+class SimPublisherConfig:
     url: BrokerUrl
     client_id: str
     window: int = 1_000  # publishes in flight, further capped by the broker's Receive Maximum
@@ -80,10 +80,10 @@ class Pace:
         return self.origin_ms + (now - self.wall0) * 1000.0
 
 
-class Publisher:
+class SimPublisher:
     """A connected MQTT client that publishes messages at QoS 1 and waits for their acks."""
 
-    def __init__(self, config: PublisherConfig, cancel: threading.Event | None = None,
+    def __init__(self, config: SimPublisherConfig, cancel: threading.Event | None = None,
                  heartbeat: Callable[[], None] | None = None) -> None:
         self.config, self.cancel = config, cancel or threading.Event()
         self.heartbeat = heartbeat
@@ -230,7 +230,7 @@ class Publisher:
         if self.cancel.is_set():
             raise Cancelled
 
-    def send(self, messages: Iterable[Message], record: Callable[[Expectation], None],
+    def send(self, messages: Iterable[Planned], record: Callable[[Expectation], None],
              pace: Pace | None = None) -> None:
         """Publish `messages` as they fall due (all at once without `pace`), calling `record`
         for each one, suppressed ones included."""
@@ -304,7 +304,7 @@ class Publisher:
         if sock is not None:  # not connected, or the DISCONNECT could not be written
             sock.close()
 
-    def __enter__(self) -> Publisher:
+    def __enter__(self) -> SimPublisher:
         self.connect()
         return self
 

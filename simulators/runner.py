@@ -29,16 +29,16 @@ from typing import Protocol
 
 from ingest.model import MIN_TS_NS
 from ingest.mqtt.options import parse_broker_url
+from simulators.deployment import FleetSpec
 from simulators.faults import Fault, FaultSpec
-from simulators.fleet import FleetSpec
 from simulators.publisher import (
     Cancelled,
     Pace,
-    Publisher,
-    PublisherConfig,
+    SimPublisher,
+    SimPublisherConfig,
 )
 from simulators.scenario import Scenario
-from simulators.summary import Message, Summary
+from simulators.summary import Planned, Summary
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ HISTORY_BATCH = 5_000  # messages per `HistorySink.store`
 class HistorySink(Protocol):
     """Where the backfill goes instead of the broker; called from the simulator's thread."""
 
-    def store(self, batch: list[Message]) -> None:
+    def store(self, batch: list[Planned]) -> None:
         """Return once `batch` (in due order) is stored."""
 
     def done(self) -> None:
@@ -125,13 +125,13 @@ def run(options: SimulateOptions, *, cancel: threading.Event | None = None,
     spec = FaultSpec(options.faults, weights) if weights is not None else FaultSpec(options.faults)
     scenario = Scenario(options.fleet, spec)
     url = parse_broker_url(options.mqtt_url)
-    config = PublisherConfig(url, options.client_id or f"citypilot-sim-{uuid.uuid4().hex[:12]}",
+    config = SimPublisherConfig(url, options.client_id or f"citypilot-sim-{uuid.uuid4().hex[:12]}",
                              window=options.window,
                              connect_timeout_s=options.connect_timeout_s,
                              ack_timeout_s=options.ack_timeout_s)
     summary = Summary(phase="backfill" if options.backfill_s else "live")
     began = time.monotonic()
-    publisher = Publisher(config, cancel)
+    publisher = SimPublisher(config, cancel)
     if progress is not None:
         def beat() -> None:
             progress(Progress(summary.phase, publisher.published, publisher.acked,
@@ -153,7 +153,7 @@ def run(options: SimulateOptions, *, cancel: threading.Event | None = None,
     return summary
 
 
-def _phases(options: SimulateOptions, scenario: Scenario, publisher: Publisher,
+def _phases(options: SimulateOptions, scenario: Scenario, publisher: SimPublisher,
             summary: Summary, start: int, history: HistorySink | None) -> None:
     backfill_ms = round(options.backfill_s * 1000)
     if backfill_ms:
@@ -177,11 +177,11 @@ def _phases(options: SimulateOptions, scenario: Scenario, publisher: Publisher,
     publisher.drain()
 
 
-def _hand_over(messages: Iterable[Message], summary: Summary, history: HistorySink,
+def _hand_over(messages: Iterable[Planned], summary: Summary, history: HistorySink,
                cancel: threading.Event) -> None:
     """The messages in batches to `history`, counted as published ones are (suppressed ones
     too: they are faults)."""
-    batch: list[Message] = []
+    batch: list[Planned] = []
     for message in messages:
         summary.record(message.expect)
         if message.expect.send:

@@ -17,8 +17,8 @@ import heapq
 import logging
 from collections.abc import Iterator
 
+from simulators.deployment import STATUS_INTERVAL_S, DeviceInfo, FleetSpec, build
 from simulators.faults import FaultPlan, FaultSpec
-from simulators.fleet import STATUS_INTERVAL_S, DeviceInfo, FleetSpec, build
 from simulators.kinds import SensorModel
 from simulators.streams import (
     MIN_INTERVAL_MS,
@@ -28,7 +28,7 @@ from simulators.streams import (
     StatusStream,
     Stream,
 )
-from simulators.summary import Message
+from simulators.summary import Planned
 
 log = logging.getLogger(__name__)
 _INDEX_BITS = 24  # up to 16 million streams
@@ -98,7 +98,7 @@ class Scenario:
             return top
         return wanted
 
-    def window(self, start_ms: int, end_ms: int, speedup: float = 1.0) -> Iterator[Message]:
+    def window(self, start_ms: int, end_ms: int, speedup: float = 1.0) -> Iterator[Planned]:
         """Every message due in [start_ms, end_ms), in due order (ties by stream)."""
         if end_ms <= start_ms:
             return

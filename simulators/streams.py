@@ -15,11 +15,11 @@ import orjson
 
 from ingest import topics
 from simulators import faults
+from simulators.deployment import STATUS_INTERVAL_S, Unit
 from simulators.faults import Fault, FaultPlan
-from simulators.fleet import STATUS_INTERVAL_S, Unit
 from simulators.kinds import SensorModel
 from simulators.services import ServiceModel
-from simulators.summary import EVENT, STATUS, TELEMETRY, Expectation, Message
+from simulators.summary import EVENT, STATUS, TELEMETRY, Expectation, Planned
 
 MIN_INTERVAL_MS = 2  # a skewed timestamp needs room between two ticks
 _BATTERY_LIFE_S = 3 * 365 * 86_400.0
@@ -59,7 +59,7 @@ class Stream:
         self.interval = self.base_ms
         self.origin = self.last_ts = 0
         self.window = (0, 0)
-        self.held: list[Message] = []
+        self.held: list[Planned] = []
         self.taken: set[int] = set()
         self.faulty = dev.plan.probability > 0.0
 
@@ -70,40 +70,40 @@ class Stream:
         self.last_ts = 0
         return self.origin
 
-    def produce(self, ts: int) -> list[Message]:
+    def produce(self, ts: int) -> list[Planned]:
         raise NotImplementedError
 
     def is_regular(self, t: int) -> bool:
         return (t - self.origin) % self.interval == 0
 
-    def emit(self, ts: int, doc: dict[str, object]) -> list[Message]:
+    def emit(self, ts: int, doc: dict[str, object]) -> list[Planned]:
         """The messages for one payload: normal, or as a drawn fault makes it; messages held
         back earlier (out of order) follow it."""
         if not self.faulty:  # the common case, kept short
-            return [Message(self.topic, _dumps(doc), self.normal, ts)]
+            return [Planned(self.topic, _dumps(doc), self.normal, ts)]
         dev, pending = self.dev, None
         if self.held:  # a fresh list: an out-of-order fault below must not land in pending
             pending, self.held = self.held, []
         if dev.down_until > ts:
-            out = [Message(self.topic, b"", self.dropped[Fault.BATTERY_DRAIN], ts)]
+            out = [Planned(self.topic, b"", self.dropped[Fault.BATTERY_DRAIN], ts)]
         elif dev.silent_left:
             dev.silent_left -= 1
-            out = [Message(self.topic, b"", self.dropped[Fault.SILENCE], ts)]
+            out = [Planned(self.topic, b"", self.dropped[Fault.SILENCE], ts)]
         else:
             fault = dev.plan.draw(dev.rng, self.channel)
             if fault is None:
-                out = [Message(self.topic, _dumps(doc), self.normal, ts)]
+                out = [Planned(self.topic, _dumps(doc), self.normal, ts)]
             else:
                 out = self._faulty(fault, ts, doc)
         if pending:
             out.extend(pending)
         return out
 
-    def flush(self) -> list[Message]:
+    def flush(self) -> list[Planned]:
         pending, self.held = self.held, []
         return pending
 
-    def _faulty(self, fault: Fault, ts: int, doc: dict[str, object]) -> list[Message]:
+    def _faulty(self, fault: Fault, ts: int, doc: dict[str, object]) -> list[Planned]:
         dev, rng = self.dev, self.dev.rng
 
         def expect(**kw: bool) -> Expectation:
@@ -112,21 +112,21 @@ class Stream:
         if fault in (Fault.DROPOUT, Fault.SILENCE):
             if fault is Fault.SILENCE:
                 dev.silent_left = rng.randint(*faults.SILENCE_MESSAGES) - 1
-            return [Message(self.topic, b"", self.dropped[fault], ts)]
+            return [Planned(self.topic, b"", self.dropped[fault], ts)]
         if fault is Fault.MALFORMED:
             raw = faults.malformed(rng, doc, self.channel)
-            return [Message(self.topic, raw, expect(stores=False, malformed=True), ts)]
+            return [Planned(self.topic, raw, expect(stores=False, malformed=True), ts)]
         if fault is Fault.OUT_OF_RANGE:
             raw = _dumps(faults.out_of_range(rng, doc, self.channel))
-            return [Message(self.topic, raw, expect(stores=False, malformed=True), ts)]
+            return [Planned(self.topic, raw, expect(stores=False, malformed=True), ts)]
         if fault is Fault.CLOCK_SKEW:
             return self._skewed(ts, doc, expect)
         doc = self._altered(fault, doc)
         raw = _dumps(doc)
         if fault is Fault.DUPLICATE:
-            return [Message(self.topic, raw, expect(), ts),
-                    Message(self.topic, raw, expect(stores=False, copy=True), ts)]
-        msg = Message(self.topic, raw, expect(), ts)
+            return [Planned(self.topic, raw, expect(), ts),
+                    Planned(self.topic, raw, expect(stores=False, copy=True), ts)]
+        msg = Planned(self.topic, raw, expect(), ts)
         if fault is Fault.OUT_OF_ORDER:
             self.held.append(msg)
             return []
@@ -143,15 +143,15 @@ class Stream:
         return doc
 
     def _skewed(self, ts: int, doc: dict[str, object],
-                expect: Callable[..., Expectation]) -> list[Message]:
+                expect: Callable[..., Expectation]) -> list[Planned]:
         rng = self.dev.rng
         if rng.random() < faults.RTC_RESET_SHARE:
             raw = _dumps({**doc, "ts": faults.rtc_reset(rng)})
-            return [Message(self.topic, raw, expect(stores=False, malformed=True), ts)]
+            return [Planned(self.topic, raw, expect(stores=False, malformed=True), ts)]
         t = faults.skewed(rng, ts, self.window, self.taken, self.is_regular)
         if t is None:  # no room on a 1 ms grid: send it as it is, without a fault
-            return [Message(self.topic, _dumps(doc), self.normal, ts)]
-        return [Message(self.topic, _dumps({**doc, "ts": t}), expect(), ts)]
+            return [Planned(self.topic, _dumps(doc), self.normal, ts)]
+        return [Planned(self.topic, _dumps({**doc, "ts": t}), expect(), ts)]
 
 
 class SensorStream(Stream):
@@ -163,7 +163,7 @@ class SensorStream(Stream):
         self.last_values: dict[str, float] | None = None
         self._stuck = False
 
-    def produce(self, ts: int) -> list[Message]:
+    def produce(self, ts: int) -> list[Planned]:
         dt_s = (ts - self.last_ts) / 1000.0 if self.last_ts else self.base_ms / 1000.0
         self.last_ts = ts
         values = self.model.read(ts, dt_s)
@@ -195,9 +195,9 @@ class ServiceStream(Stream):
     def is_regular(self, t: int) -> bool:
         return t % 2 == 0
 
-    def produce(self, ts: int) -> list[Message]:
+    def produce(self, ts: int) -> list[Planned]:
         self.last_ts = ts
-        out: list[Message] = []
+        out: list[Planned] = []
         for t, kind, user, value in self.model.tick(ts, self.interval):
             t += t & 1  # strictly increasing even milliseconds: no two events share one
             if t < self.next_even:
@@ -214,7 +214,7 @@ class StatusStream(Stream):
     def __init__(self, dev: DeviceState, interval_s: float = STATUS_INTERVAL_S) -> None:
         super().__init__(dev, "", interval_s)
 
-    def produce(self, ts: int) -> list[Message]:
+    def produce(self, ts: int) -> list[Planned]:
         dev = self.dev
         self.last_ts = ts
         doc: dict[str, object] = {"ts": ts, "state": "online"}

@@ -44,7 +44,7 @@ class Expectation:
         return EVENT_MEASUREMENT if self.channel == EVENT else STATUS_MEASUREMENT
 
 
-class Message(NamedTuple):
+class Planned(NamedTuple):
     """A message to publish: topic, payload, what it must become, and when it is due (ms)."""
 
     topic: str

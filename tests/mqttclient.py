@@ -40,7 +40,7 @@ def publish(url: str, messages: Iterable[tuple[str, bytes]], *, client_id: str =
         c.loop_stop()
 
 
-class Publisher:
+class PahoPublisher:
     """A long-lived QoS-1 publisher with a persistent session, for outage tests: it keeps
     what the broker has not acknowledged and resends it after a reconnect."""
 

@@ -38,12 +38,9 @@ from api.catalog.keys import (
     split_key,
 )
 from api.catalog.registry import (
-    IDENT_PATTERN,
     CatalogError,
     Device,
     Gateway,
-    Ident,
-    Name,
     Pilot,
     Registry,
     RegistryError,
@@ -53,8 +50,8 @@ from api.catalog.registry import (
 )
 
 __all__ = [
-    "IDENT_PATTERN", "KEY_PREFIX", "ApiKey", "Catalog", "CatalogError", "Device", "Gateway",
-    "Ident", "KeyState", "Name", "Pilot", "Registry", "RegistryError", "Role", "Service",
+    "KEY_PREFIX", "ApiKey", "Catalog", "CatalogError", "Device", "Gateway",
+    "KeyState", "Pilot", "Registry", "RegistryError", "Role", "Service",
     "Text", "parse_catalog_url", "parse_registry", "split_key",
 ]
 

@@ -23,13 +23,9 @@ from pydantic import (
     model_validator,
 )
 
-from ingest import topics
-from ingest.model import NAME_PATTERN, zone
+from ingest.model import Ident, Name, zone
 from ingest.validation import one_line
 
-IDENT_PATTERN = f"^{topics.ID_PATTERN}$"  # the topic grammar's pilot, gateway, device
-Ident = Annotated[str, StringConstraints(pattern=IDENT_PATTERN)]
-Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 Text = Annotated[str, StringConstraints(max_length=200)]
 
 

@@ -14,11 +14,12 @@ from fastapi import APIRouter, Path, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Admin, check_pilot, visible
-from api.catalog import IDENT_PATTERN, ApiKey, Pilot, Registry
+from api.catalog import ApiKey, Pilot, Registry
 from api.deps import MAX_TS_NS, CatalogDep
 from api.kpis.periods import from_ns, to_ns
 from api.problems import Problem, errors, invalid
 from api.schemas import KeyCreated, KeyOut, KeyRequest, Loaded
+from ingest.model import IDENT_PATTERN
 
 router = APIRouter(prefix="/api/v1", responses=errors(400, 401, 403, 422, 503))
 PilotPath = Annotated[str, Path(pattern=IDENT_PATTERN, description="a pilot id")]

@@ -17,7 +17,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from api.auth import Operator, Viewer, check_pilot, visible
-from api.catalog import IDENT_PATTERN
 from api.deps import (
     End,
     FleetDep,
@@ -41,7 +40,7 @@ from api.schemas import (
     Readings,
     ReadingSeries,
 )
-from ingest.model import EVENT_MEASUREMENT, NAME_PATTERN, Reason
+from ingest.model import EVENT_MEASUREMENT, IDENT_PATTERN, NAME_PATTERN, Reason
 from ingest.stores.base import Aggregate, Stat, TagFilter
 
 router = APIRouter(prefix="/api/v1", responses=errors(401, 403, 422, 503))

@@ -10,10 +10,10 @@ from ingest.gateway.agent import (
     GatewayAgent,
     GatewayOptions,
     GatewayStats,
-    Source,
+    UplinkSource,
     batch_messages,
 )
-from ingest.gateway.site import Reading, stamp
+from ingest.gateway.site import Uplink, stamp
 
-__all__ = ["EXIT_DRAIN_TIMEOUT", "GatewayAgent", "GatewayOptions", "GatewayStats", "Reading",
-           "Source", "batch_messages", "stamp"]
+__all__ = ["EXIT_DRAIN_TIMEOUT", "GatewayAgent", "GatewayOptions", "GatewayStats", "Uplink",
+           "UplinkSource", "batch_messages", "stamp"]

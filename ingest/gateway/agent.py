@@ -24,13 +24,13 @@ from typing import Any
 import orjson
 
 from ingest import topics
-from ingest.gateway.site import Reading, listen
+from ingest.gateway.site import Uplink, listen
 from ingest.mqtt import MqttOptions, MqttTimeout, Publisher, Will
 from ingest.spool import Record, Spool
 
 log = logging.getLogger(__name__)
 
-Source = Callable[[], AsyncIterator[Reading]]
+UplinkSource = Callable[[], AsyncIterator[Uplink]]
 
 EXIT_DRAIN_TIMEOUT = 3
 
@@ -101,7 +101,7 @@ def batch_messages(records: list[Record]) -> list[tuple[str, bytes, list[int]]]:
 
 
 class GatewayAgent:
-    def __init__(self, options: GatewayOptions, sources: list[Source] | None = None) -> None:
+    def __init__(self, options: GatewayOptions, sources: list[UplinkSource] | None = None) -> None:
         self.options = options
         self.sources = sources or []
         self.stats = GatewayStats()
@@ -178,7 +178,7 @@ class GatewayAgent:
             await asyncio.sleep(0.05)
         return 0
 
-    async def _intake(self, source: Source) -> None:
+    async def _intake(self, source: UplinkSource) -> None:
         async for device, channel, payload in source():
             self._buffer.append((_record(self.topic(device, channel), payload), 1))
             self.stats.generated += 1
@@ -250,7 +250,7 @@ class GatewayAgent:
             await asyncio.sleep(self.options.heartbeat_s)
             await self._status("online")
 
-    async def _take_site(self, readings: list[Reading]) -> None:
+    async def _take_site(self, readings: list[Uplink]) -> None:
         """Spool what the site listener received (stamped), before it is acknowledged."""
         records = [(_record(self.topic(device, channel), payload), 1)
                    for device, channel, payload in readings]

@@ -20,7 +20,7 @@ from ingest.mqtt import MqttOptions, Subscriber
 
 log = logging.getLogger(__name__)
 
-Reading = tuple[str, str, bytes]  # device, channel, payload (JSON)
+Uplink = tuple[str, str, bytes]  # a device's message: device, channel, payload (JSON)
 _CHANNELS = frozenset(c.value for c in topics.Channel)
 
 
@@ -42,7 +42,7 @@ def stamp(payload: bytes, now_ms: int) -> bytes:
 
 
 async def listen(port: int, client_id: str,
-                 take: Callable[[list[Reading]], Awaitable[None]]) -> None:
+                 take: Callable[[list[Uplink]], Awaitable[None]]) -> None:
     """Serve the site broker on `port` (all interfaces) until cancelled; `take` gets each
     batch of valid, stamped readings and must make them durable before it returns."""
     async with embedded_broker("0.0.0.0", port):

@@ -20,7 +20,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 
 from api.catalog import Catalog, Role
-from simulators.fleet import FleetSpec
+from simulators.deployment import FleetSpec
 from simulators.scenario import Scenario
 from tests.console.seed import FAULTS, registry, seed
 from tests.servers import free_port

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.collectors import collector, reading, start_process, terminate
-from tests.mqttclient import Publisher, publish
+from tests.mqttclient import PahoPublisher, publish
 from tests.servers import InfluxDB, Mosquitto
 from tests.support import stored_count, wait_until
 
@@ -77,7 +77,7 @@ async def test_broker_restart_mid_stream_loses_nothing_for_qos1_publishers(
         make_mosquitto: Callable[..., Mosquitto], influx_url: str, prefix: str,
         tmp_path: Path) -> None:
     broker = make_mosquitto()
-    pub = Publisher(broker.url, f"gw-{prefix}")
+    pub = PahoPublisher(broker.url, f"gw-{prefix}")
     batch = messages(prefix, 6000)
     async with collector(broker.url, influx_url, tmp_path / "spool",
                          client_id=f"col-{prefix}"):

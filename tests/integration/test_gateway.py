@@ -10,7 +10,7 @@ from pathlib import Path
 
 import orjson
 
-from ingest.gateway import GatewayAgent, GatewayOptions, Reading
+from ingest.gateway import GatewayAgent, GatewayOptions, Uplink
 from ingest.mqtt import MqttOptions
 from tests.mqttclient import Recorder
 from tests.servers import Mosquitto
@@ -18,9 +18,9 @@ from tests.support import eventually
 
 
 def counter_source(n: int, devices: int, every_s: float, base: int | None = None
-                   ) -> Callable[[], AsyncIterator[Reading]]:
+                   ) -> Callable[[], AsyncIterator[Uplink]]:
     """n readings round-robin over `devices`, one every `every_s`: reading i at ts base + i."""
-    async def gen() -> AsyncIterator[Reading]:
+    async def gen() -> AsyncIterator[Uplink]:
         start = int(time.time() * 1000) if base is None else base
         for i in range(n):
             doc = {"ts": start + i, "kind": "noise", "values": {"noise_laeq": i % 90}}

@@ -26,9 +26,9 @@ from typer.testing import CliRunner
 from ingest.mqtt.options import parse_broker_url
 from simulators import batching
 from simulators.cli import app
+from simulators.deployment import FleetSpec
 from simulators.faults import FaultSpec
-from simulators.fleet import FleetSpec
-from simulators.publisher import Publisher, PublisherConfig, PublishError
+from simulators.publisher import PublishError, SimPublisher, SimPublisherConfig
 from simulators.runner import SimulateOptions, run, run_async
 from simulators.scenario import Scenario
 from simulators.summary import Summary
@@ -143,9 +143,9 @@ def test_publisher_batches_writes_and_takes_the_lean_puback_path(
     """Guards the paho internals `batching` relies on: fails if an upgrade bypasses them."""
     scenario = Scenario(FleetSpec(1, 2, 14, seed=1, pilot_prefix=prefix))
     start = time.time_ns() // 1_000_000
-    config = PublisherConfig(parse_broker_url(mosquitto.url), f"{prefix}-bench")
+    config = SimPublisherConfig(parse_broker_url(mosquitto.url), f"{prefix}-bench")
     hits = batching.puback_reason.cache_info().hits
-    with Publisher(config) as publisher:
+    with SimPublisher(config) as publisher:
         publisher.send(scenario.window(start - 86_400_000, start), lambda e: None)
         publisher.drain()
     assert publisher.acked == publisher.published > 3_000

@@ -21,11 +21,11 @@ from ingest import units
 from ingest.decode.native import NativeDecoder
 from ingest.model import Point
 from simulators.cli import app, parse_duration
+from simulators.deployment import FleetSpec
 from simulators.environment import Environment
 from simulators.faults import MAX_SKEW_MS, Fault, FaultSpec
-from simulators.fleet import FleetSpec
 from simulators.scenario import Scenario
-from simulators.summary import Message, Summary
+from simulators.summary import Planned, Summary
 
 START = 1_760_313_600_000  # Monday 2025-10-13 00:00 UTC: the scenario is pure, no clock needed
 DAY = 86_400_000
@@ -33,7 +33,7 @@ HOUR = 3_600_000
 
 
 def run_scenario(scenario: Scenario, backfill_days: float, live_s: float = 0.0,
-                 rate: float = 100.0) -> tuple[list[Message], Summary]:
+                 rate: float = 100.0) -> tuple[list[Planned], Summary]:
     """History, then a live window, as `citypilot simulate` runs them (pinned start)."""
     summary = Summary(phase="backfill")
     messages = list(scenario.window(START - round(backfill_days * DAY), START))
@@ -86,7 +86,7 @@ def test_fleet_layout_ids_and_inventory() -> None:
 
 # -- the proof of the summary ---------------------------------------------------------------
 
-def decode(messages: list[Message]) -> tuple[dict[tuple[Any, ...], Point], int]:
+def decode(messages: list[Planned]) -> tuple[dict[tuple[Any, ...], Point], int]:
     decoder = NativeDecoder()
     points: dict[tuple[Any, ...], Point] = {}
     rejections = 0
