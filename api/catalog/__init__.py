@@ -39,23 +39,32 @@ from api.catalog.keys import (
 )
 from api.catalog.registry import (
     IDENT_PATTERN,
+    LANGUAGES,
+    Activity,
+    ActivityType,
+    Baseline,
     CatalogError,
     Device,
+    Direction,
     Gateway,
+    Helix,
     Ident,
     Name,
     Pilot,
     Registry,
     RegistryError,
     Service,
+    Target,
     Text,
+    Uptake,
     parse_registry,
 )
 
 __all__ = [
-    "IDENT_PATTERN", "KEY_PREFIX", "ApiKey", "Catalog", "CatalogError", "Device", "Gateway",
-    "Ident", "KeyState", "Name", "Pilot", "Registry", "RegistryError", "Role", "Service",
-    "Text", "parse_catalog_url", "parse_registry", "split_key",
+    "IDENT_PATTERN", "KEY_PREFIX", "LANGUAGES", "Activity", "ActivityType", "ApiKey",
+    "Baseline", "Catalog", "CatalogError", "Device", "Direction", "Gateway", "Helix", "Ident",
+    "KeyState", "Name", "Pilot", "Registry", "RegistryError", "Role", "Service", "Target",
+    "Text", "Uptake", "parse_catalog_url", "parse_registry", "split_key",
 ]
 
 log = logging.getLogger(__name__)
