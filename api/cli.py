@@ -140,7 +140,8 @@ def _results(options: CliOptions, pilot_id: str, start: str, end: str, grain: st
 PilotOpt = Annotated[str, typer.Option(help="pilot id")]
 StartOpt = Annotated[str, typer.Option(help="RFC 3339 with offset, or a local date; inclusive")]
 EndOpt = Annotated[str, typer.Option(help="RFC 3339 with offset, or a local date; exclusive")]
-GrainOpt = Annotated[str, typer.Option(help="day, week or month (pilot's timezone)")]
+GrainOpt = Annotated[str, typer.Option(help="day, week or month (pilot's timezone), or "
+                                       "period (the whole period)")]
 
 
 kpi_app = typer.Typer(no_args_is_help=True, help="KPI definitions, values and exports.")
@@ -219,8 +220,8 @@ def kpi_export(ctx: typer.Context, pilot: PilotOpt, start: StartOpt, end: EndOpt
 
 
 def _grain(text: str) -> str:
-    if text not in ("day", "week", "month"):
-        raise fail("--grain: use day, week or month")
+    if text not in ("day", "week", "month", "period"):
+        raise fail("--grain: use day, week, month or period (the whole period)")
     return text
 
 
