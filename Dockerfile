@@ -21,6 +21,9 @@ COPY dashboards ./dashboards
 RUN /opt/citypilot/bin/pip install --no-deps . && /opt/citypilot/bin/citypilot --help >/dev/null
 
 FROM python:3.11-slim-bookworm
+# Pango and a font for the evaluation report's PDF (WeasyPrint); nothing else from apt.
+RUN apt-get update && apt-get install -y --no-install-recommends libpango-1.0-0 \
+        libpangoft2-1.0-0 fonts-dejavu-core && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/citypilot --create-home \
         --shell /usr/sbin/nologin citypilot
 COPY --from=build /opt/citypilot /opt/citypilot

@@ -25,7 +25,7 @@ from api.fleet import Fleet
 from api.kpis.rollups.cache import ResultCache
 from api.kpis.rollups.reader import RollupReader
 from api.options import ApiOptions
-from api.routes import admin, console, data, kpis, meta
+from api.routes import admin, console, data, kpis, meta, reports
 from ingest.stores import open_reader
 from ingest.stores.naming import rollup_url
 
@@ -80,7 +80,8 @@ def create_app(options: ApiOptions) -> FastAPI:
     app.state.metrics = Metrics()
     problems.install(app)
     # The console first: its page at `/` takes the place of meta's placeholder.
-    for router in (console.router, meta.router, data.router, kpis.router, admin.router):
+    for router in (console.router, meta.router, data.router, kpis.router, reports.router,
+                   admin.router):
         app.include_router(router)
     app.middleware("http")(_measure)
 

@@ -54,7 +54,7 @@ def _catalog(options: CliOptions) -> Catalog:
 
 
 def mount(app: typer.Typer, load: Loader) -> None:
-    """Add `api`, `kpi`, `apikey` and `registry` to the root command."""
+    """Add `api`, `kpi`, `apikey`, `registry` and `report` to the root command."""
 
     @app.command("api")
     def serve(config: ConfigOpt = None,
@@ -74,7 +74,8 @@ def mount(app: typer.Typer, load: Loader) -> None:
 
     rollups_cli.mount(app, load)
     # The sub-commands find `load` in their context (Click passes `obj` down).
-    for sub, name in ((kpi_app, "kpi"), (apikey_app, "apikey"), (registry_app, "registry")):
+    for sub, name in ((kpi_app, "kpi"), (apikey_app, "apikey"), (registry_app, "registry"),
+                      (report_app, "report")):
         app.add_typer(sub, name=name, context_settings={"obj": load})
 
 
@@ -140,7 +141,8 @@ def _results(options: CliOptions, pilot_id: str, start: str, end: str, grain: st
 PilotOpt = Annotated[str, typer.Option(help="pilot id")]
 StartOpt = Annotated[str, typer.Option(help="RFC 3339 with offset, or a local date; inclusive")]
 EndOpt = Annotated[str, typer.Option(help="RFC 3339 with offset, or a local date; exclusive")]
-GrainOpt = Annotated[str, typer.Option(help="day, week or month (pilot's timezone)")]
+GrainOpt = Annotated[str, typer.Option(help="day, week or month (pilot's timezone), or "
+                                       "period (the whole period)")]
 
 
 kpi_app = typer.Typer(no_args_is_help=True, help="KPI definitions, values and exports.")
@@ -219,8 +221,8 @@ def kpi_export(ctx: typer.Context, pilot: PilotOpt, start: StartOpt, end: EndOpt
 
 
 def _grain(text: str) -> str:
-    if text not in ("day", "week", "month"):
-        raise fail("--grain: use day, week or month")
+    if text not in ("day", "week", "month", "period"):
+        raise fail("--grain: use day, week, month or period (the whole period)")
     return text
 
 
@@ -353,3 +355,84 @@ def show(ctx: typer.Context,
                      yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
     typer.echo(f"{len(pilots)} pilot(s)", err=True)
 
+
+
+# -- report ---------------------------------------------------------------------------------
+
+report_app = typer.Typer(no_args_is_help=True, help="Reports built from the KPIs.")
+PeriodOpt = Annotated[str, typer.Option(help="START/END: local dates or RFC 3339, end "
+                                        "excluded (2026-01-01/2026-07-01)")]
+
+
+def _period(text: str, tz: ZoneInfo, name: str) -> tuple[int, int]:
+    start, sep, end = text.partition("/")
+    if not sep:
+        raise fail(f"--{name}: {text!r} is not START/END (2026-01-01/2026-07-01)")
+    lo, hi = _moment(start, tz, name), _moment(end, tz, name)
+    if hi <= lo:
+        raise fail(f"--{name}: the end must be after the start")
+    return lo, hi
+
+
+@report_app.command("evaluation")
+def evaluation(ctx: typer.Context, pilot: PilotOpt, period: PeriodOpt,
+               baseline: Annotated[str | None, typer.Option(
+                   help="START/END of a baseline period (registry baselines win)")] = None,
+               lang: Annotated[str | None, typer.Option(
+                   help="en it es fr el pt hr sl (default: the pilot's, then en)")] = None,
+               fmt: Annotated[str, typer.Option("--format", help="pdf, html or xlsx")
+                              ] = "pdf",
+               out: Annotated[Path | None, typer.Option("--out", "-o", help="file (default: "
+                                                        "a name from pilot and period)")
+                              ] = None,
+               config: ConfigOpt = None) -> None:
+    """The pilot evaluation report, with progress on stderr."""
+    import time as clock
+
+    from api.fleet import Fleet
+    from api.kpis.service import KpiRequestError, timezone_of
+    from api.reports import render
+    from api.reports.evaluation import build
+    from ingest.stores import open_reader
+    from ingest.stores.base import StoreError
+
+    if fmt not in ("pdf", "html", "xlsx"):
+        raise fail("--format: use pdf, html or xlsx")
+    options = _load(ctx)(config)
+    catalog = _catalog(options)
+
+    async def run() -> bytes:
+        async with open_reader(options.api.store_url) as store:
+            fleet = Fleet(store, catalog, default_interval_s=options.api.kpi.default_interval_s)
+            entry: Pilot | None = await fleet.pilot(pilot)
+            if entry is None:
+                raise fail(f"no pilot {pilot!r} is registered or has sent data")
+            try:
+                language = render.language(lang, entry.language)
+            except render.ReportError as exc:
+                raise fail(f"--lang: {exc}") from None
+            tz = timezone_of(entry)
+            lo, hi = _period(period, tz, "period")
+            base = _period(baseline, tz, "baseline") if baseline else None
+            ev = await build(store, fleet, entry, lo, hi, base, options=options.api.kpi,
+                             now_ns=clock.time_ns(),
+                             progress=lambda what: typer.echo(what, err=True))
+        typer.echo(f"rendering {fmt}", err=True)
+        if fmt == "html":
+            return render.to_html(ev, language).encode()
+        return render.to_pdf(ev, language) if fmt == "pdf" else render.to_xlsx(ev)
+
+    try:
+        data = asyncio.run(run())
+    except KpiRequestError as exc:
+        raise fail(f"--period: {exc}") from None
+    except StoreError as exc:
+        raise fail(f"store: {exc}", 1) from None
+    finally:
+        catalog.close()
+    target = out or Path(f"citypilot-evaluation-{pilot}.{fmt}")
+    if str(target) == "-":
+        sys.stdout.buffer.write(data)
+        return
+    target.write_bytes(data)
+    typer.echo(f"wrote {target} ({len(data)} bytes)", err=True)

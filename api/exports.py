@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -72,25 +72,45 @@ def definition_row(kpi: Kpi) -> list[str]:
             describe(kpi.limits)]
 
 
-def to_xlsx(results: Sequence[KpiResult]) -> bytes:
+def workbook() -> Any:
+    """An empty workbook for `sheet` to fill (openpyxl's default sheet removed)."""
     book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.title = "kpis"
-    sheet.append(list(COLUMNS))
-    for row in rows(results, local_dates=True):
-        sheet.append([row[c] for c in COLUMNS])
-    for cells in sheet.iter_rows(min_row=2, min_col=6, max_col=7):
-        for cell in cells:
+    book.remove(book.active)
+    return book
+
+
+def sheet(book: Any, title: str, columns: Sequence[str], values: Iterable[Sequence[Any]],
+          date_columns: Sequence[int] = ()) -> Any:
+    """A typed sheet: a bold, frozen header row, then one row per item of `values`; the
+    1-based `date_columns` hold local datetimes."""
+    ws = book.create_sheet(title[:31])
+    ws.append(list(columns))
+    for row in values:
+        ws.append(list(row))
+    for col in date_columns:
+        for (cell,) in ws.iter_rows(min_row=2, min_col=col, max_col=col):
             cell.number_format = "yyyy-mm-dd hh:mm"
-    defs = book.create_sheet("definitions")
-    defs.append(list(DEFINITION_COLUMNS))
-    for kpi in KPIS:
-        defs.append(definition_row(kpi))
-    for ws in (sheet, defs):
-        for cell in ws[1]:
-            cell.font = Font(bold=True)
-        ws.freeze_panes = "A2"
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    ws.freeze_panes = "A2"
+    return ws
+
+
+def kpi_sheets(book: Any, results: Sequence[KpiResult], kpis: Sequence[Kpi] = KPIS) -> None:
+    """The `kpis` sheet (one row per value) and the `definitions` sheet."""
+    sheet(book, "kpis", COLUMNS, ([row[c] for c in COLUMNS]
+                                  for row in rows(results, local_dates=True)),
+          date_columns=(6, 7))
+    sheet(book, "definitions", DEFINITION_COLUMNS, (definition_row(k) for k in kpis))
+
+
+def save(book: Any) -> bytes:
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def to_xlsx(results: Sequence[KpiResult]) -> bytes:
+    book = workbook()
+    kpi_sheets(book, results)
+    return save(book)

@@ -38,21 +38,30 @@ from api.catalog.keys import (
     split_key,
 )
 from api.catalog.registry import (
+    LANGUAGES,
+    Activity,
+    ActivityType,
+    Baseline,
     CatalogError,
     Device,
+    Direction,
     Gateway,
+    Helix,
     Pilot,
     Registry,
     RegistryError,
     Service,
+    Target,
     Text,
+    Uptake,
     parse_registry,
 )
 
 __all__ = [
-    "KEY_PREFIX", "ApiKey", "Catalog", "CatalogError", "Device", "Gateway",
-    "KeyState", "Pilot", "Registry", "RegistryError", "Role", "Service",
-    "Text", "parse_catalog_url", "parse_registry", "split_key",
+    "KEY_PREFIX", "LANGUAGES", "Activity", "ActivityType", "ApiKey",
+    "Baseline", "Catalog", "CatalogError", "Device", "Direction", "Gateway", "Helix",
+    "KeyState", "Pilot", "Registry", "RegistryError", "Role", "Service", "Target",
+    "Text", "Uptake", "parse_catalog_url", "parse_registry", "split_key",
 ]
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,10 @@ topic grammar.
 
 from __future__ import annotations
 
+import datetime as dt
 import tomllib
 from datetime import date
+from enum import StrEnum
 from typing import Annotated
 
 import yaml
@@ -19,10 +21,12 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from api.kpis.catalog import BY_ID
 from ingest.model import Ident, Name, zone
 from ingest.validation import one_line
 
@@ -71,6 +75,66 @@ class Service(_Entry):
                                    description="simultaneous users it can serve")
 
 
+# -- evaluation: targets, baselines, uptake and activities (the evaluation report's facts) --
+
+LANGUAGES = ("en", "it", "es", "fr", "el", "pt", "hr", "sl")  # the pilots' countries
+
+
+class Direction(StrEnum):
+    AT_LEAST = "at_least"  # met when the achieved value is at least the target
+    AT_MOST = "at_most"  # met when it is at most the target
+
+
+class Target(_Entry):
+    value: float
+    direction: Direction
+
+
+class Baseline(_Entry):
+    value: float
+    source: Text = Field(description="where the figure comes from, e.g. the utility bill")
+    date: dt.date = Field(description="when it was measured or published")
+
+
+class Uptake(_Entry):
+    """An organisation that took up or scaled a solution of the pilot (Interreg RCR 104)."""
+
+    organisation: Text
+    solution: Text
+    date: dt.date
+    document: Text = Field(description="the document that records it (a reference or URL)")
+
+
+class ActivityType(StrEnum):
+    TRAINING = "training"
+    MATCHMAKING = "matchmaking"
+    WORKSHOP = "workshop"
+    POLICY_DIALOGUE = "policy_dialogue"
+
+
+class Helix(StrEnum):
+    """The quadruple-helix actor an activity is with."""
+
+    BUSINESS = "business"
+    ACADEMIA = "academia"
+    PUBLIC_AUTHORITY = "public_authority"
+    CITIZENS = "citizens"
+
+
+class Activity(_Entry):
+    type: ActivityType
+    actor: Helix
+    date: dt.date
+    participants: int = Field(ge=0)
+    title: Text | None = None
+
+
+def _known_kpis(entries: dict[str, object], what: str) -> None:
+    unknown = sorted(set(entries) - set(BY_ID))
+    if unknown:
+        raise ValueError(f"{what}: unknown KPI {unknown[0]!r} (`citypilot kpi list` has the ids)")
+
+
 class Pilot(_Entry):
     id: Ident
     name: Text | None = None
@@ -82,6 +146,30 @@ class Pilot(_Entry):
     gateways: tuple[Gateway, ...] = ()
     devices: tuple[Device, ...] = ()
     services: tuple[Service, ...] = ()
+    # -- evaluation (the report): kept together, one block --
+    language: str | None = Field(default=None, description="the report's default language: "
+                                 + ", ".join(LANGUAGES))
+    operator: Text | None = Field(default=None, description="who operates the pilot")
+    targets: dict[Name, Target] = Field(default_factory=dict,
+                                        description="per KPI id: value and direction")
+    baselines: dict[Name, Baseline] = Field(default_factory=dict, description="per KPI id: "
+                                            "the value before the pilot, its source and date")
+    uptake: tuple[Uptake, ...] = ()
+    activities: tuple[Activity, ...] = ()
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, v: str | None) -> str | None:
+        if v is not None and v not in LANGUAGES:
+            raise ValueError(f"language {v!r}: use one of {', '.join(LANGUAGES)}")
+        return v
+
+    @field_validator("targets", "baselines")
+    @classmethod
+    def _kpi_ids(cls, v: dict[str, object], info: ValidationInfo) -> dict[str, object]:
+        _known_kpis(v, str(info.field_name))
+        return v
+    # -- end of evaluation --
 
     @field_validator("timezone")
     @classmethod

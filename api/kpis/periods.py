@@ -4,7 +4,7 @@ The stores know no calendar (InfluxQL aligns `GROUP BY time()` to the epoch, `1w
 Thursday, and has no month; SQLite has no timezone database), so every bucket boundary is
 computed here, with zoneinfo, and handed to the store as integer nanoseconds. A local day is
 23 or 25 hours long across a DST change; a week starts on Monday (ISO 8601); buckets are
-clipped to the requested [start, end).
+clipped to the requested [start, end); the grain `period` is the whole of it, one bucket.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ class Grain(StrEnum):
     DAY = "day"
     WEEK = "week"
     MONTH = "month"
+    PERIOD = "period"  # the whole [start, end) as one bucket: a report's headline figure
 
 
 def to_ns(moment: datetime) -> int:
@@ -71,6 +72,8 @@ class Bucket:
 
 def buckets(start_ns: int, end_ns: int, grain: Grain, tz: ZoneInfo) -> list[Bucket]:
     """[start, end) cut at the grain's local boundaries."""
+    if grain is Grain.PERIOD:
+        return [Bucket(0, start_ns, end_ns)]
     edges = [start_ns]
     day = from_ns(start_ns, tz).date()
     while True:

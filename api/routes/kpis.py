@@ -27,7 +27,7 @@ from ingest.model import NAME_PATTERN
 
 router = APIRouter(prefix="/api/v1", responses=errors(401, 403, 422, 503), tags=["kpis"])
 GrainQuery = Annotated[Grain, Query(description="day, week (from Monday) or month, "
-                                    "in the pilot's timezone")]
+                                    "in the pilot's timezone; period: the whole period")]
 
 
 class ExportFormat(StrEnum):

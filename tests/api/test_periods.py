@@ -54,3 +54,8 @@ def test_pieces_cut_overlapping_windows_once() -> None:
     assert members == [[0, 1], [1, 2], [4], [0, 1, 2, 3, 4]]
     parts, members = pieces([(0, 7), (10, 12)])  # the gap is not read
     assert parts == [(0, 7), (10, 12)] and members == [[0], [1]]
+
+
+def test_the_period_grain_is_the_whole_period_in_one_bucket() -> None:
+    [whole] = buckets(local(2024, 1, 3), local(2024, 7, 1), Grain.PERIOD, LISBON)
+    assert (whole.index, whole.lo, whole.hi) == (0, local(2024, 1, 3), local(2024, 7, 1))

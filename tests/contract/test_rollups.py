@@ -11,6 +11,7 @@ formula states (`APPROXIMATE`), and a coarser histogram must be caught.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -232,7 +233,7 @@ async def test_a_rebuild_reproduces_the_rollups(rig: Rig, backend_url: str) -> N
         # Progress per pilot, in hours of history covered: it grows to its total.
         last = {pilot: (n, total) for pilot, n, total in seen}
         assert sorted(last) == ["p1", "p2"] and all(n == t > 0 for n, t in last.values())
-        assert all(b[1] >= a[1] for a, b in zip(seen, seen[1:], strict=False) if a[0] == b[0])
+        assert all(b[1] >= a[1] for a, b in itertools.pairwise(seen) if a[0] == b[0])
         assert done.slots > 0
         assert await rollup_rows(rebuilt) == await rollup_rows(rig.rolled.rollups)
         rig.rolled = RollupReader(rig.raw, rebuilt, zone, Horizon(rebuilt, ttl_s=0.0))

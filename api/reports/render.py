@@ -1,0 +1,204 @@
+"""The evaluation report as HTML, PDF/A-3b and XLSX, from one `Evaluation`.
+
+One Jinja2 template (`templates/evaluation.html`) makes the HTML and, through WeasyPrint,
+the PDF: PDF/A-3b (WeasyPrint writes the XMP `pdfaid` identification, an sRGB output intent
+and embeds every font), tagged, with the document's language and title, and the report's own
+XLSX embedded as an associated file, so the data travels with the document. Numbers and
+dates follow the report's language (Babel: `1,597.5` in English, `1.597,5` in Italian).
+Texts go through gettext (`_`); catalogues other than English are still to come.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from babel.dates import format_date
+from babel.numbers import format_decimal
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from api.catalog import LANGUAGES
+from api.exports import kpi_sheets, save, sheet, workbook
+from api.kpis.catalog import Family, describe
+from api.kpis.periods import NS, from_ns
+from api.reports import charts, judgement
+from api.reports.evaluation import Evaluation
+from api.reports.judgement import Corner, Mark
+
+log = logging.getLogger(__name__)
+
+NUMBER = "#,##0.##"  # every figure of the report: grouped, at most two decimals
+PERCENT = "#,##0.#"
+MARK_SIGN = {Mark.MET: "✓", Mark.NOT_MET: "✗", Mark.NO_TARGET: "–", Mark.NO_DATA: "?"}
+XLSX_NAME = "evaluation-data.xlsx"
+
+
+class ReportError(ValueError):
+    """A report that cannot be made as asked (an unknown language)."""
+
+
+def language(requested: str | None, registered: str | None) -> str:
+    """`--lang`, else the pilot's registered language, else English."""
+    lang = requested or registered or "en"
+    if lang not in LANGUAGES:
+        raise ReportError(f"language {lang!r}: use one of {', '.join(LANGUAGES)}")
+    return lang
+
+
+class Formats:
+    """Numbers and dates in one language."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+
+    def num(self, value: float | None) -> str:
+        return "—" if value is None else format_decimal(value, NUMBER, locale=self.lang)
+
+    def pct(self, value: float | None) -> str:
+        return "—" if value is None else \
+            f"{format_decimal(value, PERCENT, locale=self.lang)} %"
+
+    def day(self, ns: int, ev: Evaluation) -> str:
+        return format_date(from_ns(ns, ev.timezone).date(), "long", locale=self.lang)
+
+    def week(self, ns: int, ev: Evaluation) -> str:
+        return format_date(from_ns(ns, ev.timezone).date(), "d MMM", locale=self.lang)
+
+
+_ENV = Environment(loader=PackageLoader("api.reports", "templates"),
+                   autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
+                   extensions=["jinja2.ext.i18n"], trim_blocks=True, lstrip_blocks=True)
+_ENV.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+
+
+def _charts(ev: Evaluation, f: Formats) -> dict[str, Any]:
+    trends = {s.service: charts.trend(
+        f"{s.service}: uses and availability per week",
+        [(f.week(w.start, ev), w.uses, w.availability) for w in s.weeks], f.num,
+        "uses", "availability (%)") for s in ev.services}
+    points = [(s.service, ev.availability.value,
+               s.per_device.value / ev.days if s.per_device and s.per_device.value is not None
+               else None) for s in ev.services]
+    names = (Corner.USED_BUT_UNRELIABLE.value, Corner.WORKING_AND_USED.value,
+             Corner.NEITHER.value, Corner.WORKS_BUT_UNUSED.value)
+    quadrant = charts.quadrant("Usage against availability per service", points,
+                               ev.works_at, judgement.USED_PER_DEVICE_PER_DAY, names,
+                               ("availability of the pilot (%)", "uses per device and day"),
+                               f.num) if ev.services else None
+    limits: dict[str, Any] = {}
+    for check in ev.limits:
+        kpi = check.figure.kpi
+        if kpi.id in limits:
+            continue
+        rows = [(c.figure.where, c.figure.value) for c in ev.limits
+                if c.figure.kpi.id == kpi.id and c.figure.value is not None
+                and c.limit == kpi.limits[0]]
+        bounds = [(float(lim.allowed) if lim.allowed is not None else lim.value,
+                   lim.regime.value.split(" (")[0]) for lim in kpi.limits]
+        limits[kpi.id] = charts.against_limits(
+            kpi.title, [(w, v) for w, v in rows if v is not None], bounds,
+            kpi.unit, f.num) if rows else None
+    return {"trends": trends, "quadrant": quadrant, "limits": limits}
+
+
+def to_html(ev: Evaluation, lang: str = "en") -> str:
+    f = Formats(lang)
+    return _ENV.get_template("evaluation.html").render(
+        ev=ev, f=f, lang=lang, Family=Family, dict=dict, Mark=Mark, sign=MARK_SIGN,
+        describe=describe, charts=_charts(ev, f), title=title(ev),
+        made=format_date(from_ns(ev.now).date(), "long", locale=lang),
+        rule=judgement.__doc__)
+
+
+def title(ev: Evaluation) -> str:
+    return f"Pilot evaluation: {ev.pilot.name or ev.pilot.id}"
+
+
+def to_pdf(ev: Evaluation, lang: str = "en") -> bytes:
+    """PDF/A-3b, tagged, with the XLSX of the report's numbers attached."""
+    from weasyprint import HTML, Attachment  # heavy (Pango): only when a PDF is asked for
+
+    html = to_html(ev, lang)
+    attachment = Attachment(string=to_xlsx(ev), name=XLSX_NAME,
+                            description="the report's tables and KPI definitions",
+                            relationship="Data")
+    with warnings.catch_warnings():
+        # WeasyPrint 70 opens its sRGB profile (the PDF/A output intent) without closing it.
+        warnings.simplefilter("ignore", ResourceWarning)
+        pdf: bytes = HTML(string=html).write_pdf(pdf_variant="pdf/a-3b", pdf_tags=True,
+                                                attachments=[attachment])
+    return pdf
+
+
+def _local(ns: int, ev: Evaluation) -> datetime:
+    return from_ns(ns, ev.timezone).replace(tzinfo=None)
+
+
+def _comparison_rows(ev: Evaluation) -> Iterable[list[Any]]:
+    for c in ev.comparisons:
+        fig = c.figure
+        yield [fig.kpi.id, fig.kpi.title, fig.where, fig.kpi.unit, c.baseline,
+               c.baseline_from or None, c.baseline_note or None,
+               c.target.value if c.target else None,
+               c.target.direction.value if c.target else None, fig.value, c.change,
+               c.change_pct, c.completeness, c.beyond_missing, c.mark.value, fig.reason]
+
+
+def to_xlsx(ev: Evaluation) -> bytes:
+    """Every table of the report as a typed sheet, plus the KPI values and definitions."""
+    book = workbook()
+    sheet(book, "summary", ("family", "kpi", "title", "where", "unit", "achieved", "target",
+                            "direction", "mark"),
+          ([fam.value, c.figure.kpi.id, c.figure.kpi.title, c.figure.where, c.figure.kpi.unit,
+            c.figure.value, c.target.value if c.target else None,
+            c.target.direction.value if c.target else None, c.mark.value]
+           for fam, rows in ev.summary.items() for c in rows))
+    sheet(book, "with_and_without", (
+        "kpi", "title", "where", "unit", "baseline", "baseline_from", "baseline_source",
+        "target", "direction", "achieved", "change", "change_pct", "completeness_pct",
+        "beyond_missing_data", "mark", "reason"), _comparison_rows(ev))
+    sheet(book, "usage", ("service", "uses", "uses_per_device", "peak_demand_ratio",
+                          "availability_pct", "corner"),
+          ([s.service, s.uses.value, s.per_device.value if s.per_device else None,
+            s.peak.value if s.peak else None, ev.availability.value, s.corner.value]
+           for s in ev.services))
+    sheet(book, "weeks", ("service", "start", "end", "uses", "uses_per_device",
+                          "availability_pct", "corner"),
+          ([s.service, _local(w.start, ev), _local(w.end, ev), w.uses, w.per_device,
+            w.availability, w.corner.value] for s in ev.services for w in s.weeks),
+          date_columns=(2, 3))
+    sheet(book, "limits", ("kpi", "where", "value", "unit", "regime", "limit", "averaging",
+                           "allowed", "within", "indicative"),
+          ([c.figure.kpi.id, c.figure.where, c.figure.value, c.figure.kpi.unit,
+            c.limit.regime.value, c.limit.value, c.limit.averaging, c.limit.allowed, c.within,
+            c.indicative] for c in ev.limits))
+    sheet(book, "allowances", ("indicator", "regime", "where", "exceedances_left"),
+          ([dict(a.dims).get("indicator"), dict(a.dims).get("regime"), a.where, a.value]
+           for a in ev.allowances))
+    sheet(book, "devices", ("gateway", "device", "registered", "kind", "service", "location",
+                            "lat", "lon", "last_seen", "online_at_report"),
+          ([d.gateway, d.id, d.entry is not None, d.entry.kind if d.entry else
+            (d.kinds[0] if d.kinds else None), d.entry.service if d.entry else None,
+            d.entry.location if d.entry else None, d.entry.lat if d.entry else None,
+            d.entry.lon if d.entry else None,
+            _local(d.last_seen_ns, ev) if d.last_seen_ns else None, d.online(ev.now)]
+           for d in ev.devices), date_columns=(9,))
+    sheet(book, "uptake", ("organisation", "solution", "date", "document"),
+          ([u.organisation, u.solution, u.date, u.document] for u in ev.uptake))
+    sheet(book, "activities", ("type", "actor", "date", "participants", "title"),
+          ([a.type.value, a.actor.value, a.date, a.participants, a.title]
+           for a in ev.activities))
+    sheet(book, "dead_letters", ("reason", "count"), ev.dead_letters)
+    kpi_sheets(book, ev.results, ev.definitions)
+    return save(book)
+
+
+def filename(ev: Evaluation, fmt: str) -> str:
+    lo, hi = (from_ns(x, ev.timezone).date() for x in (ev.start, ev.end))
+    return f"citypilot-evaluation-{ev.pilot.id}-{lo:%Y%m%d}-{hi:%Y%m%d}.{fmt}"
+
+
+__all__ = ["NS", "ReportError", "filename", "language", "to_html", "to_pdf", "to_xlsx"]

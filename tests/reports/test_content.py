@@ -1,0 +1,64 @@
+"""The report's content is the KPI API's numbers: every figure, for the period and the
+baseline period; registry baselines and targets with their source; marks by direction."""
+
+from __future__ import annotations
+
+from api.kpis.catalog import KPIS
+from api.reports.judgement import Corner, Mark
+from tests.api.conftest import Live
+from tests.reports.conftest import BASELINE, END, START, api_values, evaluation
+
+
+def _sorted_dims(dims: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(dims))
+
+
+async def test_every_figure_is_the_kpi_apis_for_the_period_and_the_baseline(live: Live
+                                                                          ) -> None:
+    ev = await evaluation(live)
+    assert {c.figure.kpi.id for c in ev.comparisons} == {k.id for k in KPIS}
+    for kpi in KPIS:
+        now = await api_values(live, kpi.id, START, END)
+        before = await api_values(live, kpi.id, *BASELINE)
+        mine = {_sorted_dims(c.figure.dims): c for c in ev.comparisons
+                if c.figure.kpi.id == kpi.id}
+        assert {d: c.figure.value for d, c in mine.items()} == now, kpi.id
+        for dims, row in mine.items():
+            if kpi.id in ev.pilot.baselines:
+                continue
+            if before.get(dims) is not None:
+                assert (row.baseline, row.baseline_from) == (before[dims], "store"), kpi.id
+            else:
+                assert row.baseline is None and row.baseline_from == "", kpi.id
+
+
+async def test_registry_baseline_and_targets_show_with_source_and_direction(live: Live
+                                                                           ) -> None:
+    ev = await evaluation(live)
+    rows = {(c.figure.kpi.id, c.figure.where): c for c in ev.comparisons}
+    pm25 = rows[("pm25_mean", "g1/aq1")]
+    assert (pm25.baseline, pm25.baseline_from) == (18.5, "registry")
+    assert pm25.baseline_note == "official station DEBE010, 2023-12-31"
+    assert pm25.figure.value is not None and pm25.change == pm25.figure.value - 18.5
+    # at_most 20 µg/m³: g1/aq1 (about 13.5) is met, g2/x1 (26) is not.
+    assert pm25.mark is Mark.MET and rows[("pm25_mean", "g2/x1")].mark is Mark.NOT_MET
+    # at_least 3 % availability: the pilot's 4.2 % is met; at_least 10 uses: not met.
+    assert rows[("availability", "")].mark is Mark.MET
+    assert rows[("usage_events", "parking")].mark is Mark.NOT_MET
+    assert rows[("no2_mean", "g2/x1")].mark is Mark.NOT_MET  # 500 > 40, at_most
+    assert rows[("devices_online", "")].mark is Mark.NO_TARGET
+    assert rows[("lighting_energy_saving", "")].target is None
+    summary = {c.figure.kpi.id for rows_ in ev.summary.values() for c in rows_}
+    assert {"usage_events", "availability", "no2_mean", "pm25_mean"} <= summary
+    # Services: working at the registered 3 % availability target; parking's 4 uses over 2
+    # used terminals in 7 days is less than one a device a day.
+    parking = next(s for s in ev.services if s.service == "parking")
+    assert ev.works_at == 3.0 and parking.corner is Corner.WORKS_BUT_UNUSED
+    assert ev.activity_totals == [("citizens", "workshop", 1, 35),
+                                  ("public_authority", "training", 1, 8)]
+
+
+async def test_dead_letters_by_reason_add_up_to_the_rejection_rate_kpi(live: Live) -> None:
+    ev = await evaluation(live)
+    [rate] = [c.figure for c in ev.comparisons if c.figure.kpi.id == "rejection_rate"]
+    assert sum(n for _, n in ev.dead_letters) == dict(rate.context)["rejected"] > 0
