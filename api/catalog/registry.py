@@ -1,13 +1,15 @@
 """The pilot registry: the facts about pilots that readings do not carry.
 
-A pilot's population and timezone, each device's kind, location, expected reporting interval
-and capacity, each service's capacity: KPIs need them. One pydantic model serves the file
-format (TOML or YAML), the API and the catalogue's table. Ids follow the topic grammar.
+A pilot's population and timezone, each device's kind, location, expected reporting interval,
+capacity and installation date, each service's capacity: KPIs need them. One pydantic model
+serves the file format (TOML or YAML), the API and the catalogue's table. Ids follow the
+topic grammar.
 """
 
 from __future__ import annotations
 
 import tomllib
+from datetime import date
 from typing import Annotated
 
 import yaml
@@ -61,6 +63,9 @@ class Device(_Entry):
                                      description="expected reporting interval")
     capacity: float | None = Field(default=None, ge=0,
                                    description="bays, connectors, luminaires...")
+    installed: date | None = Field(
+        default=None, description="the local day it was installed: availability and "
+        "completeness count it from then (without one, from its first reading)")
 
 
 class Service(_Entry):

@@ -164,11 +164,15 @@ KPIS: tuple[Kpi, ...] = (
         "before the end of the period (or now, for a period in progress)", "day", _ISO37122),
     Kpi("availability", "Availability", Family.PUSH, "%",
         "mean over the sensors of the share of the hours of the period (of their "
-        "reporting intervals, when longer than an hour) that hold at least one reading",
-        "day", _Y4903),
+        "reporting intervals, when longer than an hour) that hold at least one reading, "
+        "each sensor counted from its installation: the registered installation day, else "
+        "the hour of its first reading; a registered sensor with neither is deployed but "
+        "silent and counts as unavailable for the whole period", "day", _Y4903),
     Kpi("data_completeness", "Data completeness", Family.PUSH, "%",
         "readings received (per sensor, at most as many as expected) over readings "
-        "expected from the sensors' reporting intervals", "day", _Y4903),
+        "expected from the sensors' reporting intervals since their installation (as for "
+        "availability; a registered sensor never heard from is expected all period)", "day",
+        _Y4903),
     Kpi("rejection_rate", "Rejection rate", Family.PUSH, "%",
         "dead letters on the pilot's topics over dead letters plus stored readings and "
         "events", "day", _Y4903),

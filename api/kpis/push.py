@@ -4,7 +4,9 @@ A device is seen when it sends a reading or an event (both carry `ingest_delay_s
 one field counts them in every measurement). Expected reporting intervals come from the
 registry, `default_interval_s` for devices without one (unregistered included).
 Availability counts hourly slots (or the interval, when longer): per-reading slots would
-make the store roll up every reading. Periods in progress count up to now only.
+make the store roll up every reading. Periods in progress count up to now only, and a sensor
+counts from its installation (`installed` in the registry, else the hour of its first
+reading): a pilot adds devices every month, and a device not yet there is not unavailable.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ import math
 from collections import defaultdict
 
 from api.kpis.context import Context, DeviceKey, KpiValue
-from api.kpis.periods import NS
+from api.kpis.periods import NS, midnight
 from ingest.model import DEAD_LETTER_MEASUREMENT, DELAY_FIELD, EVENT_MEASUREMENT
 from ingest.stores.base import Aggregate, Rollup, Stat, Window
 
 _NOT_STARTED = "the period has not started"
-_NO_SENSORS = "no sensors registered or reporting in the period"
+_NO_SENSORS = "no sensors installed or reporting in the period"
+_HOUR_NS = 3600 * NS
 
 
 def _until_now(ctx: Context) -> dict[int, Window]:
@@ -110,26 +113,57 @@ async def devices_online(ctx: Context) -> list[KpiValue]:
                       _NOT_STARTED) for b in ctx.buckets]
 
 
-def _expected(window: Window, interval_s: float) -> int:
-    return math.ceil((window[1] - window[0]) / (interval_s * NS))
+async def _installed(ctx: Context) -> dict[DeviceKey, int]:
+    """From when each sensor counts (ns): the local midnight of its registered installation
+    day, else the start of the UTC hour of its first reading before now (the hour, so that
+    rollups, which hold hours, answer it exactly). A sensor with neither is absent: deployed
+    but silent, it counts for the whole period."""
+    out = {key: midnight(d.installed, ctx.tz) for key, d in ctx.devices.items()
+           if d.kind and d.installed}
+    measurements = await ctx.telemetry()
+    first = await ctx.store.first_seen(measurements, DELAY_FIELD, end=ctx.now_ns,
+                                       where=ctx.where) if measurements else []
+    reported: dict[DeviceKey, int] = {}
+    for s in first:
+        hour = s.ts // _HOUR_NS * _HOUR_NS
+        reported[(s.gateway, s.device)] = min(reported.get((s.gateway, s.device), hour), hour)
+    return reported | out
 
 
-async def _per_sensor(ctx: Context, slots: bool) -> tuple[dict[int, Window],
-                                                          dict[int, dict[DeviceKey, float]]]:
-    """Per started bucket and sensor (registered or reporting): slots with data, or
-    readings; a sensor reporting in two kinds counts by its better one."""
+def _expected(lo: int, hi: int, every_s: float) -> int:
+    return math.ceil((hi - lo) / (every_s * NS))
+
+
+def _slots_from(window: Window, since: int | None, slot_s: float) -> int:
+    """The slots of `window` (aligned to its start) from the one holding `since`."""
+    lo, hi = window
+    skipped = 0 if since is None or since <= lo else (since - lo) // round(slot_s * NS)
+    return _expected(lo, hi, slot_s) - skipped
+
+
+async def _per_sensor(ctx: Context, slots: bool) -> tuple[
+        dict[int, Window], dict[int, dict[DeviceKey, float]], dict[DeviceKey, int]]:
+    """Per started bucket and sensor (registered or reporting, installed before the bucket
+    ends): slots with data, or readings; a sensor reporting in two kinds counts by its
+    better one. Also when each sensor counts from (`_installed`)."""
     windows = _until_now(ctx)
     rows = await (_slots_with_data(ctx, windows, _sensors(ctx)) if slots
                   else _readings(ctx, windows))
-    found: dict[int, dict[DeviceKey, float]] = {i: dict.fromkeys(_sensors(ctx), 0.0)
-                                               for i in windows}
+    since = await _installed(ctx) if windows else {}
+
+    def there(key: DeviceKey, bucket: int) -> bool:
+        return key not in since or since[key] < windows[bucket][1]
+
+    found: dict[int, dict[DeviceKey, float]] = {
+        i: {k: 0.0 for k in _sensors(ctx) if there(k, i)} for i in windows}
     for bucket, key, value in rows:
-        found[bucket][key] = max(found[bucket].get(key, 0.0), value)
-    return windows, found
+        if there(key, bucket):
+            found[bucket][key] = max(found[bucket].get(key, 0.0), value)
+    return windows, found, since
 
 
 async def availability(ctx: Context) -> list[KpiValue]:
-    windows, found = await _per_sensor(ctx, slots=True)
+    windows, found, since = await _per_sensor(ctx, slots=True)
     out: list[KpiValue] = []
     for b in ctx.buckets:
         sensors = found.get(b.index)
@@ -138,14 +172,14 @@ async def availability(ctx: Context) -> list[KpiValue]:
         elif not sensors:
             out.append(ctx.value(b, None, _NO_SENSORS))
         else:
-            shares = [min(1.0, n / _expected(windows[b.index], _slot_s(ctx, k)))
+            shares = [min(1.0, n / _slots_from(windows[b.index], since.get(k), _slot_s(ctx, k)))
                       for k, n in sensors.items()]
             out.append(ctx.value(b, 100.0 * sum(shares) / len(shares), sensors=len(shares)))
     return out
 
 
 async def data_completeness(ctx: Context) -> list[KpiValue]:
-    windows, found = await _per_sensor(ctx, slots=False)
+    windows, found, since = await _per_sensor(ctx, slots=False)
     out: list[KpiValue] = []
     for b in ctx.buckets:
         sensors = found.get(b.index)
@@ -154,7 +188,9 @@ async def data_completeness(ctx: Context) -> list[KpiValue]:
         elif not sensors:
             out.append(ctx.value(b, None, _NO_SENSORS))
         else:
-            expected = {k: _expected(windows[b.index], ctx.interval_s(k)) for k in sensors}
+            lo, hi = windows[b.index]
+            expected = {k: _expected(max(lo, since.get(k, lo)), hi, ctx.interval_s(k))
+                        for k in sensors}
             got = sum(min(n, expected[k]) for k, n in sensors.items())
             out.append(ctx.value(b, 100.0 * got / sum(expected.values()),
                                  sensors=len(sensors)))

@@ -4,8 +4,8 @@ the KPIs and the dashboards read through.
 Two implementations of each (SQLite, InfluxDB), chosen by URL scheme in `ingest.stores`.
 Reads are one query model: an `Aggregate` (a statistic of a field over explicit windows,
 optionally in epoch-aligned buckets, per tag combination), plus the distinct values of a field,
-when devices were last seen, the newest point per device and the kept dead letters; every
-filter is a `TagFilter`. Exactly two error kinds leave `stores/`: `StoreUnavailable`
+when devices were first and last seen, the newest point per device and the kept dead letters;
+every filter is a `TagFilter`. Exactly two error kinds leave `stores/`: `StoreUnavailable`
 (retryable) and `StoreRejected` (refused for good; `StoreConfigError`, a bad URL or option, is
 one). Points a write refuses one by one are returned by `write`, for the caller to
 dead-letter. No httpx or sqlite3 exception escapes `stores/`.
@@ -197,13 +197,17 @@ def dirty_slots(points: Sequence[Point]) -> set[tuple[str, int]]:
 
 @dataclass(frozen=True, slots=True)
 class Seen:
-    """When a device last sent a point of a measurement."""
+    """When a device last (or first) sent a point of a measurement."""
 
     measurement: str
     pilot: str
     gateway: str
     device: str
     ts: int
+
+    def order(self) -> tuple[str, str, str, str]:
+        """The order `last_seen` and `first_seen` answer in."""
+        return self.pilot, self.gateway, self.device, self.measurement
 
 
 class _Component(Protocol):
@@ -244,6 +248,11 @@ class Reader(_Component, Protocol):
                         where: TagFilter = ()) -> list[Seen]:
         """The newest point carrying `field` of each (measurement, pilot, gateway, device)
         in [start, end), ordered by pilot, gateway, device, measurement."""
+
+    async def first_seen(self, measurements: Sequence[str], field: str, *,
+                         start: int | None = None, end: int | None = None,
+                         where: TagFilter = ()) -> list[Seen]:
+        """The oldest such point (when each device first reported), in the same shape."""
 
     async def latest(self, measurement: str, *, where: TagFilter = ()) -> list[Point]:
         """The newest point of each (pilot, gateway, device) series, all its fields."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,7 @@ location = "Praça do Peixe"
 lat = 40.64
 lon = -8.65
 interval_s = 300
+installed = 2024-03-01
 """
 
 YAML = """
@@ -45,7 +47,8 @@ pilots:
     timezone: Europe/Tallinn
     gateways: [{id: gw9, name: Town hall}]
     devices:
-      - {id: pk1, gateway: gw9, kind: parking, capacity: 40, interval_s: 600}
+      - {id: pk1, gateway: gw9, kind: parking, capacity: 40, interval_s: 600,
+         installed: 2024-05-02}
 """
 
 
@@ -61,6 +64,8 @@ def test_registry_from_toml_and_yaml(catalog: Catalog) -> None:
     assert aveiro.population == 80000 and aveiro.services[0].capacity == 120
     assert [g.id for g in aveiro.gateways] == ["gw1"]  # declared by its device
     assert tartu.gateways[0].name == "Town hall" and tartu.devices[0].capacity == 40
+    assert aveiro.devices[0].installed == date(2024, 3, 1)
+    assert tartu.devices[0].installed == date(2024, 5, 2)
     # Loading a pilot again replaces it, other pilots stay.
     catalog.load(parse_registry('[[pilots]]\nid = "aveiro"\n', ".toml"))
     assert catalog.pilot("aveiro") is not None and catalog.pilot("aveiro").devices == ()  # type: ignore[union-attr]
@@ -77,6 +82,8 @@ def test_registry_from_toml_and_yaml(catalog: Catalog) -> None:
      "interval_s"),
     ("pilots: [{id: a, devices: [{id: d, gateway: g}, {id: d, gateway: g}]}]", ".yml",
      "listed twice"),
+    ('[[pilots]]\nid = "a"\n[[pilots.devices]]\nid = "d"\ngateway = "g"\ninstalled = "soon"\n',
+     ".toml", "pilots.0.devices.0.installed"),
     ("pilots = [", ".toml", "not valid TOML"),
     ("pilots: [", ".yaml", "not valid YAML"),
 ])

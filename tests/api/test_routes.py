@@ -165,10 +165,17 @@ async def test_registry_edits_and_their_validation(live: Live) -> None:
                                 json={"id": "p3", "timezone": "Mars/Base"})
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["field"] == "body.timezone"
+    bad = await live.client.put("/api/v1/registry/pilots/p3", headers=admin, json={
+        "id": "p3", "devices": [{"id": "d1", "gateway": "gw", "installed": "2024-02-30"}]})
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "body.devices.0.installed"
     ok = await live.client.put("/api/v1/registry/pilots/p3", headers=admin, json={
-        "id": "p3", "population": 1000, "devices": [{"id": "d1", "gateway": "gw"}]})
+        "id": "p3", "population": 1000,
+        "devices": [{"id": "d1", "gateway": "gw", "installed": "2024-03-01"}]})
     assert ok.status_code == 200 and ok.json()["gateways"] == [
         {"id": "gw", "name": None, "location": None}]
+    shown = await live.get("/api/v1/registry/pilots/p3", "admin")
+    assert shown.json()["devices"][0]["installed"] == "2024-03-01"
     assert "p3" in {p["id"] for p in (await live.get("/api/v1/pilots", "viewer")).json()}
 
 

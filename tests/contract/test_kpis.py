@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -155,12 +155,17 @@ EXPECTED: dict[str, list[dict[tuple[str, ...], float | str]]] = {
     # in the 2 h before day 0 ends: aq1 (22:00, 23:00) and nz1 (23:30); before day 1 ends:
     # pk2 (23:00)
     "devices_online": [{(): 2}, {(): 1}],
-    # hours with data: aq1 24/24, ghost 0, pk1 2/24, pk2 1/24, lamp1 2/24, nz1 4/24; day 1:
-    # aq1 12/24, pk2 2/24, nz1 1/24, x1 1/24 (its two readings share an hour), others 0
-    "availability": [{(): 100 * (24 + 0 + 2 + 1 + 2 + 4) / 24 / 6},
-                     {(): 100 * (12 + 2 + 1 + 1) / 24 / 7}],
-    "data_completeness": [{(): 100 * (24 + 3 + 1 + 2 + 4) / 144},
-                          {(): 100 * (13 + 2 + 1 + 2) / (6 * 24 + 288)}],
+    # Each sensor counts from its first reading's hour (none has an installation date):
+    # day 0 aq1 and pk1 from 00:00, pk2 02:00, nz1 08:00, lamp1 18:00; ghost, silent, all
+    # day; x1 from day 1 01:00. Hours with data: aq1 24/24, ghost 0/24, pk1 2/24, pk2
+    # 1/22, lamp1 2/6, nz1 4/16; day 1: aq1 12/24, pk2 2/24, nz1 1/24, x1 1/23 (its two
+    # readings share an hour), others 0/24
+    "availability": [{(): 100 * (1 + 0 + 2 / 24 + 1 / 22 + 2 / 6 + 4 / 16) / 6},
+                     {(): 100 * ((12 + 2 + 1) / 24 + 1 / 23) / 7}],
+    # readings (at most the expected) over the expected: day 0 (24 + 3 + 1 + 2 + 4) of
+    # 24 + 24 + 24 + 22 + 6 + 16; day 1 (13 + 2 + 1 + 2) of 6 x 24 + 23 x 12 (x1: 300 s)
+    "data_completeness": [{(): 100 * (24 + 3 + 1 + 2 + 4) / 116},
+                          {(): 100 * (13 + 2 + 1 + 2) / (6 * 24 + 23 * 12)}],
     # day 0: 2 dead letters of p1; stored: aq1 24, pk1 3, pk2 1, lamp1 2, nz1 4, 5 events
     "rejection_rate": [{(): 100 * 2 / (2 + 39)}, {(): 0.0}],
     # nearest rank: day 0 air quality 0..23 -> 23rd of 24 = 22; day 1: 13 x 1 s, 9, 10 ->
@@ -219,12 +224,19 @@ def same(got: list[dict[tuple[str, ...], float | str]],
             for k in w) for g, w in zip(got, want, strict=True))
 
 
-@pytest.fixture(params=sorted(URL_FIXTURES))
-async def reader(request: pytest.FixtureRequest) -> AsyncIterator[Reader]:
+async def seeded(request: pytest.FixtureRequest, points: list[Point]
+                 ) -> AsyncIterator[Reader]:
+    """A reader of a fresh store of the parametrized kind, holding `points`."""
     url = request.getfixturevalue(URL_FIXTURES[request.param])
     async with open_store(url) as store:
-        assert await store.write(seed()) == []
+        assert await store.write(points) == []
     async with open_reader(url) as opened:
+        yield opened
+
+
+@pytest.fixture(params=sorted(URL_FIXTURES))
+async def reader(request: pytest.FixtureRequest) -> AsyncIterator[Reader]:
+    async for opened in seeded(request, seed()):
         yield opened
 
 
@@ -323,3 +335,51 @@ async def test_allowances_left_count_from_the_local_new_year(reader: Reader) -> 
             for v in month.values}
     assert left[("no2_hourly_exceedances", NEW, "aq1")] == 0.0
     assert left[("pm25_daily_exceedances", NEW, "x1")] == 17.0
+
+
+# A pilot that grows during a week (Monday T to Sunday): `dated` installed on Thursday and
+# reporting hourly from Thursday noon to Saturday 23:00, `heard` (no date) first heard on
+# Wednesday 06:20 and hourly to the end of the week, `late` installed on Saturday and silent
+# since, `ghost` with neither.
+GROWING = Pilot(id="p3", timezone="Europe/Berlin", devices=(
+    Device(id="dated", gateway="g1", kind="air_quality", interval_s=3600,
+           installed=date(2024, 1, 18)),
+    Device(id="heard", gateway="g1", kind="air_quality", interval_s=3600),
+    Device(id="late", gateway="g1", kind="noise", interval_s=3600, installed=date(2024, 1, 20)),
+    Device(id="ghost", gateway="g1", kind="noise", interval_s=3600),
+))
+
+
+def growing() -> list[Point]:
+    thursday_noon, wednesday = T + 3 * D + 12 * H, T + 2 * D + 6 * H + 20 * M
+    return [reading("air_quality", "dated", thursday_noon + h * H, 1.0, pilot="p3", no2=1.0)
+            for h in range(60)] + [
+        reading("air_quality", "heard", wednesday + h * H, 1.0, pilot="p3", no2=1.0)
+        for h in range(114)]
+
+
+@pytest.fixture(params=sorted(URL_FIXTURES))
+async def grown(request: pytest.FixtureRequest) -> AsyncIterator[Reader]:
+    async for opened in seeded(request, growing()):
+        yield opened
+
+
+async def test_sensors_count_from_their_installation(grown: Reader) -> None:
+    async def kpi(kpi_id: str, grain: Grain) -> list[float | None]:
+        result = await compute(grown, GROWING, kpi_id, T, T + 7 * D, grain, now_ns=NOW)
+        return [v.value for v in result.values]
+
+    # The week: dated 60 of the 96 hours since Thursday 00:00, heard 114 of 114 (from
+    # Wednesday 06:00, its first reading's hour), late 0 of 48, ghost 0 of 168.
+    [week] = await kpi("availability", Grain.WEEK)
+    assert week == pytest.approx(100 * (60 / 96 + 1 + 0 + 0) / 4)
+    [week] = await kpi("data_completeness", Grain.WEEK)
+    assert week == pytest.approx(100 * (60 + 114) / (96 + 114 + 48 + 168))
+    # Days: Monday and Tuesday only the ghost counts; Wednesday heard 18 of 18; Thursday
+    # dated 12 of 24; Saturday late joins; on Sunday dated is silent.
+    days = await kpi("availability", Grain.DAY)
+    assert days == pytest.approx([0.0, 0.0, 100 * 1 / 2, 100 * (12 / 24 + 1) / 3,
+                                  100 * 2 / 3, 100 * 2 / 4, 100 * 1 / 4])
+    sensors = await compute(grown, GROWING, "availability", T, T + 7 * D, Grain.DAY,
+                            now_ns=NOW)
+    assert [dict(v.extra)["sensors"] for v in sensors.values] == [1, 1, 2, 3, 3, 4, 4]

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from api.catalog import Pilot
 from api.kpis.catalog import KPIS
 from api.kpis.periods import Grain
 from api.kpis.rollups.reader import Horizon, RollupReader
@@ -25,7 +26,19 @@ from api.kpis.service import compute
 from ingest.stores import open_reader, open_store
 from ingest.stores.base import DIRTY_MEASUREMENT, Aggregate, Reader, Stat, Store
 from ingest.stores.naming import rollup_url
-from tests.contract.test_kpis import BERLIN, PILOT, D, H, M, T, event, reading, seed
+from tests.contract.test_kpis import (
+    BERLIN,
+    GROWING,
+    PILOT,
+    D,
+    H,
+    M,
+    T,
+    event,
+    growing,
+    reading,
+    seed,
+)
 
 # The KPIs that read raw points by design (a percentile, dead letters by topic prefix, last
 # seen within two intervals of a period's end); every other one must answer from rollups.
@@ -46,7 +59,7 @@ class Rig:
 
 
 def zone(pilot: str) -> ZoneInfo:
-    return BERLIN if pilot == PILOT.id else ZoneInfo("UTC")
+    return BERLIN if pilot in (PILOT.id, GROWING.id) else ZoneInfo("UTC")
 
 
 @pytest.fixture
@@ -65,15 +78,15 @@ def close(a: float | None, b: float | None) -> bool:
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
 
 
-async def assert_same_kpis(rig: Rig) -> None:
+async def assert_same_kpis(rig: Rig, pilot: Pilot = PILOT) -> None:
     """Every KPI, at day, week and month grain, from rollups equals the KPI from raw."""
     failures: list[str] = []
     periods = [(T - 14 * D, T + 3 * D, Grain.DAY), (T - 14 * D, T + 14 * D, Grain.WEEK),
                (T - 30 * D, T + 40 * D, Grain.MONTH)]
     for start, end, grain in periods:
         for kpi in KPIS:
-            raw = await compute(rig.raw, PILOT, kpi.id, start, end, grain, now_ns=NOW)
-            rolled = await compute(rig.rolled, PILOT, kpi.id, start, end, grain, now_ns=NOW)
+            raw = await compute(rig.raw, pilot, kpi.id, start, end, grain, now_ns=NOW)
+            rolled = await compute(rig.rolled, pilot, kpi.id, start, end, grain, now_ns=NOW)
             got = [(v.start, v.dims, v.value, v.reason) for v in rolled.values]
             want = [(v.start, v.dims, v.value, v.reason) for v in raw.values]
             if len(got) != len(want) or not all(
@@ -121,6 +134,26 @@ async def test_a_backfill_of_weeks_and_a_replayed_dead_letter(rig: Rig) -> None:
                                           noise_laeq=61.0)]) == []
     await rig.settle()
     await assert_same_kpis(rig)
+
+
+async def test_sensors_installed_mid_period_by_date_and_by_first_reading(rig: Rig) -> None:
+    assert await rig.store.write(growing()) == []
+    await rig.settle()
+    await assert_same_kpis(rig, GROWING)
+    # Found later: `heard` had reported on Monday already (its first reading moves back), and
+    # `late` sent its first reading on Sunday.
+    assert await rig.store.write([
+        reading("air_quality", "heard", T + 7 * H + 50 * M, 1.0, pilot="p3", no2=1.0),
+        reading("noise", "late", T + 6 * D + 9 * H + 5 * M, 1.0, pilot="p3",
+                noise_laeq=50.0)]) == []
+    await rig.settle()
+    await assert_same_kpis(rig, GROWING)
+    # The rollups answer when sensors were first seen, to the hour.
+    scoped = rig.rolled.scoped()
+    first = await scoped.first_seen(["air_quality", "noise"], "ingest_delay_s", end=NOW,
+                                    where=(("pilot", ("p3",)),))
+    assert scoped.sources == {"rollup"} and [(s.device, s.ts) for s in first] == [
+        ("dated", T + 3 * D + 12 * H), ("heard", T + 7 * H), ("late", T + 6 * D + 9 * H)]
 
 
 async def test_two_workers_at_once_agree_with_one(rig: Rig, backend_url: str) -> None:

@@ -128,7 +128,7 @@ async def test_distinct_values_per_window(store: Store, reader: Reader) -> None:
                                        set()]
 
 
-async def test_last_seen_and_measurements(store: Store, reader: Reader) -> None:
+async def test_first_and_last_seen_and_measurements(store: Store, reader: Reader) -> None:
     assert await reader.measurements() == []
     await store.write([aq("d1", T0, no2=1.0), aq("d1", T0 + S, no2=2.0),
                        use(T0 + 5 * S, "alice", device="d1"), aq("d2", T0, pilot="p2", no2=1.0)])
@@ -141,6 +141,14 @@ async def test_last_seen_and_measurements(store: Store, reader: Reader) -> None:
                                  where=(("pilot", ("p1",)),))
     assert [(s.device, s.ts) for s in seen] == [("d1", T0)]
     assert await reader.last_seen([], "ingest_delay_s") == []
+    first = await reader.first_seen(["air_quality", "event"], "ingest_delay_s")
+    assert [(s.pilot, s.device, s.measurement, s.ts) for s in first] == [
+        ("p1", "d1", "air_quality", T0), ("p1", "d1", "event", T0 + 5 * S),
+        ("p2", "d2", "air_quality", T0)]
+    first = await reader.first_seen(["air_quality"], "ingest_delay_s", start=T0 + 1,
+                                    where=(("pilot", ("p1",)),))
+    assert [(s.device, s.ts) for s in first] == [("d1", T0 + S)]
+    assert await reader.first_seen([], "ingest_delay_s") == []
 
 
 @pytest.mark.parametrize("hostile", ["p1' OR '1'='1", 'p1" OR 1=1 --', "p1\\", "x\ny", "/.*/"])

@@ -50,3 +50,13 @@ def test_limits_table_matches_the_kpi_catalogue() -> None:
     assert _generated_block("limits-table") == limits_table(), (
         "README limits table is stale; regenerate with: .venv/bin/python -c "
         "'from api.kpis.catalog import limits_table; print(limits_table())'")
+
+
+def test_registry_example_is_a_valid_registry() -> None:
+    from api.catalog import parse_registry
+
+    section = README.read_text().split("### The pilot registry", 1)[1]
+    block = re.search(r"```toml\n(.*?)```", section, re.S)
+    assert block, "the section lost its TOML example"
+    [pilot] = parse_registry(block.group(1), ".toml").pilots
+    assert pilot.devices[0].installed is not None

@@ -18,7 +18,7 @@ from typing import Self
 from zoneinfo import ZoneInfo
 
 from api.kpis.periods import from_ns, midnight
-from api.kpis.rollups.plan import HOUR_NS, plan
+from api.kpis.rollups.plan import HOUR_NS, plan, rollup_field
 from api.kpis.rollups.summary import USERS_FIELD, USERS_MEASUREMENT, users_of
 from api.kpis.rollups.worker import State, read_state
 from ingest.model import EVENT_MEASUREMENT, Point
@@ -92,6 +92,25 @@ class RollupReader:
                         start: int | None = None, end: int | None = None,
                         where: TagFilter = ()) -> list[Seen]:
         return await self.raw.last_seen(measurements, field, start=start, end=end, where=where)
+
+    async def first_seen(self, measurements: Sequence[str], field: str, *,
+                         start: int | None = None, end: int | None = None,
+                         where: TagFilter = ()) -> list[Seen]:
+        """From the rollups' `<field>__count` before the horizon, to the hour (a rollup point
+        carries its hour's start); raw after it, for the series the rollups do not hold."""
+        horizon = await self.horizon.until()
+        cut = horizon if horizon is None or end is None else min(end, horizon)
+        if cut is None or (start is not None and (start % HOUR_NS or start >= cut)):
+            self.sources.add("raw")
+            return await self.raw.first_seen(measurements, field, start=start, end=end,
+                                             where=where)
+        self.sources.add("rollup")
+        rolled = await self.rollups.first_seen(measurements, rollup_field(field, "count"),
+                                               start=start, end=cut, where=where)
+        keys = {s.order() for s in rolled}
+        tail = [] if end is not None and end <= cut else await self.raw.first_seen(
+            measurements, field, start=cut, end=end, where=where)
+        return sorted(rolled + [s for s in tail if s.order() not in keys], key=Seen.order)
 
     async def latest(self, measurement: str, *, where: TagFilter = ()) -> list[Point]:
         return await self.raw.latest(measurement, where=where)

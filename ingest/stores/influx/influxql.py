@@ -239,9 +239,10 @@ def distinct_sets(q: Distinct, plan: list[Run], results: list[list[Series]]
     return sets
 
 
-def last_seen_statement(measurements: Sequence[str], field: str, start: int | None,
-                        end: int | None, where: TagFilter) -> str:
-    return (f"SELECT last({quote_ident(field)}) FROM {_sources(measurements)}"
+def seen_statement(selector: str, measurements: Sequence[str], field: str, start: int | None,
+                   end: int | None, where: TagFilter) -> str:
+    """`selector` (first or last) of `field` per device: when each was first or last seen."""
+    return (f"SELECT {selector}({quote_ident(field)}) FROM {_sources(measurements)}"
             f"{_where(conditions(where, start, end))}{_group(_DEVICE_TAGS)}")
 
 
@@ -252,7 +253,7 @@ def seen_rows(series_list: list[Series]) -> list[Seen]:
             tags = s.get("tags") or {}
             seen.append(Seen(s["name"], str(tags.get("pilot", "")), str(tags.get("gateway", "")),
                              str(tags.get("device", "")), int(s["values"][0][0])))
-    return sorted(seen, key=lambda x: (x.pilot, x.gateway, x.device, x.measurement))
+    return sorted(seen, key=Seen.order)
 
 
 def measurement_names(series_list: list[Series]) -> list[str]:

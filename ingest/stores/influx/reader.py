@@ -54,10 +54,19 @@ class InfluxReader(OverHttp):
     async def last_seen(self, measurements: Sequence[str], field: str, *,
                         start: int | None = None, end: int | None = None,
                         where: TagFilter = ()) -> list[Seen]:
+        return await self._seen("last", measurements, field, start, end, where)
+
+    async def first_seen(self, measurements: Sequence[str], field: str, *,
+                         start: int | None = None, end: int | None = None,
+                         where: TagFilter = ()) -> list[Seen]:
+        return await self._seen("first", measurements, field, start, end, where)
+
+    async def _seen(self, selector: str, measurements: Sequence[str], field: str,
+                    start: int | None, end: int | None, where: TagFilter) -> list[Seen]:
         if not measurements:
             return []
-        return influxql.seen_rows(await self._one(influxql.last_seen_statement(
-            measurements, field, start, end, where)))
+        return influxql.seen_rows(await self._one(influxql.seen_statement(
+            selector, measurements, field, start, end, where)))
 
     async def latest(self, measurement: str, *, where: TagFilter = ()) -> list[Point]:
         return influxql.latest_points(

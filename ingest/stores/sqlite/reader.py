@@ -33,10 +33,19 @@ class SqliteReader(OnConnection):
     async def last_seen(self, measurements: Sequence[str], field: str, *,
                         start: int | None = None, end: int | None = None,
                         where: TagFilter = ()) -> list[Seen]:
+        return await self._seen(True, measurements, field, start, end, where)
+
+    async def first_seen(self, measurements: Sequence[str], field: str, *,
+                         start: int | None = None, end: int | None = None,
+                         where: TagFilter = ()) -> list[Seen]:
+        return await self._seen(False, measurements, field, start, end, where)
+
+    async def _seen(self, newest: bool, measurements: Sequence[str], field: str,
+                    start: int | None, end: int | None, where: TagFilter) -> list[Seen]:
         if not measurements:
             return []
-        return await self._run(lambda conn: sql.last_seen(
-            conn, measurements, field, start, end, where))
+        return await self._run(lambda conn: sql.seen(
+            conn, newest, measurements, field, start, end, where))
 
     async def latest(self, measurement: str, *, where: TagFilter = ()) -> list[Point]:
         return await self._run(lambda conn: sql.latest(conn, measurement, where))

@@ -158,16 +158,18 @@ def distinct(conn: sqlite3.Connection, q: Distinct) -> list[set[str]]:
     return sets
 
 
-def last_seen(conn: sqlite3.Connection, measurements: Sequence[str], field: str,
-              start: int | None, end: int | None, where: TagFilter) -> list[Seen]:
+def seen(conn: sqlite3.Connection, newest: bool, measurements: Sequence[str], field: str,
+         start: int | None, end: int | None, where: TagFilter) -> list[Seen]:
+    """The newest (or oldest) point of `field` per measurement and device."""
     marks = ", ".join("?" for _ in measurements)
     tags, tag_args = conditions(where, start, end)
-    sql = (f"SELECT measurement, pilot, gateway, device, MAX(ts) FROM points p "
+    sql = (f"SELECT measurement, pilot, gateway, device, {'MAX' if newest else 'MIN'}(ts) "
+           f"FROM points p "
            f"WHERE measurement IN ({marks}) AND field = ?{tags}")
     rows = conn.execute(sql + " GROUP BY measurement, pilot, gateway, device",
                         [*measurements, field, *tag_args]).fetchall()
     seen = [Seen(str(m), str(p), str(g), str(d), int(ts)) for m, p, g, d, ts in rows]
-    return sorted(seen, key=lambda x: (x.pilot, x.gateway, x.device, x.measurement))
+    return sorted(seen, key=Seen.order)
 
 
 def measurements(conn: sqlite3.Connection) -> list[str]:
