@@ -39,11 +39,13 @@ from api.catalog.keys import (
 )
 from api.catalog.registry import (
     IDENT_PATTERN,
+    MIN_USERS_FLOOR,
     CatalogError,
     Device,
     Gateway,
     Ident,
     Name,
+    OpenData,
     Pilot,
     Registry,
     RegistryError,
@@ -53,9 +55,10 @@ from api.catalog.registry import (
 )
 
 __all__ = [
-    "IDENT_PATTERN", "KEY_PREFIX", "ApiKey", "Catalog", "CatalogError", "Device", "Gateway",
-    "Ident", "KeyState", "Name", "Pilot", "Registry", "RegistryError", "Role", "Service",
-    "Text", "parse_catalog_url", "parse_registry", "split_key",
+    "IDENT_PATTERN", "KEY_PREFIX", "MIN_USERS_FLOOR", "ApiKey", "Catalog", "CatalogError",
+    "Device", "Gateway", "Ident", "KeyState", "Name", "OpenData", "Pilot", "Registry",
+    "RegistryError", "Role", "Service", "Text", "parse_catalog_url", "parse_registry",
+    "split_key",
 ]
 
 log = logging.getLogger(__name__)
