@@ -28,7 +28,7 @@ from api.open import ogc
 from api.open.access import RateLimit
 from api.open.inventory import Uptime
 from api.options import ApiOptions
-from api.routes import admin, console, data, kpis, meta
+from api.routes import admin, console, data, inventory, kpis, meta
 from ingest.stores import open_reader
 from ingest.stores.naming import rollup_url
 
@@ -86,7 +86,7 @@ def create_app(options: ApiOptions) -> FastAPI:
     problems.install(app)
     # The console first: its page at `/` takes the place of meta's placeholder.
     for router in (console.router, meta.router, data.router, kpis.router, admin.router,
-                   ogc.router):
+                   inventory.router, ogc.router):
         app.include_router(router)
     app.middleware("http")(_measure)
 

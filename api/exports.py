@@ -87,7 +87,12 @@ def to_xlsx(results: Sequence[KpiResult]) -> bytes:
     defs.append(list(DEFINITION_COLUMNS))
     for kpi in KPIS:
         defs.append(definition_row(kpi))
-    for ws in (sheet, defs):
+    return workbook_bytes(book)
+
+
+def workbook_bytes(book: Workbook) -> bytes:
+    """The workbook as a file, each sheet's header row bold and frozen."""
+    for ws in book.worksheets:
         for cell in ws[1]:
             cell.font = Font(bold=True)
         ws.freeze_panes = "A2"

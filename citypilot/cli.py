@@ -124,7 +124,8 @@ def _gateway(root: typer.Typer) -> None:
 COMMANDS: dict[str, Mount | None] = {
     "collect": _ingest, "api": _api, "up": None, "simulate": _simulators,
     "deadletters": _ingest, "sources": _ingest, "kpi": _api, "apikey": _api,
-    "registry": _api, "rollup": _api, "dashboards": _dashboards, "gateway": _gateway,
+    "registry": _api, "inventory": _api, "rollup": _api, "dashboards": _dashboards,
+    "gateway": _gateway,
 }
 
 

@@ -29,6 +29,7 @@ from ingest.units import lookup
 
 UPTIME_DAYS = 30
 UPTIME_KPIS = ("availability", "data_completeness")
+DEVICES_PATH = "/ogc/collections/devices/items"  # under the public URL: persistent ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,10 @@ class Item:
     def feature_id(self) -> str:
         """`pilot.gateway.device`: ids follow the topic grammar, which has no dot."""
         return ".".join(self.key)
+
+    def uri(self, public_url: str) -> str:
+        """The persistent id: its OGC API feature, under the public base URL."""
+        return f"{public_url}{DEVICES_PATH}/{self.feature_id}"
 
 
 def _metrics(names: Sequence[str]) -> tuple[MetricInfo, ...]:
@@ -137,3 +142,9 @@ class Uptime:
                         got["data_completeness"].value)
         return [replace(item, availability=self._known[item.key][1],
                         completeness=self._known[item.key][2]) for item in found]
+
+
+async def pilot_inventory(fleet: Fleet, uptime: Uptime, pilot: Pilot) -> list[Item]:
+    """Every device of the pilot, all kinds (the tender annex: a viewer key's view)."""
+    scope = Scope({pilot.id: pilot}, {pilot.id: None}, keyed=True)
+    return await uptime.add(await items(fleet, scope, [pilot.id]))

@@ -197,8 +197,9 @@ def _time(ns: int | None) -> str | None:
     return from_ns(ns).isoformat().replace("+00:00", "Z") if ns is not None else None
 
 
-def _device_feature(base: str, item: Item) -> dict[str, Any]:
-    here = f"{base}/collections/devices/items/{item.feature_id}"
+def device_feature(base: str, item: Item) -> dict[str, Any]:
+    """`base`: the public URL followed by /ogc."""
+    here = item.uri(base.removesuffix("/ogc"))
     gateway = f"{base}/collections/gateways/items/{item.pilot}.{item.gateway}"
     geometry = {"type": "Point", "coordinates": [item.lon, item.lat]} \
         if item.lon is not None and item.lat is not None else None
@@ -314,7 +315,7 @@ async def features(
     base = _base(request)
     if collection_id == "devices":
         matched = len(devices)
-        page = [_device_feature(base, i) for i in await _uptime(request).add(
+        page = [device_feature(base, i) for i in await _uptime(request).add(
             devices[offset:offset + limit])]
     else:
         matched, page = len(gateways), gateways[offset:offset + limit]
@@ -351,7 +352,7 @@ async def feature(request: Request, scope: OpenScope, collection_id: CollectionP
     base = _base(request)
     if collection_id == "devices":
         wanted = [i for i in devices if i.feature_id == feature_id]
-        found = [_device_feature(base, i) for i in await _uptime(request).add(wanted)]
+        found = [device_feature(base, i) for i in await _uptime(request).add(wanted)]
     else:
         found = [g for g in gateways if g["id"] == feature_id]
     if not found:
