@@ -4,8 +4,8 @@ No environment is read here: `citypilot api` (the composition root) turns settin
 `ApiOptions` (`api/options.py`). Routes live in `api/routes/`, one module per resource;
 errors are problem+json (`problems.py`); keys and roles are checked in `auth.py`. `/`,
 `/docs`, `/openapi.json`, `/healthz`, `/readyz` and `/metrics` are open; every `/api/v1/*`
-route needs a key. The open interfaces (`api/open/`: `/ogc`) answer without a key only for
-the pilots the registry opens, rate-limited per client address.
+route needs a key. The open interfaces (`api/open/`: `/ogc`, `/open/v1`) answer without a
+key only for the pilots the registry opens, rate-limited per client address.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from api import problems
 from api.catalog import Catalog
 from api.fleet import Fleet
 from api.kpis.rollups.reader import RollupReader
-from api.open import ogc
+from api.open import ogc, usage
 from api.open.access import RateLimit
 from api.open.inventory import Uptime
 from api.options import ApiOptions
@@ -86,7 +86,7 @@ def create_app(options: ApiOptions) -> FastAPI:
     problems.install(app)
     # The console first: its page at `/` takes the place of meta's placeholder.
     for router in (console.router, meta.router, data.router, kpis.router, admin.router,
-                   inventory.router, ogc.router):
+                   inventory.router, ogc.router, usage.router):
         app.include_router(router)
     app.middleware("http")(_measure)
 

@@ -47,7 +47,7 @@ class Live:
         return {"Authorization": f"Bearer {self.keys[who]}"} if who else {}
 
     async def get(self, path: str, who: str | None = None, **params: object) -> httpx.Response:
-        return await self.client.get(path, params=params, headers=self.auth(who))
+        return await self.client.get(path, params=params or None, headers=self.auth(who))
 
 
 async def start_live(store_url: str, tmp_path: Path, mqtt_url: str | None = None,
