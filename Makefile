@@ -16,12 +16,22 @@ $(STAMP): pyproject.toml
 # What the tests run for real, from Debian, installed when missing (binary:package).
 DEBIAN_TOOLS = mosquitto:mosquitto mosquitto_sub:mosquitto-clients \
                mosquitto_passwd:mosquitto influxd:influxdb openssl:openssl \
-               chromium:chromium
+               chromium:chromium pdftoppm:poppler-utils pdftotext:poppler-utils \
+               fc-list:fontconfig
+# What WeasyPrint needs for the evaluation report's PDF (shared library:package, font:package).
+DEBIAN_LIBS  = libpango-1.0.so.0:libpango-1.0-0 libpangoft2-1.0.so.0:libpangoft2-1.0-0
+DEBIAN_FONTS = DejaVuSans.ttf:fonts-dejavu-core
 servers:
 	@missing=""; \
 	for pair in $(DEBIAN_TOOLS); do \
 	  bin=$${pair%%:*}; pkg=$${pair##*:}; \
 	  PATH="/usr/sbin:/usr/bin:$$PATH" command -v $$bin >/dev/null || missing="$$missing $$pkg"; \
+	done; \
+	for pair in $(DEBIAN_LIBS); do \
+	  /sbin/ldconfig -p | grep -q "$${pair%%:*}" || missing="$$missing $${pair##*:}"; \
+	done; \
+	for pair in $(DEBIAN_FONTS); do \
+	  fc-list 2>/dev/null | grep -q "$${pair%%:*}" || missing="$$missing $${pair##*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \

@@ -4,7 +4,8 @@ No environment is read here: `citypilot api` (the composition root) turns settin
 `ApiOptions` (`api/options.py`). Routes live in `api/routes/`, one module per resource;
 errors are problem+json (`problems.py`); keys and roles are checked in `auth.py`. `/`,
 `/docs`, `/openapi.json`, `/healthz`, `/readyz` and `/metrics` are open; every `/api/v1/*`
-route needs a key.
+route needs a key. The open interfaces (`api/open/`: `/ogc`, `/open/v1`) answer without a
+key only for the pilots the registry opens, rate-limited per client address.
 """
 
 from __future__ import annotations
@@ -24,8 +25,11 @@ from api.catalog import Catalog
 from api.fleet import Fleet
 from api.kpis.rollups.cache import ResultCache
 from api.kpis.rollups.reader import RollupReader
+from api.open import ogc, usage
+from api.open.access import RateLimit
+from api.open.inventory import Uptime
 from api.options import ApiOptions
-from api.routes import admin, console, data, kpis, meta, reports
+from api.routes import admin, console, data, inventory, kpis, meta, reports
 from ingest.stores import open_reader
 from ingest.stores.naming import rollup_url
 
@@ -68,6 +72,7 @@ def create_app(options: ApiOptions) -> FastAPI:
                 app.state.catalog = catalog
                 app.state.fleet = Fleet(st, catalog,
                                         default_interval_s=options.kpi.default_interval_s)
+                app.state.uptime = Uptime(app.state.fleet, options.kpi)
                 log.info("api ready store=%s", st.url_scheme)
                 yield
         finally:
@@ -78,10 +83,11 @@ def create_app(options: ApiOptions) -> FastAPI:
                   "pilots, and the data behind them. Errors are RFC 9457 problem+json.")
     app.state.options = options
     app.state.metrics = Metrics()
+    app.state.open_limit = RateLimit(options.open_rate_limit)
     problems.install(app)
     # The console first: its page at `/` takes the place of meta's placeholder.
     for router in (console.router, meta.router, data.router, kpis.router, reports.router,
-                   admin.router):
+                   admin.router, inventory.router, ogc.router, usage.router):
         app.include_router(router)
     app.middleware("http")(_measure)
 

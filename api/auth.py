@@ -27,22 +27,29 @@ _ROLE_NEEDS = {Role.VIEWER: "pilots, KPIs and exports", Role.OPERATOR: "devices,
                "and dead letters", Role.ADMIN: "keys and the registry"}
 
 
+async def key_of(request: Request, credentials: HTTPAuthorizationCredentials | None
+                 ) -> ApiKey:
+    """The active key presented, or the 401 problem."""
+    if credentials is None or not credentials.credentials:
+        raise unauthorized("this route needs an API key: send `Authorization: Bearer "
+                           "<key>` (an admin creates one with `citypilot apikey create`)")
+    catalog: Catalog = request.app.state.catalog
+    key = await run_in_threadpool(catalog.verify, credentials.credentials)
+    if key is None:
+        raise unauthorized("unknown API key: check it was copied whole, or ask an admin "
+                           "for a new one")
+    state = key.state(time.time_ns())
+    if state is not KeyState.ACTIVE:
+        raise unauthorized(f"this API key is {state.value}: ask an admin for a new one")
+    return key
+
+
 def require(role: Role) -> Callable[..., Awaitable[ApiKey]]:
     """A dependency answering the caller's key record, or raising the 401/403 problem."""
 
     async def check(request: Request, credentials: Annotated[
             HTTPAuthorizationCredentials | None, Depends(bearer)]) -> ApiKey:
-        if credentials is None or not credentials.credentials:
-            raise unauthorized("this route needs an API key: send `Authorization: Bearer "
-                               "<key>` (an admin creates one with `citypilot apikey create`)")
-        catalog: Catalog = request.app.state.catalog
-        key = await run_in_threadpool(catalog.verify, credentials.credentials)
-        if key is None:
-            raise unauthorized("unknown API key: check it was copied whole, or ask an admin "
-                               "for a new one")
-        state = key.state(time.time_ns())
-        if state is not KeyState.ACTIVE:
-            raise unauthorized(f"this API key is {state.value}: ask an admin for a new one")
+        key = await key_of(request, credentials)
         if not key.role.allows(role):
             raise Problem(403, f"a {key.role.value} key may not read {_ROLE_NEEDS[role]}: "
                           f"this needs an {role.value} key" if role is not Role.VIEWER

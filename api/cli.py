@@ -1,4 +1,4 @@
-"""`citypilot api`, `kpi`, `apikey` and `registry`: the API package's commands.
+"""`citypilot api`, `kpi`, `apikey`, `registry` and `inventory`: the API package's commands.
 
 The composition root mounts them with `mount(app, load)`, where `load(config_path)` turns
 settings into `CliOptions`: this package reads no environment. Only typer is imported at
@@ -75,7 +75,7 @@ def mount(app: typer.Typer, load: Loader) -> None:
     rollups_cli.mount(app, load)
     # The sub-commands find `load` in their context (Click passes `obj` down).
     for sub, name in ((kpi_app, "kpi"), (apikey_app, "apikey"), (registry_app, "registry"),
-                      (report_app, "report")):
+                      (report_app, "report"), (inventory_app, "inventory")):
         app.add_typer(sub, name=name, context_settings={"obj": load})
 
 
@@ -436,3 +436,62 @@ def evaluation(ctx: typer.Context, pilot: PilotOpt, period: PeriodOpt,
         return
     target.write_bytes(data)
     typer.echo(f"wrote {target} ({len(data)} bytes)", err=True)
+
+
+# -- inventory ------------------------------------------------------------------------------
+
+inventory_app = typer.Typer(no_args_is_help=True, help="The infrastructure inventory (the "
+                            "tender annex) and its Table Schema.")
+
+
+@inventory_app.command("export")
+def inventory_export(
+        ctx: typer.Context, pilot: PilotOpt,
+        fmt: Annotated[str, typer.Option("--format", help="csv, xlsx or geojson")] = "csv",
+        output: Annotated[Path | None, typer.Option("--output", "-o",
+                                                    help="file (stdout: -)")] = None,
+        config: ConfigOpt = None) -> None:
+    """Every device of a pilot with what is known of it (inventory.schema.json describes
+    the columns: `citypilot inventory schema`)."""
+    from api.fleet import Fleet
+    from api.open.annex import InventoryFormat, export
+    from api.open.inventory import Uptime
+    from ingest.stores import open_reader
+    from ingest.stores.base import StoreError
+
+    if fmt not in {f.value for f in InventoryFormat}:
+        raise fail("--format: use csv, xlsx or geojson")
+    if fmt == "xlsx" and output is None and sys.stdout.isatty():
+        raise fail("--format xlsx writes a binary file: give --output FILE")
+    options = _load(ctx)(config)
+    catalog = _catalog(options)
+
+    async def run() -> bytes:
+        async with open_reader(options.api.store_url) as store:
+            fleet = Fleet(store, catalog, default_interval_s=options.api.kpi.default_interval_s)
+            entry = await fleet.pilot(pilot)
+            if entry is None:
+                raise fail(f"no pilot {pilot!r} is registered or has sent data")
+            data, _ = await export(fleet, Uptime(fleet, options.api.kpi), entry,
+                                   InventoryFormat(fmt), options.api.public_url)
+            return data
+
+    try:
+        data = asyncio.run(run())
+    except StoreError as exc:
+        raise fail(f"store: {exc}", 1) from None
+    finally:
+        catalog.close()
+    if output is None or str(output) == "-":
+        sys.stdout.buffer.write(data)
+    else:
+        output.write_bytes(data)
+        typer.echo(f"wrote {output} ({len(data)} bytes)", err=True)
+
+
+@inventory_app.command("schema")
+def inventory_schema() -> None:
+    """inventory.schema.json: the Frictionless Table Schema of `inventory export`'s CSV."""
+    from api.open.annex import table_schema
+
+    sys.stdout.write(_json(table_schema()) + "\n")

@@ -26,6 +26,9 @@ class ApiOptions:
     max_points: int = 10_000  # the most points one readings answer holds
     ready_timeout_s: float = 2.0
     kpi: KpiOptions = field(default_factory=KpiOptions)
+    # The open interfaces: the base of their links and ids, and requests per client address.
+    public_url: str = "http://127.0.0.1:8080"
+    open_rate_limit: str = "120/minute"
 
 
 @dataclass(frozen=True, slots=True)

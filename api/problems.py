@@ -29,6 +29,7 @@ MEDIA_TYPE = "application/problem+json"
 _TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
            405: "Method not allowed", 406: "Not acceptable", 409: "Conflict",
            413: "Too large", 415: "Unsupported media type", 422: "Invalid parameters",
+           429: "Too many requests",
            500: "Internal error", 503: "Unavailable"}
 
 

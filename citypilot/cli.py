@@ -82,7 +82,8 @@ def _api_options(config: Path | None) -> CliOptions:
     s = settings(config)
     return CliOptions(
         api=ApiOptions(store_url=s.store_url, catalog_url=s.catalog_url, mqtt_url=s.mqtt_url,
-                       max_points=s.api_max_points,
+                       max_points=s.api_max_points, public_url=s.public_url,
+                       open_rate_limit=s.open_rate_limit,
                        kpi=KpiOptions(default_interval_s=s.default_interval_s)),
         host=s.api_host, port=s.api_port)
 
@@ -124,7 +125,8 @@ def _gateway(root: typer.Typer) -> None:
 COMMANDS: dict[str, Mount | None] = {
     "collect": _ingest, "api": _api, "up": None, "simulate": _simulators,
     "deadletters": _ingest, "sources": _ingest, "kpi": _api, "apikey": _api,
-    "registry": _api, "rollup": _api, "report": _api, "dashboards": _dashboards,
+    "registry": _api, "inventory": _api, "rollup": _api, "report": _api,
+    "dashboards": _dashboards,
     "gateway": _gateway,
 }
 

@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     default_interval_s: float = Field(300.0, gt=0, description="expected reporting interval "
                                       "of devices the registry does not describe (KPIs, "
                                       "online status)")
+    public_url: str = Field("http://127.0.0.1:8080", description="the base of every absolute "
+                            "link and persistent id the open interfaces write (/ogc, "
+                            "/open, /catalog)")
+    open_rate_limit: str = Field("120/minute", description="requests per client address "
+                                 "to the open interfaces (429 beyond), e.g. 10/second")
     mosquitto_password_file: Path = Field(Path("deploy/mosquitto/auth/passwd"),
                                           description="Mosquitto password file that "
                                           "`citypilot gateway add/revoke` edit")
@@ -92,6 +97,25 @@ class Settings(BaseSettings):
     def _mqtt_scheme(cls, v: str) -> str:
         if not v.startswith(("mqtt://", "mqtts://")):
             raise ValueError("must start with mqtt:// or mqtts://")
+        return v
+
+    @field_validator("public_url")
+    @classmethod
+    def _public(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            raise ValueError("must be an http(s):// base URL, e.g. https://data.city.example")
+        return v.rstrip("/")
+
+    @field_validator("open_rate_limit")
+    @classmethod
+    def _rate(cls, v: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(v)
+        except ValueError:
+            raise ValueError("must read like 120/minute or 10/second") from None
         return v
 
     @field_validator("store_url", "catalog_url")

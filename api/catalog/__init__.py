@@ -39,6 +39,7 @@ from api.catalog.keys import (
 )
 from api.catalog.registry import (
     LANGUAGES,
+    MIN_USERS_FLOOR,
     Activity,
     ActivityType,
     Baseline,
@@ -47,6 +48,7 @@ from api.catalog.registry import (
     Direction,
     Gateway,
     Helix,
+    OpenData,
     Pilot,
     Registry,
     RegistryError,
@@ -58,9 +60,9 @@ from api.catalog.registry import (
 )
 
 __all__ = [
-    "KEY_PREFIX", "LANGUAGES", "Activity", "ActivityType", "ApiKey",
+    "KEY_PREFIX", "LANGUAGES", "MIN_USERS_FLOOR", "Activity", "ActivityType", "ApiKey",
     "Baseline", "Catalog", "CatalogError", "Device", "Direction", "Gateway", "Helix",
-    "KeyState", "Pilot", "Registry", "RegistryError", "Role", "Service", "Target",
+    "KeyState", "OpenData", "Pilot", "Registry", "RegistryError", "Role", "Service", "Target",
     "Text", "Uptake", "parse_catalog_url", "parse_registry", "split_key",
 ]
 

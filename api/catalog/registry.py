@@ -1,9 +1,11 @@
 """The pilot registry: the facts about pilots that readings do not carry.
 
 A pilot's population and timezone, each device's kind, location, expected reporting interval,
-capacity and installation date, each service's capacity: KPIs need them. One pydantic model
-serves the file format (TOML or YAML), the API and the catalogue's table. Ids follow the
-topic grammar.
+capacity and installation date, each service's capacity: KPIs need them. Who operates a
+device, on which network, of which make, and what of a pilot the open interfaces publish
+(`[pilots.open]`: nothing unless `open_data = true`): the inventory and open data need them.
+One pydantic model serves the file format (TOML or YAML), the API and the catalogue's table.
+Ids follow the topic grammar.
 """
 
 from __future__ import annotations
@@ -27,10 +29,13 @@ from pydantic import (
 )
 
 from api.kpis.catalog import BY_ID
-from ingest.model import Ident, Name, zone
+from ingest.model import RESERVED_KINDS, Ident, Name, zone
 from ingest.validation import one_line
 
 Text = Annotated[str, StringConstraints(max_length=200)]
+Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]{1,64}@[^@\s]{1,190}$")]
+# The fewest distinct users a published usage cell may have: below it a cell is suppressed.
+MIN_USERS_FLOOR = 5
 
 
 class CatalogError(Exception):
@@ -66,6 +71,12 @@ class Device(_Entry):
     installed: date | None = Field(
         default=None, description="the local day it was installed: availability and "
         "completeness count it from then (without one, from its first reading)")
+    operator: Text | None = Field(default=None, description="who runs it (company or "
+                                  "department)")
+    network: Text | None = Field(default=None, description="how it reaches its gateway: "
+                                 "LoRaWAN, NB-IoT, Wi-Fi, Zigbee, wired...")
+    manufacturer: Text | None = None
+    model: Text | None = None
 
 
 class Service(_Entry):
@@ -135,6 +146,36 @@ def _known_kpis(entries: dict[str, object], what: str) -> None:
         raise ValueError(f"{what}: unknown KPI {unknown[0]!r} (`citypilot kpi list` has the ids)")
 
 
+class OpenData(_Entry):
+    """What the open interfaces publish of a pilot: nothing unless `open_data` is true."""
+
+    open_data: bool = Field(default=False, description="publish this pilot without a key")
+    open_kinds: tuple[Name, ...] = Field(default=(), description="the telemetry kinds that "
+                                         "are public (none other is ever shown)")
+    open_min_users: int = Field(default=10, description="a usage cell is published only "
+                                f"with at least this many distinct users (>= {MIN_USERS_FLOOR})")
+    licence: Text = Field(default="CC-BY-4.0", description="SPDX id or URL of the licence")
+    contact_name: Text | None = None
+    contact_email: Email | None = None
+
+    @field_validator("open_min_users")
+    @classmethod
+    def _floor(cls, v: int) -> int:
+        if v < MIN_USERS_FLOOR:
+            raise ValueError(f"open_min_users is {v}: it must be at least {MIN_USERS_FLOOR} "
+                             "(smaller usage counts could identify citizens)")
+        return v
+
+    @field_validator("open_kinds")
+    @classmethod
+    def _telemetry(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        reserved = sorted(set(v) & RESERVED_KINDS)
+        if reserved:
+            raise ValueError(f"open_kinds lists {reserved[0]!r}: only telemetry kinds can be "
+                             "public (events and device status never are)")
+        return v
+
+
 class Pilot(_Entry):
     id: Ident
     name: Text | None = None
@@ -170,6 +211,15 @@ class Pilot(_Entry):
         _known_kpis(v, str(info.field_name))
         return v
     # -- end of evaluation --
+    # -- open data (issue 13): keep these together ---------------------------------------
+    open: OpenData | None = Field(default=None, description="what the open interfaces "
+                                  "publish; absent: nothing")
+
+    @property
+    def published(self) -> OpenData:
+        """The open-data table, its defaults when absent (`open_data` false)."""
+        return self.open or OpenData()
+    # -- end of open data -------------------------------------------------------------------
 
     @field_validator("timezone")
     @classmethod

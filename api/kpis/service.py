@@ -10,6 +10,7 @@ its hours (`rollups/cache.py`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,8 +21,8 @@ from zoneinfo import ZoneInfo
 from api.catalog import Pilot
 from api.kpis import outcomes, pull, push
 from api.kpis.catalog import BY_ID, KPIS, Kpi
-from api.kpis.context import Context, KpiValue
-from api.kpis.periods import NS, Grain, buckets
+from api.kpis.context import Context, DeviceKey, KpiValue
+from api.kpis.periods import NS, Bucket, Grain, buckets
 from api.kpis.rollups.cache import ResultCache
 from api.kpis.rollups.reader import RollupReader
 from api.options import KpiOptions
@@ -130,5 +131,39 @@ async def _compute_one(store: Reader, ctx: Context, kpi_id: str, grain: Grain) -
     return KpiResult(BY_ID[kpi_id], ctx.pilot.id, ctx.tz, grain, values, source)
 
 
+async def per_device(store: Reader, pilot: Pilot, kpi_ids: Sequence[str],
+                     devices: Sequence[DeviceKey], start_ns: int, end_ns: int, *,
+                     options: KpiOptions | None = None, now_ns: int | None = None,
+                     concurrency: int = 4) -> dict[DeviceKey, dict[str, KpiValue]]:
+    """Each KPI over [start, end) as one period, for each device alone (the inventory's
+    availability and completeness). The KPI's own code runs on the pilot reduced to that
+    device (its registry entry, if any) with every query kept to its points: a KPI that is a
+    mean over sensors (availability, completeness) is then that sensor's own value."""
+    options = options or KpiOptions()
+    unknown = [k for k in kpi_ids if k not in BY_ID]
+    if unknown:
+        raise KpiRequestError(f"unknown KPI {unknown[0]!r}; see the KPI list", "id")
+    tz, now = timezone_of(pilot), time.time_ns() if now_ns is None else now_ns
+    measurements = await store.measurements()
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(key: DeviceKey) -> dict[str, KpiValue]:
+        alone = pilot.model_copy(update={"devices": tuple(
+            d for d in pilot.devices if (d.gateway, d.id) == key)})
+        out: dict[str, KpiValue] = {}
+        async with gate:
+            for kpi_id in kpi_ids:
+                reader = store.scoped() if isinstance(store, RollupReader) else store
+                ctx = Context(reader, alone, tz, [Bucket(0, start_ns, end_ns)], now,
+                              options.default_interval_s,
+                              scope=(("gateway", (key[0],)), ("device", (key[1],))),
+                              _measurements=measurements)
+                [out[kpi_id]] = await FUNCTIONS[kpi_id](ctx)
+        return out
+
+    values = await asyncio.gather(*(one(k) for k in devices))
+    return dict(zip(devices, values, strict=True))
+
+
 __all__ = ["KPIS", "Grain", "KpiOptions", "KpiRequestError", "KpiResult", "compute",
-           "compute_many"]
+           "compute_many", "per_device"]

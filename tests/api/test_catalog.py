@@ -12,6 +12,8 @@ from api.catalog import (
     Catalog,
     CatalogError,
     KeyState,
+    OpenData,
+    Pilot,
     RegistryError,
     Role,
     parse_registry,
@@ -39,6 +41,15 @@ lat = 40.64
 lon = -8.65
 interval_s = 300
 installed = 2024-03-01
+operator = "Aveiro Municipality"
+network = "LoRaWAN"
+manufacturer = "Libelium"
+model = "Smart Environment PRO"
+
+[pilots.open]
+open_data = true
+open_kinds = ["air_quality", "noise"]
+contact_email = "opendata@cm-aveiro.example"
 """
 
 YAML = """
@@ -49,6 +60,7 @@ pilots:
     devices:
       - {id: pk1, gateway: gw9, kind: parking, capacity: 40, interval_s: 600,
          installed: 2024-05-02}
+    open: {open_kinds: [parking], open_min_users: 5, licence: CC0-1.0}
 """
 
 
@@ -66,6 +78,16 @@ def test_registry_from_toml_and_yaml(catalog: Catalog) -> None:
     assert tartu.gateways[0].name == "Town hall" and tartu.devices[0].capacity == 40
     assert aveiro.devices[0].installed == date(2024, 3, 1)
     assert tartu.devices[0].installed == date(2024, 5, 2)
+    device = aveiro.devices[0]
+    assert (device.operator, device.network, device.manufacturer, device.model) == (
+        "Aveiro Municipality", "LoRaWAN", "Libelium", "Smart Environment PRO")
+    # The open-data table: defaults where it is silent; open only when it says so.
+    assert aveiro.published == OpenData(open_data=True, open_kinds=("air_quality", "noise"),
+                                        contact_email="opendata@cm-aveiro.example")
+    assert (aveiro.published.open_min_users, aveiro.published.licence) == (10, "CC-BY-4.0")
+    assert not tartu.published.open_data and tartu.published.open_min_users == 5
+    assert tartu.published.licence == "CC0-1.0"
+    assert not Pilot(id="x").published.open_data  # nothing is public by default
     # Loading a pilot again replaces it, other pilots stay.
     catalog.load(parse_registry('[[pilots]]\nid = "aveiro"\n', ".toml"))
     assert catalog.pilot("aveiro") is not None and catalog.pilot("aveiro").devices == ()  # type: ignore[union-attr]
@@ -84,6 +106,13 @@ def test_registry_from_toml_and_yaml(catalog: Catalog) -> None:
      "listed twice"),
     ('[[pilots]]\nid = "a"\n[[pilots.devices]]\nid = "d"\ngateway = "g"\ninstalled = "soon"\n',
      ".toml", "pilots.0.devices.0.installed"),
+    ('[[pilots]]\nid = "a"\n[pilots.open]\nopen_min_users = 4\n', ".toml",
+     "pilots.0.open.open_min_users: open_min_users is 4: it must be at least 5"),
+    ("pilots: [{id: a, open: {open_data: true, open_kinds: [event]}}]", ".yaml",
+     "open_kinds lists 'event': only telemetry kinds"),
+    ("pilots: [{id: a, open: {contact_email: nobody}}]", ".yaml",
+     "pilots.0.open.contact_email"),
+    ("pilots: [{id: a, open: {public: true}}]", ".yaml", "pilots.0.open.public"),
     ("pilots = [", ".toml", "not valid TOML"),
     ("pilots: [", ".yaml", "not valid YAML"),
 ])

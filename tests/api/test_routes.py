@@ -173,6 +173,10 @@ async def test_registry_edits_and_their_validation(live: Live) -> None:
         "id": "p3", "devices": [{"id": "d1", "gateway": "gw", "installed": "2024-02-30"}]})
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["field"] == "body.devices.0.installed"
+    bad = await live.client.put("/api/v1/registry/pilots/p3", headers=admin, json={
+        "id": "p3", "open": {"open_data": True, "open_min_users": 3}})
+    assert bad.status_code == 422 and "at least 5" in bad.json()["errors"][0]["message"]
+    assert bad.json()["errors"][0]["field"] == "body.open.open_min_users"
     ok = await live.client.put("/api/v1/registry/pilots/p3", headers=admin, json={
         "id": "p3", "population": 1000,
         "devices": [{"id": "d1", "gateway": "gw", "installed": "2024-03-01"}]})
@@ -180,6 +184,14 @@ async def test_registry_edits_and_their_validation(live: Live) -> None:
         {"id": "gw", "name": None, "location": None}]
     shown = await live.get("/api/v1/registry/pilots/p3", "admin")
     assert shown.json()["devices"][0]["installed"] == "2024-03-01"
+    opened = await live.client.put("/api/v1/registry/pilots/p3", headers=admin, json={
+        "id": "p3", "open": {"open_data": True, "open_kinds": ["noise"]},
+        "devices": [{"id": "d1", "gateway": "gw", "operator": "City", "network": "LoRaWAN"}]})
+    assert opened.status_code == 200
+    assert opened.json()["open"] == {
+        "open_data": True, "open_kinds": ["noise"], "open_min_users": 10,
+        "licence": "CC-BY-4.0", "contact_name": None, "contact_email": None}
+    assert opened.json()["devices"][0]["network"] == "LoRaWAN"
     assert "p3" in {p["id"] for p in (await live.get("/api/v1/pilots", "viewer")).json()}
 
 

@@ -10,7 +10,6 @@ the run stays well under a minute.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,6 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
@@ -34,7 +32,7 @@ from schemathesis.specs.openapi.checks import (
 from api.app import ApiOptions, create_app
 from api.catalog import Catalog, Registry, Role
 from ingest.stores import open_store
-from tests.api.conftest import P2
+from tests.api.conftest import P2, serving
 from tests.contract.test_kpis import PILOT, seed
 from tests.servers import InfluxDB, free_port
 
@@ -59,20 +57,9 @@ def server(influxdb: InfluxDB, tmp_path_factory: pytest.TempPathFactory
     catalog.load(Registry(pilots=(PILOT, P2)))
     _, key = catalog.create_key("schemathesis", Role.ADMIN)
     catalog.close()
-    port = free_port()
-    config = uvicorn.Config(create_app(ApiOptions(store_url=url, catalog_url=catalog_url)),
-                            host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, name="uvicorn", daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while not uv.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
-    yield base, key
-    uv.should_exit = True
-    thread.join(15)
+    app = create_app(ApiOptions(store_url=url, catalog_url=catalog_url))
+    with serving(app, free_port()) as base:
+        yield base, key
 
 
 def test_no_server_error_and_no_schema_violation(server: tuple[str, str]) -> None:
