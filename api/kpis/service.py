@@ -93,8 +93,11 @@ async def compute_many(store: Reader, pilot: Pilot, kpi_ids: Sequence[str], star
                   time.time_ns() if now_ns is None else now_ns, options.default_interval_s)
     cache = await _finished_cache(store, end_ns, ctx.now_ns)
     results: list[KpiResult] = []
+    # The registry entry is part of the key (a change to it changes answers); as its JSON,
+    # since an entry with targets or baselines holds dicts, which do not hash.
+    entry = pilot.model_dump_json() if cache is not None else ""
     for kpi_id in kpi_ids:
-        key = (kpi_id, pilot, start_ns, end_ns, grain, options.default_interval_s)
+        key = (kpi_id, entry, start_ns, end_ns, grain, options.default_interval_s)
         result = cache.get(key) if cache is not None else None
         if result is None:
             generation = cache.generation if cache is not None else 0
