@@ -159,7 +159,8 @@ KPIS: tuple[Kpi, ...] = (
         "uses of a service over its devices (registered for the service, or with uses in "
         "the period)", "day", _Y4903, ("service",)),
     Kpi("devices_deployed", "Devices deployed", Family.PUSH, "devices",
-        "registered devices plus unregistered devices that sent data in the period", "day",
+        "registered devices (from their installation day, when the registry has one) plus "
+        "unregistered devices that sent data in the period", "day",
         _ISO37122),
     Kpi("devices_online", "Devices online", Family.PUSH, "devices",
         "devices with a reading or event within twice their expected reporting interval "

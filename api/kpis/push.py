@@ -16,7 +16,7 @@ import math
 from collections import defaultdict
 
 from api.kpis.context import Context, DeviceKey, KpiValue
-from api.kpis.periods import NS, midnight
+from api.kpis.periods import NS, Bucket, midnight
 from ingest.model import DEAD_LETTER_MEASUREMENT, DELAY_FIELD, EVENT_MEASUREMENT
 from ingest.stores.base import Aggregate, Rollup, Stat, Window
 
@@ -86,9 +86,11 @@ async def devices_deployed(ctx: Context) -> list[KpiValue]:
     seen: dict[int, set[DeviceKey]] = defaultdict(set)
     for r in rows:
         seen[r.window].add((r.tag("gateway"), r.tag("device")))
-    registered = set(ctx.devices)
-    return [ctx.value(b, float(len(registered | seen[b.index])),
-                      unregistered=len(seen[b.index] - registered)) for b in ctx.buckets]
+    def registered(b: Bucket) -> set[DeviceKey]:  # those installed before the bucket ends
+        return {k for k, d in ctx.devices.items()
+                if d.installed is None or midnight(d.installed, ctx.tz) < b.hi}
+    return [ctx.value(b, float(len(registered(b) | seen[b.index])),
+                      unregistered=len(seen[b.index] - set(ctx.devices))) for b in ctx.buckets]
 
 
 async def devices_online(ctx: Context) -> list[KpiValue]:

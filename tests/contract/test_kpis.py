@@ -383,3 +383,6 @@ async def test_sensors_count_from_their_installation(grown: Reader) -> None:
     sensors = await compute(grown, GROWING, "availability", T, T + 7 * D, Grain.DAY,
                             now_ns=NOW)
     assert [dict(v.extra)["sensors"] for v in sensors.values] == [1, 1, 2, 3, 3, 4, 4]
+    # Deployed: a device with an installation day counts from it (dated on Thursday, late on
+    # Saturday); heard and ghost have none and count all week.
+    assert await kpi("devices_deployed", Grain.DAY) == [2.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0]
