@@ -75,16 +75,19 @@ def finish(parts: dict[str, float]) -> dict[str, float]:
     into this very hour) can give a series a sum but no count. Such a write marked the slot
     before it landed, so the slot is recomputed at a later pass; leaving the field out until
     then keeps this pass from failing (it did: `KeyError: 'battery__count'` in the demo)."""
+    by_field: dict[str, dict[str, float]] = defaultdict(dict)
+    for name, value in parts.items():
+        field, _, part = name.rpartition("__")
+        by_field[field][part] = value
     out: dict[str, float] = {}
-    for field in {name.rpartition("__")[0] for name in parts}:
-        n = parts.get(rollup_field(field, "count"))
-        if not n or rollup_field(field, "sum") not in parts:
+    for field, got in by_field.items():
+        n = got.get("count")
+        if not n or "sum" not in got:
             continue
-        out.update({k: v for k, v in parts.items() if k.rpartition("__")[0] == field})
-        out[rollup_field(field, "mean")] = parts[rollup_field(field, "sum")] / n
-        e10 = rollup_field(field, "e10")
-        if e10 in parts:
-            out[e10] = parts[e10] * n  # the store gives the energy mean
+        out.update((rollup_field(field, part), v) for part, v in got.items())
+        out[rollup_field(field, "mean")] = got["sum"] / n
+        if "e10" in got:
+            out[rollup_field(field, "e10")] = got["e10"] * n  # the store gives the mean
     return dict(sorted(out.items()))
 
 

@@ -263,7 +263,10 @@ class InfluxHttp:
                                    f"{error}")
 
     def check_query(self, resp: httpx.Response) -> None:
-        status, error = resp.status_code, error_text(resp)
+        status = resp.status_code
+        if status == 200:  # errors inside a 200 are per statement (`statement_results`)
+            return
+        error = error_text(resp)  # parses the body: only for an error status
         if status >= 500 or status in _RETRY_STATUS:
             raise Transient(f"InfluxDB answered {status}: {error}",
                             retry_after_s(resp.headers.get("Retry-After")))
@@ -271,8 +274,7 @@ class InfluxHttp:
             detail = classify_write(status, error).detail
             log.error("influxdb access refused where=%s detail=%s", self.target.where, detail)
             raise StoreUnavailable(detail)
-        if status != 200:
-            raise StoreRejected(f"InfluxDB refused a query ({status}): {error}")
+        raise StoreRejected(f"InfluxDB refused a query ({status}): {error}")
 
     async def results(self, statements: Sequence[str], database: str | None = None
                       ) -> list[list[influxql.Series]]:
