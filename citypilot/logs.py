@@ -61,5 +61,6 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Third-party chatter that is not the user's business at INFO.
-    for noisy in ("amqtt", "transitions", "httpx", "httpcore", "uvicorn.error"):
+    for noisy in ("amqtt", "transitions", "httpx", "httpcore", "uvicorn.error", "weasyprint",
+                  "fontTools"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
