@@ -9,10 +9,11 @@ goes to stdout (a new key, exports, `--json`), notes and progress to stderr.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -25,6 +26,7 @@ from api.options import CliOptions
 
 if TYPE_CHECKING:
     from api.catalog import Catalog, Pilot
+    from api.fleet import Fleet
     from api.kpis.service import KpiResult
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,32 @@ def _catalog(options: CliOptions) -> Catalog:
         return Catalog(options.api.catalog_url)
     except CatalogError as exc:
         raise fail(str(exc)) from None
+
+
+def _emit(data: bytes, output: Path | None) -> None:
+    """A command's file: to stdout (no file or `-`), else written and named on stderr."""
+    if output is None or str(output) == "-":
+        sys.stdout.buffer.write(data)
+    else:
+        output.write_bytes(data)
+        typer.echo(f"wrote {output} ({len(data)} bytes)", err=True)
+
+
+@contextlib.asynccontextmanager
+async def _registered(options: CliOptions, catalog: Catalog, pilot: str
+                      ) -> AsyncIterator[tuple[Fleet, Pilot]]:
+    """The fleet over an opened store and the pilot's entry (registered or seen in data),
+    or exit 2."""
+    from api.fleet import Fleet
+    from ingest.stores import open_reader
+
+    async with open_reader(options.api.store_url) as store:
+        fleet = Fleet(store, catalog, default_interval_s=options.api.kpi.default_interval_s)
+        entry = await fleet.pilot(pilot)
+        if entry is None:
+            raise fail(f"no pilot {pilot!r} is registered or has sent data")
+        yield fleet, entry
+
 
 
 def mount(app: typer.Typer, load: Loader) -> None:
@@ -212,11 +240,7 @@ def kpi_export(ctx: typer.Context, pilot: PilotOpt, start: StartOpt, end: EndOpt
         from api.exports import to_schema
 
         data = "\n".join(to_schema(r).model_dump_json() for r in results).encode() + b"\n"
-    if output is None or str(output) == "-":
-        sys.stdout.buffer.write(data)
-    else:
-        output.write_bytes(data)
-        typer.echo(f"wrote {output} ({len(data)} bytes)", err=True)
+    _emit(data, output)
 
 
 
@@ -389,11 +413,9 @@ def evaluation(ctx: typer.Context, pilot: PilotOpt, period: PeriodOpt,
     """The pilot evaluation report, with progress on stderr."""
     import time as clock
 
-    from api.fleet import Fleet
     from api.kpis.service import KpiRequestError, timezone_of
     from api.reports import render
     from api.reports.evaluation import build
-    from ingest.stores import open_reader
     from ingest.stores.base import StoreError
 
     if fmt not in ("pdf", "html", "xlsx"):
@@ -402,11 +424,7 @@ def evaluation(ctx: typer.Context, pilot: PilotOpt, period: PeriodOpt,
     catalog = _catalog(options)
 
     async def run() -> bytes:
-        async with open_reader(options.api.store_url) as store:
-            fleet = Fleet(store, catalog, default_interval_s=options.api.kpi.default_interval_s)
-            entry: Pilot | None = await fleet.pilot(pilot)
-            if entry is None:
-                raise fail(f"no pilot {pilot!r} is registered or has sent data")
+        async with _registered(options, catalog, pilot) as (fleet, entry):
             try:
                 language = render.language(lang, entry.language)
             except render.ReportError as exc:
@@ -414,7 +432,7 @@ def evaluation(ctx: typer.Context, pilot: PilotOpt, period: PeriodOpt,
             tz = timezone_of(entry)
             lo, hi = _period(period, tz, "period")
             base = _period(baseline, tz, "baseline") if baseline else None
-            ev = await build(store, fleet, entry, lo, hi, base, options=options.api.kpi,
+            ev = await build(fleet.store, fleet, entry, lo, hi, base, options=options.api.kpi,
                              now_ns=clock.time_ns(),
                              progress=lambda what: typer.echo(what, err=True))
         typer.echo(f"rendering {fmt}", err=True)
@@ -430,12 +448,7 @@ def evaluation(ctx: typer.Context, pilot: PilotOpt, period: PeriodOpt,
         raise fail(f"store: {exc}", 1) from None
     finally:
         catalog.close()
-    target = out or Path(f"citypilot-evaluation-{pilot}.{fmt}")
-    if str(target) == "-":
-        sys.stdout.buffer.write(data)
-        return
-    target.write_bytes(data)
-    typer.echo(f"wrote {target} ({len(data)} bytes)", err=True)
+    _emit(data, out or Path(f"citypilot-evaluation-{pilot}.{fmt}"))
 
 
 # -- inventory ------------------------------------------------------------------------------
@@ -453,10 +466,8 @@ def inventory_export(
         config: ConfigOpt = None) -> None:
     """Every device of a pilot with what is known of it (inventory.schema.json describes
     the columns: `citypilot inventory schema`)."""
-    from api.fleet import Fleet
     from api.open.annex import InventoryFormat, export
     from api.open.inventory import Uptime
-    from ingest.stores import open_reader
     from ingest.stores.base import StoreError
 
     if fmt not in {f.value for f in InventoryFormat}:
@@ -467,11 +478,7 @@ def inventory_export(
     catalog = _catalog(options)
 
     async def run() -> bytes:
-        async with open_reader(options.api.store_url) as store:
-            fleet = Fleet(store, catalog, default_interval_s=options.api.kpi.default_interval_s)
-            entry = await fleet.pilot(pilot)
-            if entry is None:
-                raise fail(f"no pilot {pilot!r} is registered or has sent data")
+        async with _registered(options, catalog, pilot) as (fleet, entry):
             data, _ = await export(fleet, Uptime(fleet, options.api.kpi), entry,
                                    InventoryFormat(fmt), options.api.public_url)
             return data
@@ -482,11 +489,7 @@ def inventory_export(
         raise fail(f"store: {exc}", 1) from None
     finally:
         catalog.close()
-    if output is None or str(output) == "-":
-        sys.stdout.buffer.write(data)
-    else:
-        output.write_bytes(data)
-        typer.echo(f"wrote {output} ({len(data)} bytes)", err=True)
+    _emit(data, output)
 
 
 @inventory_app.command("schema")
