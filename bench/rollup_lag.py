@@ -34,7 +34,7 @@ from bench.ceilings import split_lines
 from bench.load import CPublishers, reading, topic
 from bench.measure import CpuWindow, percentile
 from bench.rig import MEASUREMENT, BenchError, Rig, cpu_seconds
-from bench.subject import Collector
+from bench.subject import Collector, read_metrics
 from ingest.stores.naming import rollup_database
 from tests.servers import free_port
 
@@ -108,14 +108,7 @@ class Worker:
     def lag_s(self) -> float | None:
         if self.proc.poll() is not None:
             raise BenchError(f"rollup worker exited with {self.proc.returncode}")
-        try:
-            text = self.http.get("/metrics").text
-        except httpx.HTTPError:
-            return None
-        for line in text.splitlines():
-            if line.startswith("citypilot_rollup_lag_seconds "):
-                return float(line.split()[1])
-        return None
+        return read_metrics(self.http).get("citypilot_rollup_lag_seconds")
 
     def stop(self) -> None:
         self.http.close()

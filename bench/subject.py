@@ -39,6 +39,26 @@ def proc_status_kb(pid: int, key: str) -> int:
     return 0
 
 
+def read_metrics(http: httpx.Client) -> dict[str, float]:
+    """A process's /metrics: its counters and gauges, labelled series summed per name ({}
+    while it does not answer)."""
+    try:
+        text = http.get("/metrics").text
+    except httpx.HTTPError:
+        return {}
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name, _, value = line.rpartition(" ")
+        base = name.split("{", 1)[0]
+        try:
+            out[base] = out.get(base, 0.0) + float(value)
+        except ValueError:
+            continue
+    return out
+
+
 class Collector:
     """`citypilot collect` as a child process; a context manager that SIGTERMs it."""
 
@@ -112,21 +132,7 @@ class Collector:
     # -- what the benchmark reads ---------------------------------------------------------
     def metrics(self) -> dict[str, float]:
         """The collector's counters and gauges (labelled series summed per name)."""
-        try:
-            text = self.http.get("/metrics").text
-        except httpx.HTTPError:
-            return {}
-        out: dict[str, float] = {}
-        for line in text.splitlines():
-            if not line or line.startswith("#"):
-                continue
-            name, _, value = line.rpartition(" ")
-            base = name.split("{", 1)[0]
-            try:
-                out[base] = out.get(base, 0.0) + float(value)
-            except ValueError:
-                continue
-        return out
+        return read_metrics(self.http)
 
     def rss_mb(self) -> float:
         return proc_status_kb(self.pid, "VmRSS") / 1024
