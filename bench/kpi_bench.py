@@ -113,8 +113,8 @@ def lines(devices: list[Device], start_ns: int, days: int, seed: int) -> Iterato
 
 async def load(influx: InfluxDB, database: str, devices: list[Device], start_ns: int,
                days: int) -> int:
+    await _create(influx, database)
     async with httpx.AsyncClient(base_url=influx.http, timeout=120) as client:
-        await client.post("/query", data={"q": f'CREATE DATABASE "{database}"'})
         batch: list[bytes] = []
         written = 0
         pending: set[asyncio.Task[httpx.Response]] = set()
