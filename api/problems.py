@@ -138,9 +138,13 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
     """Every 4xx/5xx response of the OpenAPI document as actually sent (see module doc)."""
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():
-            responses = operation.get("responses", {})
+            responses = operation.setdefault("responses", {})
             if "401" in responses:  # a key is checked: failed ones are rate-limited
                 responses.setdefault("429", {})
+            responses.setdefault("414", {})  # the size limits of `api.guard`, on every route
+            if "requestBody" in operation:
+                responses.setdefault("411", {})
+                responses.setdefault("413", {})
             for status, response in responses.items():
                 if not str(status).isdigit() or int(status) < 400:
                     continue
