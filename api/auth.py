@@ -26,8 +26,8 @@ from api.problems import Problem, unauthorized
 
 bearer = HTTPBearer(auto_error=False, scheme_name="apiKey",
                     description="an API key from `citypilot apikey create`")
-_ROLE_NEEDS = {Role.VIEWER: "pilots, KPIs and exports", Role.OPERATOR: "devices, readings "
-               "and dead letters", Role.ADMIN: "keys and the registry"}
+_ROLE_NEEDS = {Role.VIEWER: "pilots, KPIs and exports", Role.OPERATOR: "devices, readings, "
+               "dead letters and the API's metrics", Role.ADMIN: "keys and the registry"}
 
 
 async def key_of(request: Request, credentials: HTTPAuthorizationCredentials | None
