@@ -216,7 +216,7 @@ def dead_letter(topic: str, rejection: Rejection, received_ns: int) -> Point:
     fields: dict[str, FieldValue] = {"topic": topic[:1024]}
     try:
         whole.decode("utf-8")
-        # A cut may split a character: drop its first bytes (the rest is valid UTF-8).
+        # A cut may split a character: drop the bytes of it that were kept.
         fields["payload"] = raw.decode("utf-8", errors="ignore") + (
             f"...[{len(whole)} bytes, truncated]" if cut else "")
     except UnicodeDecodeError:
