@@ -3,9 +3,10 @@
 No environment is read here: `citypilot api` (the composition root) turns settings into
 `ApiOptions` (`api/options.py`). Routes live in `api/routes/`, one module per resource;
 errors are problem+json (`problems.py`); keys and roles are checked in `auth.py`. `/`,
-`/docs`, `/openapi.json`, `/healthz`, `/readyz` and `/metrics` are open; every `/api/v1/*`
-route needs a key. The open interfaces (`api/open/`: `/ogc`, `/open/v1`) answer without a
-key only for the pilots the registry opens, rate-limited per client address.
+`/docs`, `/openapi.json`, `/healthz` and `/readyz` are open; `/metrics` needs an operator
+key, every `/api/v1/*` route a key. The open interfaces (`api/open/`: `/ogc`, `/open/v1`)
+answer without a key only for the pilots the registry opens, rate-limited per client address.
+Rate and size limits and the security headers every answer carries are in `guard.py`.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from api import problems
 from api.catalog import Catalog
 from api.fleet import Fleet
+from api.guard import RateLimit, guard
 from api.kpis.rollups.cache import ResultCache
 from api.kpis.rollups.reader import RollupReader
 from api.open import ogc, usage
-from api.open.access import RateLimit
 from api.open.inventory import Uptime
 from api.options import ApiOptions
 from api.routes import admin, console, data, inventory, kpis, meta, reports
@@ -83,13 +84,15 @@ def create_app(options: ApiOptions) -> FastAPI:
                   "pilots, and the data behind them. Errors are RFC 9457 problem+json.")
     app.state.options = options
     app.state.metrics = Metrics()
-    app.state.open_limit = RateLimit(options.open_rate_limit)
+    app.state.open_limit = RateLimit(options.open_rate_limit, "requests")
+    app.state.auth_limit = RateLimit(options.auth_failure_limit, "failed authentications")
     problems.install(app)
     # The console first: its page at `/` takes the place of meta's placeholder.
     for router in (console.router, meta.router, data.router, kpis.router, reports.router,
                    admin.router, inventory.router, ogc.router, usage.router):
         app.include_router(router)
-    app.middleware("http")(_measure)
+    app.middleware("http")(guard)
+    app.middleware("http")(_measure)  # the outer one: it counts the guard's refusals too
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

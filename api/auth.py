@@ -1,6 +1,8 @@
 """API keys on every `/api/v1/*` route: `Authorization: Bearer <key>`, a role, maybe pilots.
 
-No key, an unknown, revoked or expired key: 401 with `WWW-Authenticate: Bearer`. A valid key
+No key, an unknown, revoked or expired key: 401 with `WWW-Authenticate: Bearer`; after
+`auth_failure_limit` unknown keys from one client address, a 429 with `Retry-After` instead,
+before the key is checked (`api.guard`). A valid key
 without the role, or asking for a pilot it is not limited to: 403. Roles nest: `viewer`
 (city staff: pilots, KPIs, exports) < `operator` (plus devices, readings, dead letters) <
 `admin` (plus keys and the registry). Keys are checked against the catalogue on every
@@ -19,12 +21,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from api.catalog import ApiKey, Catalog, KeyState, Role
+from api.guard import RateLimit, client_address
 from api.problems import Problem, unauthorized
 
 bearer = HTTPBearer(auto_error=False, scheme_name="apiKey",
                     description="an API key from `citypilot apikey create`")
-_ROLE_NEEDS = {Role.VIEWER: "pilots, KPIs and exports", Role.OPERATOR: "devices, readings "
-               "and dead letters", Role.ADMIN: "keys and the registry"}
+_ROLE_NEEDS = {Role.VIEWER: "pilots, KPIs and exports", Role.OPERATOR: "devices, readings, "
+               "dead letters and the API's metrics", Role.ADMIN: "keys and the registry"}
 
 
 async def key_of(request: Request, credentials: HTTPAuthorizationCredentials | None
@@ -34,8 +37,12 @@ async def key_of(request: Request, credentials: HTTPAuthorizationCredentials | N
         raise unauthorized("this route needs an API key: send `Authorization: Bearer "
                            "<key>` (an admin creates one with `citypilot apikey create`)")
     catalog: Catalog = request.app.state.catalog
+    failures: RateLimit = request.app.state.auth_limit
+    client = client_address(request)
+    failures.refuse_when_spent(client)
     key = await run_in_threadpool(catalog.verify, credentials.credentials)
     if key is None:
+        failures.count(client)
         raise unauthorized("unknown API key: check it was copied whole, or ask an admin "
                            "for a new one")
     state = key.state(time.time_ns())

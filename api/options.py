@@ -29,6 +29,7 @@ class ApiOptions:
     # The open interfaces: the base of their links and ids, and requests per client address.
     public_url: str = "http://127.0.0.1:8080"
     open_rate_limit: str = "120/minute"
+    auth_failure_limit: str = "10/minute"  # unknown API keys per client address
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
 _TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
            405: "Method not allowed", 406: "Not acceptable", 409: "Conflict",
-           413: "Too large", 415: "Unsupported media type", 422: "Invalid parameters",
+           411: "Length required", 413: "Too large", 414: "Query too long",
+           415: "Unsupported media type", 422: "Invalid parameters",
            429: "Too many requests",
            500: "Internal error", 503: "Unavailable"}
 
@@ -137,7 +138,14 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
     """Every 4xx/5xx response of the OpenAPI document as actually sent (see module doc)."""
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():
-            for status, response in operation.get("responses", {}).items():
+            responses = operation.setdefault("responses", {})
+            if "401" in responses:  # a key is checked: failed ones are rate-limited
+                responses.setdefault("429", {})
+            responses.setdefault("414", {})  # the size limits of `api.guard`, on every route
+            if "requestBody" in operation:
+                responses.setdefault("411", {})
+                responses.setdefault("413", {})
+            for status, response in responses.items():
                 if not str(status).isdigit() or int(status) < 400:
                     continue
                 response["content"] = {MEDIA_TYPE: {"schema": _SCHEMA_REF}}
@@ -146,6 +154,9 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
                 if int(status) == 401:
                     response["headers"] = {"WWW-Authenticate": {
                         "schema": {"type": "string"}, "description": "Bearer"}}
+                if int(status) == 429:
+                    response["headers"] = {"Retry-After": {
+                        "schema": {"type": "integer"}, "description": "seconds to wait"}}
     components = schema.get("components", {}).get("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         components.pop(unused, None)

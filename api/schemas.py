@@ -141,8 +141,10 @@ class DeadLetterOut(_Out):
     time: datetime
     reason: str
     topic: str
-    payload: str
+    payload: str = Field(description="the payload as received (size-capped): its text, or "
+                         "base64 of its bytes when `payload_encoding` is `base64` (not UTF-8)")
     detail: str
+    payload_encoding: Literal["utf-8", "base64"] = "utf-8"
 
 
 class KeyOut(_Out):

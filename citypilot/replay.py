@@ -54,7 +54,7 @@ async def replay(s: Settings, *, reason: str, source: str | None, since_ns: int 
                     topic_matches(r.filter, letter.topic) for r in routes[1:]):
                 continue
             report.examined += 1
-            out = decode(routes, letter.topic, letter.payload.encode(), time.time_ns())
+            out = decode(routes, letter.topic, letter.raw(), time.time_ns())
             fresh = [p for p in out.points if p.measurement != DEAD_LETTER_MEASUREMENT]
             if out.rejections:
                 report.still_failing.update(r.reason.value for r in out.rejections)

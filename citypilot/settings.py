@@ -72,6 +72,9 @@ class Settings(BaseSettings):
                             "/open, /catalog)")
     open_rate_limit: str = Field("120/minute", description="requests per client address "
                                  "to the open interfaces (429 beyond), e.g. 10/second")
+    auth_failure_limit: str = Field("10/minute", description="unknown API keys per client "
+                                    "address; beyond, every keyed request from it is a 429 "
+                                    "until the window has passed")
     mosquitto_password_file: Path = Field(Path("deploy/mosquitto/auth/passwd"),
                                           description="Mosquitto password file that "
                                           "`citypilot gateway add/revoke` edit")
@@ -107,7 +110,7 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s):// base URL, e.g. https://data.city.example")
         return v.rstrip("/")
 
-    @field_validator("open_rate_limit")
+    @field_validator("open_rate_limit", "auth_failure_limit")
     @classmethod
     def _rate(cls, v: str) -> str:
         from limits import parse_many

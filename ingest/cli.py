@@ -107,7 +107,7 @@ def deadletters_list(
         async with wiring.reader() as st:
             rows = await st.dead_letters(reason=reason, limit=limit)
         return [{"ts": r.ts, "reason": r.reason, "topic": r.topic, "detail": r.detail,
-                 "payload": r.payload} for r in rows]
+                 "payload": r.payload, "payload_encoding": r.payload_encoding} for r in rows]
 
     rows = asyncio.run(fetch())
     for row in rows:

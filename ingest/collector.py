@@ -113,7 +113,7 @@ class Collector:
         self._links: list[tuple[Subscriber, tuple[Route, ...]]] = []
         for mqtt, routes in wiring:
             filters = [f"$share/{share}/{r.filter}" if share else r.filter for r in routes]
-            self._links.append((Subscriber(mqtt, filters), routes))
+            self._links.append((Subscriber(mqtt, filters, watch_drops=True), routes))
         self.subscriber = self._links[0][0]
         self.spool = Spool(options.spool_dir, max_bytes=options.spool_max_bytes)
         self._store_ok = True
@@ -157,8 +157,12 @@ class Collector:
 
     def _readiness(self) -> tuple[bool, dict[str, object]]:
         connected = all(sub.connected for sub, _ in self._links)
+        # The broker's drops are reported, never a reason to be unready: they are lost
+        # already, and a collector taken out of service would only make the broker drop more.
+        drops = {sub.drops.broker: sub.drops.total for sub, _ in self._links if sub.drops}
         return connected, {"mqtt_connected": connected, "store_ok": self._store_ok,
-                           "mqtt_protocol": self.subscriber.protocol}
+                           "mqtt_protocol": self.subscriber.protocol,
+                           "broker_dropped_messages": drops}
 
     # -- the batch pipeline ----------------------------------------------------------------
     async def _batch_loop(self, sub: Subscriber, routes: tuple[Route, ...]) -> None:
@@ -170,14 +174,29 @@ class Collector:
             await task  # an exception here (spool unusable) stops the collector unacknowledged
             sub.ack(batch)
 
+        # Wait for the next batch and for the oldest one in flight at once: a stored batch is
+        # acknowledged as soon as it is stored, not when the next one arrives. A broker that
+        # sends no more until it has acks (its in-flight window: 20 QoS 1 messages on a stock
+        # Mosquitto over MQTT 3.1.1, 32 on EMQX) would otherwise wait for us while we waited
+        # for it.
+        taking: asyncio.Task[list[Message]] | None = None
         while not self._stopping.is_set():
-            batch = await sub.take(opts.batch_max_messages, opts.batch_interval_s,
-                                   opts.batch_max_bytes)
-            if batch:
-                pending.append((asyncio.create_task(self._process(batch, routes, sub)), batch))
+            if taking is None:
+                taking = asyncio.ensure_future(sub.take(
+                    opts.batch_max_messages, opts.batch_interval_s, opts.batch_max_bytes))
+            await asyncio.wait((taking, pending[0][0]) if pending else (taking,),
+                               return_when=asyncio.FIRST_COMPLETED)
+            if taking.done():
+                batch, taking = taking.result(), None
+                if batch:
+                    pending.append((asyncio.create_task(self._process(batch, routes, sub)),
+                                    batch))
             while pending and (len(pending) >= opts.max_batches_in_flight
                                or pending[0][0].done()):
                 await complete()
+        if taking is not None:  # interrupted: it answers at once, maybe with a last batch
+            if batch := await taking:
+                pending.append((asyncio.create_task(self._process(batch, routes, sub)), batch))
         # Flush: what was received but not yet processed is written and acknowledged too.
         while batch := sub.take_nowait(opts.batch_max_messages, opts.batch_max_bytes):
             pending.append((asyncio.create_task(self._process(batch, routes, sub)), batch))
@@ -187,7 +206,12 @@ class Collector:
     async def _process(self, batch: Sequence[Message], routes: tuple[Route, ...],
                        sub: Subscriber | None) -> None:
         points: list[Point] = []
+        received = len(batch)
         for msg in batch:
+            if msg.topic[:1] == "$" and sub is not None and sub.observe(msg):
+                self._note_drops(sub)
+                received -= 1
+                continue
             decoded = decode(routes, msg.topic, msg.payload, msg.received_ns)
             points.extend(decoded.points)
             for topic, payload in decoded.replies:  # Sparkplug rebirth requests
@@ -199,9 +223,13 @@ class Collector:
                 self.metrics.skipped.inc(decoded.skipped)
             if decoded.unknown_metrics:
                 self._note_unknown(decoded.unknown_metrics)
-        self.stats.received += len(batch)
-        self.metrics.received.inc(len(batch))
+        self.stats.received += received
+        self.metrics.received.inc(received)
         await self._persist(points)
+
+    def _note_drops(self, sub: Subscriber) -> None:
+        if sub.drops is not None and sub.drops.total is not None:
+            self.metrics.broker_dropped.labels(sub.drops.broker).set(sub.drops.total)
 
     async def ingest(self, messages: Sequence[tuple[str, bytes]], received_ns: int,
                      timeout_s: float = 30.0) -> None:

@@ -58,6 +58,10 @@ class CollectorMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
         self.store_up = Gauge("citypilot_store_up", "1 when the last store write succeeded",
                               registry=r)
+        self.broker_dropped = Gauge(
+            "citypilot_broker_dropped_messages", "messages the broker dropped for full "
+            "client queues since it started, as it publishes the count in $SYS (Mosquitto)",
+            ["broker"], registry=r)
         self.mqtt_connected = Gauge("citypilot_mqtt_connected", "1 while connected to the "
                                     "broker", registry=r)
 

@@ -8,6 +8,7 @@ data model and onto the SQLite store's rows.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import math
 import zoneinfo
@@ -198,20 +199,40 @@ def spread_ns(ts: int, *content: str | bytes) -> int:
 DEAD_LETTER_PAYLOAD_CAP = 16 * 1024
 
 
+BASE64 = "base64"  # the `payload_encoding` of a dead letter whose payload is not UTF-8
+
+
 def dead_letter(topic: str, rejection: Rejection, received_ns: int) -> Point:
-    """The stored form of a rejected message: reason as tag; topic, payload, detail as strings."""
-    raw = rejection.payload[:DEAD_LETTER_PAYLOAD_CAP]
-    text = raw.decode("utf-8", errors="backslashreplace")
-    if len(rejection.payload) > DEAD_LETTER_PAYLOAD_CAP:
-        text += f"...[{len(rejection.payload)} bytes, truncated]"
+    """The stored form of a rejected message: reason as tag; topic, payload, detail as strings.
+
+    A UTF-8 payload is kept as its text; any other is kept byte for byte as base64, with the
+    field `payload_encoding` = "base64" (`payload_bytes` turns either back into the bytes).
+    Past DEAD_LETTER_PAYLOAD_CAP bytes the payload is cut, and says so: the text with a
+    `...[N bytes, truncated]` suffix, base64 in the detail (its payload stays decodable)."""
+    whole = rejection.payload
+    raw = whole[:DEAD_LETTER_PAYLOAD_CAP]
+    cut = len(whole) > DEAD_LETTER_PAYLOAD_CAP
+    detail = rejection.detail[:2048]
+    fields: dict[str, FieldValue] = {"topic": topic[:1024]}
+    try:
+        whole.decode("utf-8")
+        # A cut may split a character: drop the bytes of it that were kept.
+        fields["payload"] = raw.decode("utf-8", errors="ignore") + (
+            f"...[{len(whole)} bytes, truncated]" if cut else "")
+    except UnicodeDecodeError:
+        fields["payload"] = base64.b64encode(raw).decode("ascii")
+        fields["payload_encoding"] = BASE64
+        if cut:
+            detail += f" [payload: the first {len(raw)} of {len(whole)} bytes]"
+    fields["detail"] = detail
     ms = received_ns - received_ns % 1_000_000
     ts = spread_ns(ms, topic, raw, rejection.reason.value, rejection.detail)
-    return Point(
-        DEAD_LETTER_MEASUREMENT,
-        (("reason", rejection.reason.value),),
-        {"topic": topic[:1024], "payload": text, "detail": rejection.detail[:2048]},
-        ts,
-    )
+    return Point(DEAD_LETTER_MEASUREMENT, (("reason", rejection.reason.value),), fields, ts)
+
+
+def payload_bytes(payload: str, encoding: str = "") -> bytes:
+    """A stored dead letter's payload as the bytes that arrived (see `dead_letter`)."""
+    return base64.b64decode(payload) if encoding == BASE64 else payload.encode("utf-8")
 
 
 def zone(name: str) -> zoneinfo.ZoneInfo:

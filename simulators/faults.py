@@ -199,9 +199,10 @@ def malformed(rng: random.Random, doc: dict[str, Any], channel: str) -> bytes:
         field_name, value = {TELEMETRY: ("kind", "Air Quality"), EVENT: ("service", "Bike Share"),
                              STATUS: ("state", "rebooting")}[channel]
         out[field_name] = value
-    elif variant == 5:  # a required part missing (a status with nothing but ts)
-        drop = {TELEMETRY: ("values",), EVENT: ("type",),
-                STATUS: tuple(k for k in doc if k != "ts")}[channel]
+    elif variant == 5 and channel == STATUS:  # every status field is optional (a status
+        out["ts"] = "yesterday"                 # of ts alone is a heartbeat): an unreadable ts
+    elif variant == 5:  # a required part missing
+        drop = {TELEMETRY: ("values",), EVENT: ("type",)}[channel]
         out = {k: v for k, v in doc.items() if k not in drop}
     elif variant == 6:  # a field the contract does not have
         out["firmware"] = "2.4.1"

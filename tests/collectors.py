@@ -30,12 +30,13 @@ def reading(ts_ms: int, i: int = 0, kind: str = "air_quality") -> bytes:
 
 @asynccontextmanager
 async def collector(mqtt_url: str, store_url: str, spool_dir: Path, *,
-                    client_id: str | None = None, **settings: Any) -> AsyncIterator[Collector]:
+                    client_id: str | None = None, mqtt_protocol: str = "auto",
+                    **settings: Any) -> AsyncIterator[Collector]:
     """An in-process collector, subscribed before the block starts; stopped (flushed) after."""
     s = load(None, **{"mqtt_url": mqtt_url, "store_url": store_url, "spool_dir": spool_dir,
                       "mqtt_client_id": client_id or f"c-{uuid.uuid4().hex[:8]}",
                       "metrics_port": 0, **settings})
-    c = build_collector(s)
+    c = build_collector(s, mqtt_protocol=mqtt_protocol)
     task = asyncio.create_task(c.run(), name="collector-under-test")
     try:
         await asyncio.wait_for(c.subscriber.wait_connected(15), 20)

@@ -62,8 +62,8 @@ def make_mosquitto(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
     """A private broker the test may stop, kill and restart."""
     own: list[Mosquitto] = []
 
-    def make(extra_conf: str = "") -> Mosquitto:
-        server = Mosquitto(tmp_path / f"mosquitto{len(own)}", extra_conf)
+    def make(extra_conf: str = "", **options: int) -> Mosquitto:
+        server = Mosquitto(tmp_path / f"mosquitto{len(own)}", extra_conf, **options)
         _launch(server)
         own.append(server)
         return server

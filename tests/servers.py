@@ -103,9 +103,11 @@ def _tcp_ready(port: int) -> Callable[[], bool]:
 
 class Mosquitto(ServerProcess):
     """Mosquitto 2 with persistence and the unlimited queue DESIGN.md requires
-    (`max_queued_messages 0`), stock in-flight settings, anonymous access on loopback."""
+    (`max_queued_messages 0`; pass 1000 for the stock limit), stock in-flight settings,
+    anonymous access on loopback."""
 
-    def __init__(self, workdir: Path, extra_conf: str = "") -> None:
+    def __init__(self, workdir: Path, extra_conf: str = "", *,
+                 max_queued_messages: int = 0) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         port = free_port()
         conf = workdir / "mosquitto.conf"
@@ -114,7 +116,7 @@ class Mosquitto(ServerProcess):
             "allow_anonymous true\n"
             "persistence true\n"
             f"persistence_location {workdir}/\n"
-            "max_queued_messages 0\n"
+            f"max_queued_messages {max_queued_messages}\n"
             "user root\n"
             "log_type error\nlog_type warning\nlog_type notice\n"
             "log_dest stderr\n" + extra_conf

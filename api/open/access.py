@@ -7,27 +7,22 @@ their kinds (the key's holder reads the same through `/api/v1`). No open route e
 user ids, events, dead letters or credentials: the answers are built from the registry and
 telemetry only.
 
-Requests are limited per client address (`open_rate_limit`, e.g. `120/minute`, a moving
-window of the `limits` library, in memory per API process); beyond it the answer is a 429
-with `Retry-After`.
+Requests are limited per client address (`open_rate_limit`, e.g. `120/minute`; `api.guard`);
+beyond it the answer is a 429 with `Retry-After`.
 """
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
-from limits import parse_many
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 
 from api.auth import bearer, key_of
 from api.catalog import Pilot
 from api.fleet import Fleet
+from api.guard import RateLimit, client_address
 from api.problems import Problem, unauthorized
 
 
@@ -74,26 +69,10 @@ async def scope(request: Request, credentials: Annotated[
                  keyed=False)
 
 
-class RateLimit:
-    """Requests per client address on the open routes (module doc)."""
-
-    def __init__(self, rule: str) -> None:
-        self.rules = parse_many(rule)
-        self.limiter = MovingWindowRateLimiter(MemoryStorage())
-
-    def check(self, client: str) -> None:
-        for rule in self.rules:
-            if not self.limiter.hit(rule, "open", client):
-                reset, _ = self.limiter.get_window_stats(rule, "open", client)
-                wait = max(1, math.ceil(reset - time.time()))
-                raise Problem(429, f"more than {rule} from {client}: retry in {wait} s",
-                              headers={"Retry-After": str(wait)})
-
-
 async def limited(request: Request) -> None:
     """The rate limit, as a dependency of every open router."""
     limit: RateLimit = request.app.state.open_limit
-    limit.check(request.client.host if request.client else "unknown")
+    limit.check(client_address(request))
 
 
 OpenScope = Annotated[Scope, Depends(scope)]

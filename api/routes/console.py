@@ -28,8 +28,8 @@ _ASSET = re.compile(r"[a-z][a-z0-9_-]{0,63}\.(html|js|css|svg|txt)")
 _CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
         "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 # no-cache: browsers revalidate (cheap, with ETag) so an upgrade never meets a stale script.
-_HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "no-referrer"}
+# (nosniff, no-referrer and DENY framing: on every answer, `api.guard`.)
+_HEADERS = {"Cache-Control": "no-cache"}
 
 
 def _file(name: str) -> FileResponse:

@@ -40,7 +40,7 @@ from api.schemas import (
     Readings,
     ReadingSeries,
 )
-from ingest.model import EVENT_MEASUREMENT, IDENT_PATTERN, NAME_PATTERN, Reason
+from ingest.model import BASE64, EVENT_MEASUREMENT, IDENT_PATTERN, NAME_PATTERN, Reason
 from ingest.stores.base import Aggregate, Stat, TagFilter
 
 router = APIRouter(prefix="/api/v1", responses=errors(401, 403, 422, 503))
@@ -182,4 +182,7 @@ async def deadletters(
                                                     limit=min(20_000, 20 * limit))
                 if r.topic.startswith(prefixes)][:limit]
     return [DeadLetterOut(time=from_ns(r.ts), reason=r.reason, topic=r.topic,
-                          payload=r.payload, detail=r.detail) for r in rows]
+                          payload=r.payload, detail=r.detail,
+                          payload_encoding="base64" if r.payload_encoding == BASE64
+                          else "utf-8")
+            for r in rows]

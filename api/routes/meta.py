@@ -1,5 +1,5 @@
-"""Open routes (health, readiness, metrics) and `/api/v1/me`; the console at `/` is
-api/routes/console.py.
+"""Open routes (health, readiness), `/metrics` (an operator key) and `/api/v1/me`; the
+console at `/` is api/routes/console.py.
 
 `/readyz` answers 200 only when the store answers a ping and, when a broker is configured,
 the broker accepts a TCP connection: a load balancer can then route to this API. It also
@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.auth import Viewer
+from api.auth import Operator, Viewer
 from api.deps import StoreDep
 from api.kpis.periods import from_ns
 from api.kpis.rollups.reader import RollupReader
@@ -81,9 +81,11 @@ async def _rollups(store: Reader) -> str:
 
 @router.get("/metrics", tags=["health"], response_class=Response,
             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
-                             "description": "Prometheus text format"}})
-async def metrics(request: Request) -> Response:
-    """The API's request counters and latencies, for Prometheus."""
+                             "description": "Prometheus text format"}, **errors(401, 403)})
+async def metrics(request: Request, key: Operator) -> Response:
+    """The API's request counters and latencies, for Prometheus, with an operator key (they
+    show every route's traffic; Prometheus sends the key as `authorization: {credentials:
+    <key>}` in its scrape config)."""
     return Response(generate_latest(request.app.state.metrics.registry),
                     media_type=CONTENT_TYPE_LATEST)
 

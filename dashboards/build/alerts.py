@@ -94,15 +94,30 @@ def _dead_letters() -> Json:
                  f"over the last {minutes} minutes (`citypilot deadletters list`).")
 
 
+def _prometheus(expr: str) -> Json:
+    """An instant query (nothing to reduce) over the collectors' metrics."""
+    return {"refId": "A", "relativeTimeRange": {"from": 900, "to": 0},
+            "datasourceUid": PROMETHEUS["uid"],
+            "model": {"refId": "A", "expr": expr, "instant": True, "range": False,
+                      "intervalMs": 60_000}}
+
+
 def _collector_spool() -> Json:
-    query = {"refId": "A", "relativeTimeRange": {"from": 900, "to": 0},
-             "datasourceUid": PROMETHEUS["uid"],
-             "model": {"refId": "A", "expr": "deriv(citypilot_spool_depth_points[10m])",
-                       "instant": True, "range": False, "intervalMs": 60_000}}
     return _rule("citypilot-collector-spool", "Collector spool growing",
-                 [query, _threshold("A", 0)], "10m",  # an instant query: nothing to reduce
+                 [_prometheus("deriv(citypilot_spool_depth_points[10m])"),
+                  _threshold("A", 0)], "10m",
                  "The spool of collector {{ $labels.instance }} has grown for 10 minutes: "
                  "the store is not taking writes (collector log, `/readyz`).")
+
+
+def _broker_drops() -> Json:
+    return _rule("citypilot-broker-drops", "Broker dropping messages",
+                 [_prometheus("delta(citypilot_broker_dropped_messages[10m])"),
+                  _threshold("A", 0)], "0s",  # every drop is a loss: fire at once
+                 "The broker {{ $labels.broker }} dropped messages for full client queues "
+                 "in the last 10 minutes (seen by collector {{ $labels.instance }}): raise "
+                 "`max_queued_messages` (Mosquitto) and look for a slow or absent collector.",
+                 severity="critical")
 
 
 def _gateway_spool() -> Json:
@@ -124,6 +139,6 @@ def rules() -> dict[str, Any]:
 
     return {"apiVersion": 1, "groups": [
         group("fleet", "1m", [_silent_devices(), _dead_letters(), _gateway_spool()]),
-        group("collectors", "1m", [_collector_spool()]),
+        group("collectors", "1m", [_collector_spool(), _broker_drops()]),
         group("air quality", "5m", [_no2()]),
     ]}

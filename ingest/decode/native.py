@@ -185,10 +185,14 @@ class NativeDecoder:
             fields: dict[str, FieldValue] = {"value": float(msg.value), DELAY_FIELD: delay}
             if msg.user is not None:
                 fields["user"] = msg.user
-            out.points.append(Point(EVENT_MEASUREMENT, tags, fields, spread_ns(ts, raw.get())))
+            # Spread by the element's canonical JSON, not its bytes: alone, as an array's
+            # only element or among others, re-serialised with other spacing or key order,
+            # the same event lands on the same point.
+            canonical = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+            out.points.append(Point(EVENT_MEASUREMENT, tags, fields, spread_ns(ts, canonical)))
         else:
             assert isinstance(msg, Status)
-            self._status(out, msg, raw, base, ts, where)
+            self._status(out, msg, raw, base, ts, delay, where)
 
     def _telemetry(self, out: Decoded, msg: Telemetry, raw: _Raw, tags: topics_tags,
                    ts: int, delay: float, where: str) -> None:
@@ -218,7 +222,7 @@ class NativeDecoder:
         out.points.append(Point(msg.kind, tags, fields, ts))
 
     def _status(self, out: Decoded, msg: Status, raw: _Raw, tags: topics_tags, ts: int,
-                where: str) -> None:
+                delay: float, where: str) -> None:
         fields: dict[str, FieldValue] = {}
         for name in _STATUS_FIELDS:
             value = getattr(msg, name)
@@ -230,9 +234,8 @@ class NativeDecoder:
                         f"[{metric.low:g}, {metric.high:g}] {metric.unit}", raw.get())
                 return
             fields[name] = value if isinstance(value, str) else float(value)
-        if not fields:
-            _reject(out, Reason.EMPTY, f"{where}status carries no field besides ts", raw.get())
-            return
+        if not fields:  # a heartbeat: every status field is optional (DESIGN.md)
+            fields[DELAY_FIELD] = delay
         out.points.append(Point(STATUS_MEASUREMENT, tags, fields, ts))
 
 
@@ -240,7 +243,7 @@ topics_tags = tuple[tuple[str, str], ...]
 
 
 class _Raw:
-    """An element's own bytes, encoded only when needed (a rejection, an event's hash): in
+    """An element's own bytes, encoded only when needed (a rejection): in
     an array of 50 good readings, re-encoding each one would cost more than decoding it."""
 
     __slots__ = ("doc", "raw")

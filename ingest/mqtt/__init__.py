@@ -19,6 +19,7 @@ import time
 from types import TracebackType
 from typing import Self
 
+from ingest.mqtt.drops import DROPPED_TOPIC, BrokerDrops
 from ingest.mqtt.inbox import Message
 from ingest.mqtt.options import (
     BrokerUrl,
@@ -34,6 +35,8 @@ from ingest.mqtt.paho import PahoSubscriber, Publisher, Will, topic_matches
 from ingest.mqtt.stream import ProtocolRefused, StreamSubscriber
 
 __all__ = [
+    "DROPPED_TOPIC",
+    "BrokerDrops",
     "BrokerUrl",
     "Message",
     "MqttConfigError",
@@ -57,10 +60,17 @@ log = logging.getLogger(__name__)
 class Subscriber:
     """A QoS-1 subscription acknowledged by the caller: MQTT 5 through the fast stream
     subscriber (`ingest.mqtt.stream`), or MQTT 3.1.1 through paho when the broker refuses
-    MQTT 5 (logged). Enter it, then `take()`, `ack()`, `publish()` as on either."""
+    MQTT 5 (logged). Enter it, then `take()`, `ack()`, `publish()` as on either.
 
-    def __init__(self, options: MqttOptions, filters: list[str]) -> None:
-        self.options, self.filters = options, filters
+    With `watch_drops` it also subscribes to the broker's count of dropped messages
+    (`ingest.mqtt.drops`): those messages come out of `take()` among the others, to be
+    acknowledged in order with them, and `observe()` takes them."""
+
+    def __init__(self, options: MqttOptions, filters: list[str], *,
+                 watch_drops: bool = False) -> None:
+        self.options = options
+        self.filters = [*filters, DROPPED_TOPIC] if watch_drops else filters
+        self.drops = BrokerDrops(str(options.broker)) if watch_drops else None
         self._impl: StreamSubscriber | PahoSubscriber | None = None
         self._interrupted = False
         self._chosen = asyncio.Event()
@@ -122,6 +132,13 @@ class Subscriber:
 
     def ack(self, messages: list[Message]) -> int:
         return self._on.ack(messages)
+
+    def observe(self, msg: Message) -> bool:
+        """True when `msg` is the broker's drop count (taken in `drops`), not data."""
+        if self.drops is None or msg.topic != DROPPED_TOPIC:
+            return False
+        self.drops.observe(msg.payload)
+        return True
 
     def publish(self, topic: str, payload: bytes, qos: int = 0) -> None:
         if self._impl is None:

@@ -28,6 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from ingest.mqtt.drops import fatal_refusals
 from ingest.mqtt.inbox import Inbox, Message, call_in_loop
 from ingest.mqtt.options import (
     BrokerUrl,
@@ -180,7 +181,8 @@ class PahoSubscriber(Inbox, ConnectionState):
 
     def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int,
                       reasons: list[ReasonCode], properties: Properties | None) -> None:
-        refused = [f for f, r in zip(self.filters, reasons, strict=False) if r.is_failure]
+        refused = fatal_refusals([f for f, r in zip(self.filters, reasons, strict=False)
+                                  if r.is_failure])
         if refused:
             log.error("broker refused the subscription to %s (check the ACL)",
                       ", ".join(refused))

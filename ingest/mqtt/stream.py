@@ -29,6 +29,7 @@ from typing import Self
 
 import mqtt5
 
+from ingest.mqtt.drops import fatal_refusals
 from ingest.mqtt.inbox import Inbox, Message
 from ingest.mqtt.options import (
     BrokerUrl,
@@ -210,8 +211,8 @@ class StreamSubscriber(Inbox, ConnectionState):
         writer.write(subscribe.write())
         while not isinstance(packet := await self._read_one(reader, buffer), mqtt5.SubAckPacket):
             self._handle(packet, buffer)  # a resumed session may deliver before the SUBACK
-        refused = [f for f, r in zip(self.filters, packet.reason_codes, strict=False)
-                   if r.value >= 0x80]
+        refused = fatal_refusals([f for f, r in zip(self.filters, packet.reason_codes,
+                                                    strict=False) if r.value >= 0x80])
         if refused:
             raise ConnectionRefusedError(f"{b} refused the subscription to "
                                          f"{', '.join(refused)} (check the ACL)")

@@ -21,7 +21,7 @@ from enum import StrEnum
 from types import TracebackType
 from typing import Protocol, Self
 
-from ingest.model import TAG_KEYS, Point, tag_of
+from ingest.model import TAG_KEYS, Point, payload_bytes, tag_of
 from ingest.stores.histogram import ACCURACY
 
 
@@ -55,8 +55,13 @@ class DeadLetter:
     ts: int
     reason: str
     topic: str
-    payload: str
+    payload: str  # the text, or base64 when `payload_encoding` is "base64"
     detail: str
+    payload_encoding: str = "utf-8"
+
+    def raw(self) -> bytes:
+        """The payload as it arrived (up to the size cap)."""
+        return payload_bytes(self.payload, self.payload_encoding)
 
 
 # The stores know no calendar: the KPI service computes its windows in the pilot's timezone

@@ -53,7 +53,10 @@ class Live:
 async def start_live(store_url: str, tmp_path: Path, mqtt_url: str | None = None,
                      pilots: tuple[Pilot, ...] = (PILOT, P2), **options: Any
                      ) -> AsyncIterator[Live]:
-    """`options`: more `ApiOptions` (`open_rate_limit`, `public_url`)."""
+    """`options`: more `ApiOptions` (`open_rate_limit`, `public_url`). The role tests send
+    a wrong key to every route: the failed-authentication limit is raised out of their way
+    unless a test sets it (`test_guard.py`)."""
+    options.setdefault("auth_failure_limit", "10000/minute")
     catalog_url = f"sqlite:///{tmp_path / 'catalog.db'}"
     catalog = Catalog(catalog_url, key_cost=2**8)  # cheap hashes: only tests
     catalog.load(Registry(pilots=pilots))

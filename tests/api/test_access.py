@@ -32,6 +32,7 @@ ROUTES: list[tuple[str, str, dict[str, str], object, str, int]] = [
     ("GET", "/api/v1/keys", {}, None, "admin", 200),
     ("POST", "/api/v1/keys", {}, NEW_KEY, "admin", 201),
     ("DELETE", "/api/v1/keys/000000000000", {}, None, "admin", 404),
+    ("GET", "/metrics", {}, None, "operator", 200),
 ]
 RANKS = ["viewer", "operator", "admin"]
 
@@ -67,8 +68,7 @@ async def test_401_asks_for_a_bearer_key(live: Live) -> None:
         assert response.headers["www-authenticate"].startswith("Bearer")
 
 
-@pytest.mark.parametrize("path", ["/", "/healthz", "/readyz", "/openapi.json", "/docs",
-                                  "/metrics"])
+@pytest.mark.parametrize("path", ["/", "/healthz", "/readyz", "/openapi.json", "/docs"])
 async def test_open_routes_need_no_key(live: Live, path: str) -> None:
     response = await live.client.get(path)
     assert response.status_code == 200, response.text

@@ -197,7 +197,7 @@ async def test_registry_edits_and_their_validation(live: Live) -> None:
 
 async def test_metrics_count_requests(live: Live) -> None:
     await live.get("/api/v1/pilots", "viewer")
-    text = (await live.client.get("/metrics")).text
+    text = (await live.get("/metrics", "operator")).text
     assert 'citypilot_api_requests_total{method="GET",route="/api/v1/pilots",status="200"}' in text
 
 

@@ -290,3 +290,62 @@ async def test_sqlite_path_that_cannot_be_a_database_is_a_config_error(tmp_path:
             with pytest.raises(StoreConfigError, match=re.escape(str(path))):
                 async with opener(f"sqlite:///{path}"):
                     pass
+
+
+BINARY = b"\xff\xfe\x00 not UTF-8 \x80\xc3(" + bytes(range(256))
+
+
+@pytest.mark.parametrize("payload", [
+    BINARY, b"\xc3", b"ok until here \xe2\x82", "valid µ€😀 \x00 nul".encode(), b"",
+], ids=["binary", "lone lead byte", "cut character", "utf-8", "empty"])
+async def test_a_dead_letter_keeps_its_payload_byte_for_byte(store: Store, reader: Reader,
+                                                             payload: bytes) -> None:
+    letter = dead_letter("citypilot/v1/p1/g1/d1/telemetry",
+                         Rejection(Reason.BAD_ENCODING, "not UTF-8", payload), T0)
+    assert await store.write([letter]) == []
+    [got] = await reader.dead_letters()
+    assert got.raw() == payload
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        assert got.payload_encoding == "base64"
+    else:  # UTF-8 stays readable text, as before
+        assert (got.payload_encoding, got.payload) == ("utf-8", text)
+
+
+async def test_a_large_binary_dead_letter_is_cut_and_says_so(store: Store,
+                                                              reader: Reader) -> None:
+    payload = BINARY * 100  # 26,400 bytes, past the 16 KiB cap
+    letter = dead_letter("t", Rejection(Reason.TOO_LARGE, "too large", payload), T0)
+    await store.write([letter])
+    [got] = await reader.dead_letters()
+    assert got.payload_encoding == "base64"
+    assert got.raw() == payload[:16 * 1024]
+    assert got.detail == f"too large [payload: the first {16 * 1024} of {len(payload)} bytes]"
+
+
+async def test_a_heartbeat_status_reads_back_as_the_newest_status(store: Store,
+                                                                  reader: Reader) -> None:
+    from ingest.decode.native import NativeDecoder
+
+    decode = NativeDecoder()
+    topic = "citypilot/v1/p1/g1/d1/status"
+    now = T0 + 10 * 10**9
+    full = decode(topic, b'{"ts": %d, "state": "online"}' % (T0 // 10**6), now).points
+    beat = decode(topic, b'{"ts": %d}' % (T0 // 10**6 + 5000), now).points
+    assert await store.write([*full, *beat]) == []
+    [latest] = await reader.latest("device_status")
+    assert (latest.ts, latest.fields) == (T0 + 5 * 10**9, {"ingest_delay_s": 5.0})
+
+
+async def test_an_event_alone_and_inside_an_array_is_one_point(store: Store,
+                                                               reader: Reader) -> None:
+    from ingest.decode.native import NativeDecoder
+
+    decode = NativeDecoder()
+    topic = "citypilot/v1/p1/g1/kiosk1/event"
+    one = b'{"ts": %d, "service": "parking", "type": "use", "user": "u1"}' % (T0 // 10**6)
+    two = b'{"ts": %d, "service": "parking", "type": "use", "user": "u2"}' % (T0 // 10**6)
+    for payload in (one, b"[" + one + b"]", b"[" + two + b", " + one + b"]"):
+        assert await store.write(decode(topic, payload, T0 + 10**9).points) == []
+    assert await count(reader, "event", "value") == 2  # u1 once, u2 once

@@ -110,7 +110,7 @@ def test_alert_rules_use_provisioned_data_sources_and_a_contact_point() -> None:
     items = files.alert_items(DASHBOARDS)
     assert {item["datasourceUid"] for _, item in items} <= uids
     titles = {where.split(" / ", 1)[1] for where, _ in items}
-    assert len(titles) == 5
+    assert len(titles) == 6
     used = {item["datasourceUid"] for _, item in items}
     # InfluxDB, Prometheus and the API all carry a rule; none waits for the rollups.
     assert used == uids - {"citypilot-influxdb-rollups"}

@@ -51,6 +51,19 @@ def test_array_stores_good_elements_and_dead_letters_the_bad_one() -> None:
     assert b"999" in rej.payload
 
 
+def test_a_status_with_only_ts_is_a_heartbeat_with_its_delay() -> None:
+    out = decode(S, b'{"ts": %d}' % (NOW_MS - 1500), NOW)
+    assert out.rejections == []
+    [p] = out.points
+    assert p.measurement == "device_status"
+    assert p.tags == (("pilot", "lisbon"), ("gateway", "gw-1"), ("device", "aq-7"))
+    assert p.fields == {"ingest_delay_s": 1.5}
+    assert p.ts == (NOW_MS - 1500) * 1_000_000
+    # Without ts it is stamped at the collector, as any message without one.
+    [now] = decode(S, b"{}", NOW).points
+    assert now.fields == {"ingest_delay_s": 0.0} and now.ts == NOW
+
+
 def test_event_and_status() -> None:
     ev = decode(E, b'{"ts": %d, "service": "kiosk", "type": "use", "user": "u-81f"}'
                 % NOW_MS, NOW)
@@ -61,6 +74,19 @@ def test_event_and_status() -> None:
     st = decode(S, b'{"ts": %d, "state": "online", "battery": 0.81, "rssi": -71}' % NOW_MS, NOW)
     assert st.points[0].measurement == "device_status"
     assert st.points[0].fields == {"state": "online", "battery": 0.81, "rssi": -71.0}
+
+
+def test_an_event_alone_or_in_any_array_is_the_same_point() -> None:
+    one = b'{"ts": %d, "service": "bikes", "type": "use", "user": "a"}' % NOW_MS
+    other = b'{"ts": %d, "service": "bikes", "type": "use", "user": "b"}' % NOW_MS
+    respaced = b'{"user":"a","type":"use","service":"bikes","ts":%d}' % NOW_MS
+    ways = [one, b"[" + one + b"]", b"[" + one + b", " + other + b"]",
+            b"[" + other + b"," + one + b"]", respaced]
+    found = [p for payload in ways for p in decode(E, payload, NOW).points
+             if p.fields["user"] == "a"]
+    assert len(found) == len(ways)
+    assert {(p.ts, p.tags) for p in found} == {(found[0].ts, found[0].tags)}
+    assert found[0].ts // 1_000_000 == NOW_MS
 
 
 def test_two_events_in_one_millisecond_stay_two_points_and_redelivery_is_the_same() -> None:
@@ -118,7 +144,6 @@ BAD: list[tuple[str, str, bytes, Reason]] = [
     ("short topic", "citypilot/v1/lisbon/telemetry", b"{}", Reason.BAD_TOPIC),
     ("event type", E, b'{"service": "kiosk", "type": "hack"}', Reason.BAD_SHAPE),
     ("battery percent", S, b'{"battery": 81}', Reason.OUT_OF_RANGE),
-    ("empty status", S, b'{"ts": %d}' % NOW_MS, Reason.EMPTY),
 ]
 
 

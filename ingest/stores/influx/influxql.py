@@ -327,7 +327,7 @@ def latest_points(measurement: str, series_list: list[Series]) -> list[Point]:
 
 def dead_letters_statement(reason: str | None, since: int | None, limit: int) -> str:
     where: TagFilter = (("reason", (reason,)),) if reason is not None else ()
-    return (f'SELECT "topic","payload","detail","reason" FROM '
+    return (f'SELECT "topic","payload","detail","reason","payload_encoding" FROM '
             f"{quote_ident(DEAD_LETTER_MEASUREMENT)}{_where(conditions(where, since, None))} "
             f"ORDER BY time DESC LIMIT {int(limit)}")
 
@@ -335,7 +335,8 @@ def dead_letters_statement(reason: str | None, since: int | None, limit: int) ->
 def dead_letter_rows(series_list: list[Series]) -> list[DeadLetter]:
     values = series_list[0].get("values") or [] if series_list else []
     return [DeadLetter(ts=int(row[0]), topic=row[1] or "", payload=row[2] or "",
-                       detail=row[3] or "", reason=row[4] or "") for row in values]
+                       detail=row[3] or "", reason=row[4] or "",
+                       payload_encoding=row[5] or "utf-8") for row in values]
 
 
 def row_point(measurement: str, series: dict[str, Any]) -> Point:

@@ -238,14 +238,14 @@ def dead_letters(conn: sqlite3.Connection, reason: str | None, since: int | None
     where: TagFilter = (("reason", (reason,)),) if reason is not None else ()
     tags, args = conditions(where, since, alias="points")
     pick = ", ".join(f"MAX(CASE WHEN field = '{f}' THEN str END)"
-                     for f in ("topic", "payload", "detail"))
+                     for f in ("topic", "payload", "detail", "payload_encoding"))
     rows = conn.execute(
         f"SELECT ts, reason, {pick} FROM points WHERE measurement = ?{tags} "
         f"GROUP BY {TAGS}, ts ORDER BY ts DESC, reason LIMIT ?",
         [DEAD_LETTER_MEASUREMENT, *args, int(limit)]).fetchall()
     return [DeadLetter(ts=int(ts), reason=reason_, topic=topic or "", payload=payload or "",
-                       detail=detail or "")
-            for ts, reason_, topic, payload, detail in rows]
+                       detail=detail or "", payload_encoding=encoding or "utf-8")
+            for ts, reason_, topic, payload, detail, encoding in rows]
 
 
 def fields(conn: sqlite3.Connection) -> dict[str, list[str]]:
