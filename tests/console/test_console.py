@@ -49,6 +49,19 @@ def weeks(tz: str, back: int) -> tuple[datetime, datetime, datetime]:
     return at(monday - timedelta(days=7)), at(monday), at(monday + timedelta(days=7))
 
 
+def breached(kpi_id: str, value: float | None) -> list[str]:
+    """The regimes whose limit a tile's figure breaks: a count beyond its yearly allowance,
+    a mean or level (in the KPI's unit) above the limit value; `exceedances_left` below 0."""
+    kpi = BY_ID[kpi_id]
+    if value is None:
+        return []
+    if kpi_id == "exceedances_left":
+        return ["allowance used up"] if value < 0 else []
+    return [lim.regime.value for lim in kpi.limits
+            if (value > lim.allowed if lim.allowed is not None
+                else lim.unit == kpi.unit and value > lim.value)]
+
+
 def raw(text: str) -> float | None:
     """A tile's data-value: the number the browser got from the API, unrounded."""
     return float(text) if text else None
@@ -165,6 +178,7 @@ def test_operator_sees_kpis_fleet_dead_letters_and_exports(
     # The outcome family: a tile for every outcome KPI of the catalogue, air quality and noise
     # with a figure (the pilot has a station of each), every limit value with its regime.
     outcome = page.locator("#tiles-outcome li.tile").all()
+    breaches = 0
     assert [t.get_attribute("data-kpi") for t in outcome] == [
         k.id for k in KPIS if k.family is Family.OUTCOME]
     for tile in outcome:
@@ -174,6 +188,13 @@ def test_operator_sees_kpis_fleet_dead_letters_and_exports(
         shown = tile.locator("p.limit").all_text_contents()
         assert [text.split(":")[0] for text in shown] == [
             lim.regime.value for lim in kpi.limits], kpi.id
+        # A figure beyond a limit value says so in words, naming the regime; none otherwise.
+        broken = breached(kpi.id, raw(str(tile.get_attribute("data-value"))))
+        assert tile.get_attribute("data-breaches") == str(len(broken)), kpi.id
+        warning = " ".join(tile.locator("p.breach").all_text_contents())
+        assert all(regime in warning for regime in broken), (kpi.id, warning)
+        breaches += len(broken)
+    assert breaches > 0  # the simulated pilot's noise is above the END and WHO levels
     page.get_by_label("KPI", exact=True).select_option("exceedances_left")
     page.locator('#metric-chart path[data-series*="pm25_daily_exceedances '
                  'Directive (EU) 2024/2881"]').first.wait_for(state="attached")  # flat: no height
