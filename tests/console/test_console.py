@@ -12,6 +12,7 @@ the operator's is also saved there (`CONSOLE_SCREENSHOT=docs/console.png` makes 
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -208,6 +209,16 @@ def test_operator_sees_kpis_fleet_dead_letters_and_exports(
     name, xlsx = download(visit, "Download XLSX", tmp_path)
     assert name.endswith(".xlsx") and xlsx[:2] == b"PK"
     assert "Downloaded" in page.locator("#export-status").inner_text()
+    # The evaluation report of the chosen period (last week, the week before as baseline).
+    name, pdf = download(visit, "Report (PDF)", tmp_path)
+    week = date.fromisoformat(str(page.locator("#tiles-pull li.tile").first  # the week before
+                                  .get_attribute("data-start"))[:10]) + timedelta(7)
+    assert name == f"citypilot-evaluation-{PILOT}-{week:%Y%m%d}-{week + timedelta(7):%Y%m%d}.pdf"
+    text = subprocess.run(["pdftotext", "-", "-"], input=pdf, capture_output=True,
+                          check=True).stdout.decode()
+    assert "Pilot 01" in text and "Baseline" in text, text[:500]
+    name, html = download(visit, "Report (HTML)", tmp_path)
+    assert name.endswith(".html") and b"<html" in html[:200]
 
     # At phone width the page fits the screen: no sideways scrolling of the page itself.
     page.set_viewport_size({"width": 390, "height": 844})
