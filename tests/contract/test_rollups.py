@@ -29,7 +29,16 @@ from api.kpis.rollups.summary import SERIES_TAGS
 from api.kpis.rollups.worker import State, Worker
 from api.kpis.service import KpiResult, compute, compute_many
 from ingest.stores import open_reader, open_store
-from ingest.stores.base import DIRTY_MEASUREMENT, Aggregate, Reader, Rollup, Stat, Store
+from ingest.stores.base import (
+    DIRTY_MEASUREMENT,
+    Aggregate,
+    AggRow,
+    Reader,
+    Rollup,
+    Stat,
+    Store,
+    StoreUnavailable,
+)
 from ingest.stores.histogram import ACCURACY
 from ingest.stores.naming import rollup_url
 from tests.contract.test_kpis import (
@@ -259,6 +268,34 @@ async def test_a_rebuild_reproduces_the_rollups(rig: Rig, backend_url: str) -> N
         assert await rollup_rows(rebuilt) == await rollup_rows(rig.rolled.rollups)
         rig.rolled = RollupReader(rig.raw, rebuilt, zone, Horizon(rebuilt, ttl_s=0.0))
         await assert_same_kpis(rig)
+
+
+class Overloaded:
+    """The raw reader of a store too busy to answer a read of more than a day in time (as
+    InfluxDB under load answered a rebuild's week of history): every other read is real."""
+
+    def __init__(self, raw: Reader) -> None:
+        self.raw, self.refused = raw, 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.raw, name)
+
+    async def aggregate(self, query: Aggregate) -> list[AggRow]:
+        if any(hi - lo > D for lo, hi in query.windows):
+            self.refused += 1
+            raise StoreUnavailable("InfluxDB did not answer within 10s (gave up after 30s)")
+        return await self.raw.aggregate(query)
+
+
+async def test_a_rebuild_reads_smaller_slices_when_the_store_cannot_answer_a_week(
+        rig: Rig, backend_url: str) -> None:
+    await rig.settle()
+    url = rollup_url(backend_url).replace("_rollups", "_rebuilt")
+    busy = Overloaded(rig.raw)
+    async with open_store(url, mark_dirty=False) as out, open_reader(url) as rebuilt:
+        done = await Worker(busy, out, rebuilt, zone).rebuild(None, None)  # type: ignore[arg-type]
+        assert busy.refused > 0 and done.slots > 0
+        assert await rollup_rows(rebuilt) == await rollup_rows(rig.rolled.rollups)
 
 
 JANUARY = (T - 14 * D, T + 17 * D)  # the seed's month, in Berlin

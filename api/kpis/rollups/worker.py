@@ -29,7 +29,7 @@ from api.kpis.rollups.cache import change_point
 from api.kpis.rollups.plan import HOUR_NS
 from api.kpis.rollups.summary import day_points, delay_points, hour_points, user_points
 from ingest.model import DEAD_LETTER_MEASUREMENT, DELAY_FIELD, STATUS_MEASUREMENT, Point
-from ingest.stores.base import ALL_TIME, Aggregate, Reader, Stat, Store
+from ingest.stores.base import ALL_TIME, Aggregate, Reader, Stat, Store, StoreUnavailable
 from ingest.stores.histogram import ACCURACY
 
 log = logging.getLogger(__name__)
@@ -195,12 +195,23 @@ class Worker:
             if first is None:
                 continue
             # A slice at a time, so that no query scans the whole history at once (a year of
-            # a large pilot would outlast any request timeout) and progress shows as it goes.
+            # a large pilot would outlast any request timeout) and progress shows as it goes;
+            # a slice the store cannot answer in time is read again in smaller ones.
             total = max(0, (ended - first) // HOUR_NS)
-            for lo in range(first, ended, REBUILD_SLICE_NS):
-                hi = min(lo + REBUILD_SLICE_NS, ended)
-                got = await self.recompute(pilot, await self.hours_with_data(pilot, lo, hi))
+            lo, step = first, REBUILD_SLICE_NS
+            while lo < ended:
+                hi = min(lo + step, ended)
+                try:
+                    got = await self.recompute(pilot, await self.hours_with_data(pilot, lo, hi))
+                except StoreUnavailable as exc:
+                    if step <= HOUR_NS:
+                        raise
+                    step = max(HOUR_NS, step // 7 // HOUR_NS * HOUR_NS)
+                    log.warning("rollup rebuild pilot=%s: %s; reading %d hours at a time",
+                                pilot, exc, step // HOUR_NS)
+                    continue
                 slots, days = slots + got[0], days + got[1]
+                lo = hi
                 if progress is not None:
                     progress(pilot, (hi - first) // HOUR_NS, total)
         state = await read_state(self.rollups)
