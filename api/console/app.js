@@ -267,26 +267,42 @@ async function deadLetters(ctx) {
   body.replaceChildren(...mine.map((l) => deadLetterRow(l, ctx.tz)));
 }
 
-async function exportKpis(button) {
-  const format = button.dataset.format;
+// A download of the chosen pilot and period: `what` names it in the status line, `query`
+// gives the route's parameters from the pilot's zone and the period pair.
+async function download(button, what, path, query) {
   const pilot = $("#pilot").value;
   const tz = state.pilots.find((p) => p.id === pilot).timezone;
   const pair = periodPair($("#period").value, tz);
   const status = $("#export-status");
   button.disabled = true;
-  status.textContent = `Preparing the ${format.toUpperCase()} export…`;
+  status.textContent = `Preparing the ${what}…`;
   try {
-    const name = await state.api.download("/api/v1/exports/kpis", {
-      ...kpiQuery({ pilot: { id: pilot }, tz }, pair.previous[0], pair.end, pair.grain),
-      format,
-    });
+    const name = await state.api.download(path, query({ pilot: { id: pilot }, tz }, pair));
     status.textContent = `Downloaded ${name}.`;
   } catch (error) {
     status.textContent = "";
-    showError(`Export: ${error.message}`);
+    showError(`${what}: ${error.message}`);
   } finally {
     button.disabled = false;
   }
+}
+
+function exportKpis(button) {
+  const format = button.dataset.format;
+  return download(button, `${format.toUpperCase()} export`, "/api/v1/exports/kpis",
+    (ctx, pair) => ({ ...kpiQuery(ctx, pair.previous[0], pair.end, pair.grain), format }));
+}
+
+// The report of the chosen period (so far, when in progress) with the period it is
+// compared to as its baseline.
+function exportReport(button) {
+  const format = button.dataset.report;
+  return download(button, `${format.toUpperCase()} report`, "/api/v1/reports/evaluation",
+    (ctx, pair) => ({
+      pilot: ctx.pilot.id, start: isoLocal(pair.current[0], ctx.tz),
+      end: isoLocal(pair.current[1], ctx.tz), baseline_start: isoLocal(pair.comparedTo[0], ctx.tz),
+      baseline_end: isoLocal(pair.comparedTo[1], ctx.tz), format,
+    }));
 }
 
 function start() {
@@ -308,6 +324,9 @@ function start() {
   });
   for (const button of document.querySelectorAll("#exports button[data-format]")) {
     button.addEventListener("click", () => exportKpis(button));
+  }
+  for (const button of document.querySelectorAll("#exports button[data-report]")) {
+    button.addEventListener("click", () => exportReport(button));
   }
   const saved = sessionStorage.getItem(KEY);
   if (saved) open(saved);

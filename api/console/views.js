@@ -114,6 +114,24 @@ export function emptyTile(tile, definition) {
   return item;
 }
 
+// The limit values a tile's figure breaks, in words (colour is never the only sign): a count
+// of exceedances above its yearly allowance, a mean or level above its limit value (in the
+// KPI's own unit; a month's mean against an annual limit is a warning sign, and says so), an
+// allowance left below zero.
+export function breaches(definition, value) {
+  if (value === null) return [];
+  if (definition.id === "exceedances_left") return value < 0 ? ["allowance used up"] : [];
+  return (definition.limits || []).flatMap((limit) => {
+    if (limit.allowed !== null) {
+      return value > limit.allowed
+        ? [`more than the ${limit.allowed} allowed a year (${limit.regime})`] : [];
+    }
+    if (limit.unit !== definition.unit || value <= limit.value) return [];
+    return [`above ${withUnit(limit.value, limit.unit)}, the ${limit.averaging} limit ` +
+      `(${limit.regime})`];
+  });
+}
+
 // now, before: figures (see `figure`) of the chosen period and of the one it is compared to.
 export function fillTile(item, tile, definition, now, before, beforeLabel) {
   const unit = definition.unit;
@@ -126,6 +144,13 @@ export function fillTile(item, tile, definition, now, before, beforeLabel) {
     const number = formatNumber(now.value, unit);
     value.append(node("span", "number", number), node("span", "unit", text.slice(number.length)));
   }
+  item.querySelector(".breach")?.remove();
+  const broken = breaches(definition, now.value);
+  if (broken.length) {
+    const warning = node("p", "breach", `⚠ ${broken.join("; ")}`);
+    value.after(warning);
+  }
+  item.dataset.breaches = String(broken.length);
   const trend = trendText(now, before, unit, beforeLabel);
   const line = item.querySelector(".trend");
   const judged = trend.direction === "up" || trend.direction === "down";

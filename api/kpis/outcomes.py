@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from datetime import date, timedelta
 from itertools import pairwise
 
@@ -58,14 +57,30 @@ async def _stations(ctx: Context, field: str, windows: tuple[Window, ...], stat:
                                                where=ctx.where, inner=inner, above=above))
 
 
+async def _hours_above(ctx: Context, field: str, limit: float, windows: tuple[Window, ...]
+                       ) -> dict[tuple[int, DeviceKey], float]:
+    """Per window and station, the hours whose mean is above `limit`. The highest hourly mean
+    of each window comes first (a day's is a day rollup of its own), and hours are counted
+    only in the windows where it is above: exceedances are rare, a year of hours is not."""
+    highest = await _stations(ctx, field, windows, Stat.MAX, Rollup(Stat.MEAN, 3600.0))
+    above = sorted({r.window for r in highest if r.value > limit})
+    counts: dict[tuple[int, DeviceKey], float] = defaultdict(float)
+    if above:
+        for r in await _stations(ctx, field, tuple(windows[w] for w in above), Stat.COUNT,
+                                 Rollup(Stat.MEAN, 3600.0), limit):
+            counts[(above[r.window], _station(r))] += r.value
+    return counts
+
+
 async def _hourly_exceedances(ctx: Context, field: str, limit: float) -> list[KpiValue]:
-    hours = await _stations(ctx, field, ctx.windows, Stat.COUNT, Rollup(Stat.MEAN, 3600.0),
-                            limit)
-    present = await _stations(ctx, field, ctx.windows, Stat.COUNT)
+    day_windows = ctx.day_windows()
+    windows = tuple((lo, hi) for _, lo, hi in day_windows)
+    present = await _stations(ctx, field, windows, Stat.COUNT)
     table: dict[tuple[int, DeviceKey], float] = defaultdict(float)
-    for r in hours:
-        table[(r.window, _station(r))] += r.value
-    return _per_station(ctx, table, {(r.window, _station(r)) for r in present}, _NAMES[field])
+    for (w, station), n in (await _hours_above(ctx, field, limit, windows)).items():
+        table[(day_windows[w][0], station)] += n
+    return _per_station(ctx, table, {(day_windows[r.window][0], _station(r)) for r in present},
+                        _NAMES[field])
 
 
 async def _daily_exceedances(ctx: Context, field: str, limit: float) -> list[KpiValue]:
@@ -114,30 +129,61 @@ def _mean_kpi(kpi_id: str) -> Callable[[Context], Awaitable[list[KpiValue]]]:
     return kpi
 
 
+def _year_to_date(ctx: Context) -> tuple[tuple[Window, ...], dict[int, list[int]]]:
+    """The local days from 1 January (local) of the year each started bucket ends in up to
+    its end (or now, in a period in progress), the last one clipped: each distinct day once,
+    and per bucket index the indexes of its days."""
+    per_bucket: dict[int, list[Window]] = {}
+    for b in ctx.buckets:
+        if b.lo < ctx.now_ns:
+            end = min(b.hi, ctx.now_ns)
+            year = Bucket(b.index, midnight(date(from_ns(end - 1, ctx.tz).year, 1, 1), ctx.tz),
+                          end)
+            per_bucket[b.index] = [(lo, hi) for _, lo, hi in days(year, ctx.tz)]
+    windows = tuple(sorted({w for ws in per_bucket.values() for w in ws}))
+    index = {w: i for i, w in enumerate(windows)}
+    return windows, {b: [index[w] for w in ws] for b, ws in per_bucket.items()}
+
+
 async def exceedances_left(ctx: Context) -> list[KpiValue]:
     """Per bucket: each regime's allowance minus the exceedances from 1 January (local) of
-    the year the bucket ends in, up to the bucket's end (or now, in a period in progress)."""
-    started = [b for b in ctx.buckets if b.lo < ctx.now_ns]
-    to_date: dict[tuple[int, int], int] = {}  # year-to-date window -> bucket index
-    for b in started:
-        end = min(b.hi, ctx.now_ns)
-        to_date[(midnight(date(from_ns(end - 1, ctx.tz).year, 1, 1), ctx.tz), end)] = b.index
-    year = replace(ctx, buckets=[Bucket(i, lo, hi) for (lo, hi), i in to_date.items()])
-    counted: dict[int, list[tuple[str, KpiValue]]] = defaultdict(list)
-    for kpi_id, (field, count) in (_EXCEEDANCES.items() if started else ()):
-        for v in await count(year, field, BY_ID[kpi_id].threshold):
-            if v.value is not None:
-                counted[to_date[(v.start, v.end)]].append((kpi_id, v))
+    the year the bucket ends in, up to the bucket's end (or now, in a period in progress).
+    Each day of the years is read once, however many buckets count it (a month at day grain
+    would read its year thirty times)."""
+    windows, year_of = _year_to_date(ctx)
+    days_of: dict[str, dict[DeviceKey, set[int]]] = {}  # field -> station -> days with data
+    exceeded: dict[str, dict[tuple[int, DeviceKey], float]] = {}  # kpi -> (day, station) -> n
+    for field in sorted({field for field, _ in _EXCEEDANCES.values()}) if windows else ():
+        means = {(r.window, _station(r)): r.value
+                 for r in await _stations(ctx, field, windows, Stat.MEAN)}
+        days_of[field] = defaultdict(set)
+        for w, key in means:
+            days_of[field][key].add(w)
+        for kpi_id, (kpi_field, count) in _EXCEEDANCES.items():
+            threshold = BY_ID[kpi_id].threshold
+            if kpi_field == field:
+                exceeded[kpi_id] = await _hours_above(ctx, field, threshold, windows) \
+                    if count is _hourly_exceedances else \
+                    {k: 1.0 for k, mean in means.items() if mean > threshold}
     out: list[KpiValue] = []
     for b in ctx.buckets:
-        if not counted[b.index]:
+        mine = set(year_of.get(b.index, ()))
+        before = len(out)
+        for kpi_id, (field, _) in _EXCEEDANCES.items():
+            totals = {key: 0.0 for key, have in days_of.get(field, {}).items()
+                      if not mine.isdisjoint(have)}
+            for (w, key), n in exceeded.get(kpi_id, {}).items():
+                if w in mine:
+                    totals[key] += n
+            for key, n in sorted(totals.items()):
+                for limit in BY_ID[kpi_id].limits:
+                    if limit.allowed is not None:
+                        out.append(ctx.value(b, limit.allowed - n, dims=(
+                            ("indicator", kpi_id), ("regime", limit.regime.value),
+                            ("gateway", key[0]), ("device", key[1]))))
+        if len(out) == before:
             out.append(ctx.value(b, None, "the period has not started" if b.lo >= ctx.now_ns
                                  else "no air-quality readings this year"))
-        for kpi_id, v in counted[b.index]:
-            for limit in BY_ID[kpi_id].limits:
-                if limit.allowed is not None and v.value is not None:
-                    out.append(ctx.value(b, limit.allowed - v.value, dims=(
-                        ("indicator", kpi_id), ("regime", limit.regime.value), *v.dims)))
     return out
 
 

@@ -12,6 +12,7 @@ the operator's is also saved there (`CONSOLE_SCREENSHOT=docs/console.png` makes 
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -47,6 +48,19 @@ def weeks(tz: str, back: int) -> tuple[datetime, datetime, datetime]:
         return datetime.combine(day, datetime.min.time(), tzinfo=zone)
 
     return at(monday - timedelta(days=7)), at(monday), at(monday + timedelta(days=7))
+
+
+def breached(kpi_id: str, value: float | None) -> list[str]:
+    """The regimes whose limit a tile's figure breaks: a count beyond its yearly allowance,
+    a mean or level (in the KPI's unit) above the limit value; `exceedances_left` below 0."""
+    kpi = BY_ID[kpi_id]
+    if value is None:
+        return []
+    if kpi_id == "exceedances_left":
+        return ["allowance used up"] if value < 0 else []
+    return [lim.regime.value for lim in kpi.limits
+            if (value > lim.allowed if lim.allowed is not None
+                else lim.unit == kpi.unit and value > lim.value)]
 
 
 def raw(text: str) -> float | None:
@@ -165,6 +179,7 @@ def test_operator_sees_kpis_fleet_dead_letters_and_exports(
     # The outcome family: a tile for every outcome KPI of the catalogue, air quality and noise
     # with a figure (the pilot has a station of each), every limit value with its regime.
     outcome = page.locator("#tiles-outcome li.tile").all()
+    breaches = 0
     assert [t.get_attribute("data-kpi") for t in outcome] == [
         k.id for k in KPIS if k.family is Family.OUTCOME]
     for tile in outcome:
@@ -174,6 +189,13 @@ def test_operator_sees_kpis_fleet_dead_letters_and_exports(
         shown = tile.locator("p.limit").all_text_contents()
         assert [text.split(":")[0] for text in shown] == [
             lim.regime.value for lim in kpi.limits], kpi.id
+        # A figure beyond a limit value says so in words, naming the regime; none otherwise.
+        broken = breached(kpi.id, raw(str(tile.get_attribute("data-value"))))
+        assert tile.get_attribute("data-breaches") == str(len(broken)), kpi.id
+        warning = " ".join(tile.locator("p.breach").all_text_contents())
+        assert all(regime in warning for regime in broken), (kpi.id, warning)
+        breaches += len(broken)
+    assert breaches > 0  # the simulated pilot's noise is above the END and WHO levels
     page.get_by_label("KPI", exact=True).select_option("exceedances_left")
     page.locator('#metric-chart path[data-series*="pm25_daily_exceedances '
                  'Directive (EU) 2024/2881"]').first.wait_for(state="attached")  # flat: no height
@@ -187,6 +209,16 @@ def test_operator_sees_kpis_fleet_dead_letters_and_exports(
     name, xlsx = download(visit, "Download XLSX", tmp_path)
     assert name.endswith(".xlsx") and xlsx[:2] == b"PK"
     assert "Downloaded" in page.locator("#export-status").inner_text()
+    # The evaluation report of the chosen period (last week, the week before as baseline).
+    name, pdf = download(visit, "Report (PDF)", tmp_path)
+    week = date.fromisoformat(str(page.locator("#tiles-pull li.tile").first  # the week before
+                                  .get_attribute("data-start"))[:10]) + timedelta(7)
+    assert name == f"citypilot-evaluation-{PILOT}-{week:%Y%m%d}-{week + timedelta(7):%Y%m%d}.pdf"
+    text = subprocess.run(["pdftotext", "-", "-"], input=pdf, capture_output=True,
+                          check=True).stdout.decode()
+    assert "Pilot 01" in text and "Baseline" in text, text[:500]
+    name, html = download(visit, "Report (HTML)", tmp_path)
+    assert name.endswith(".html") and b"<html" in html[:200]
 
     # At phone width the page fits the screen: no sideways scrolling of the page itself.
     page.set_viewport_size({"width": 390, "height": 844})

@@ -15,20 +15,30 @@ import itertools
 import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from api.catalog import Pilot
 from api.kpis.catalog import KPIS
-from api.kpis.periods import Grain
+from api.kpis.periods import Grain, from_ns, midnight
 from api.kpis.rollups.cache import ResultCache
 from api.kpis.rollups.reader import Horizon, RollupReader
 from api.kpis.rollups.summary import SERIES_TAGS
 from api.kpis.rollups.worker import State, Worker
 from api.kpis.service import KpiResult, compute, compute_many
 from ingest.stores import open_reader, open_store
-from ingest.stores.base import DIRTY_MEASUREMENT, Aggregate, Reader, Stat, Store
+from ingest.stores.base import (
+    DIRTY_MEASUREMENT,
+    Aggregate,
+    AggRow,
+    Reader,
+    Rollup,
+    Stat,
+    Store,
+    StoreUnavailable,
+)
 from ingest.stores.histogram import ACCURACY
 from ingest.stores.naming import rollup_url
 from tests.contract.test_kpis import (
@@ -200,6 +210,26 @@ async def test_two_workers_at_once_agree_with_one(rig: Rig, backend_url: str) ->
     await assert_same_kpis(rig)
 
 
+async def test_day_rollups_hold_each_local_day_of_the_hours(rig: Rig) -> None:
+    """A local day's point (at its Berlin midnight) holds what its hours hold, merged."""
+    await rig.settle()
+    days = tuple((midnight(day, BERLIN), midnight(day + timedelta(days=1), BERLIN))
+                 for day in (from_ns(T, BERLIN).date() + timedelta(days=i) for i in range(-2, 3)))
+    where = (("pilot", (PILOT.id,)),)
+    for part, stat in (("count", Stat.SUM), ("sum", Stat.SUM), ("max", Stat.MAX)):
+        from_days, from_hours = [await rig.rolled.rollups.aggregate(Aggregate(
+            ("air_quality",), f"no2__{prefix}{part}", stat, days, by=SERIES_TAGS, where=where))
+            for prefix in ("day_", "")]
+        assert from_days and [(r.window, r.tags, r.value) for r in from_days] == [
+            (r.window, r.tags, r.value) for r in from_hours]
+    hmax = await rig.rolled.rollups.aggregate(Aggregate(
+        ("air_quality",), "no2__day_hmax", Stat.MAX, days, by=SERIES_TAGS, where=where))
+    hourly = await rig.raw.aggregate(Aggregate(
+        ("air_quality",), "no2", Stat.MAX, days, by=("gateway", "device"), where=where,
+        inner=Rollup(Stat.MEAN, 3600.0)))
+    assert hmax and [(r.window, r.value) for r in hmax] == [(r.window, r.value) for r in hourly]
+
+
 async def test_nothing_rolled_up_reads_raw(rig: Rig) -> None:
     result = await compute(rig.rolled, PILOT, "usage_events", T, T + 2 * D, Grain.DAY,
                            now_ns=NOW)
@@ -238,6 +268,34 @@ async def test_a_rebuild_reproduces_the_rollups(rig: Rig, backend_url: str) -> N
         assert await rollup_rows(rebuilt) == await rollup_rows(rig.rolled.rollups)
         rig.rolled = RollupReader(rig.raw, rebuilt, zone, Horizon(rebuilt, ttl_s=0.0))
         await assert_same_kpis(rig)
+
+
+class Overloaded:
+    """The raw reader of a store too busy to answer a read of more than a day in time (as
+    InfluxDB under load answered a rebuild's week of history): every other read is real."""
+
+    def __init__(self, raw: Reader) -> None:
+        self.raw, self.refused = raw, 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.raw, name)
+
+    async def aggregate(self, query: Aggregate) -> list[AggRow]:
+        if any(hi - lo > D for lo, hi in query.windows):
+            self.refused += 1
+            raise StoreUnavailable("InfluxDB did not answer within 10s (gave up after 30s)")
+        return await self.raw.aggregate(query)
+
+
+async def test_a_rebuild_reads_smaller_slices_when_the_store_cannot_answer_a_week(
+        rig: Rig, backend_url: str) -> None:
+    await rig.settle()
+    url = rollup_url(backend_url).replace("_rollups", "_rebuilt")
+    busy = Overloaded(rig.raw)
+    async with open_store(url, mark_dirty=False) as out, open_reader(url) as rebuilt:
+        done = await Worker(busy, out, rebuilt, zone).rebuild(None, None)  # type: ignore[arg-type]
+        assert busy.refused > 0 and done.slots > 0
+        assert await rollup_rows(rebuilt) == await rollup_rows(rig.rolled.rollups)
 
 
 JANUARY = (T - 14 * D, T + 17 * D)  # the seed's month, in Berlin

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 import pytest
 
 from api.kpis.rollups.plan import HOUR_NS, plan
@@ -32,8 +34,8 @@ def test_windows_are_cut_where_rollups_end(query: Aggregate, horizon: int,
                                            rolled: list[tuple[int, int]],
                                            raw: list[tuple[int, int]] | None) -> None:
     p = plan(query, horizon)
-    assert p is not None and p.rolled is not None
-    assert list(p.rolled.queries[0][1].windows) == rolled
+    assert p is not None and p.hours is not None
+    assert list(p.hours.queries[0][1].windows) == rolled
     assert (list(p.raw.queries[0][1].windows) if p.raw else None) == raw
 
 
@@ -55,15 +57,15 @@ def test_nothing_before_the_horizon_reads_raw() -> None:
 
 def test_a_mean_is_the_sum_over_the_count_of_both_sides() -> None:
     p = plan(q(Stat.MEAN, ((0, 4 * H),)), 2 * H)
-    assert p is not None and p.rolled is not None and p.raw is not None
-    assert [(part, a.field, a.stat) for part, a in p.rolled.queries] == [
+    assert p is not None and p.hours is not None and p.raw is not None
+    assert [(part, a.field, a.stat) for part, a in p.hours.queries] == [
         ("sum", "no2__sum", Stat.SUM), ("count", "no2__count", Stat.SUM)]
     assert [(part, a.field, a.stat) for part, a in p.raw.queries] == [
         ("sum", "no2", Stat.SUM), ("count", "no2", Stat.COUNT)]
     # rollups: 3 readings summing to 30; raw: 1 reading of 50 -> (30 + 50) / 4
     aq = "air_quality"
-    rows = p.finish([[AggRow(0, aq, TAGS, 30.0, 0)], [AggRow(0, aq, TAGS, 3, 0)]],
-                    [[AggRow(0, aq, TAGS, 50.0, 0)], [AggRow(0, aq, TAGS, 1, 0)]])
+    rows = p.finish([[[AggRow(0, aq, TAGS, 30.0, 0)], [AggRow(0, aq, TAGS, 3, 0)]],
+                     [[AggRow(0, aq, TAGS, 50.0, 0)], [AggRow(0, aq, TAGS, 1, 0)]]])
     assert rows == [AggRow(0, aq, TAGS, 20.0, 0)]
 
 
@@ -72,16 +74,69 @@ def test_energy_means_are_weighed_by_their_counts() -> None:
              H)
     assert p is not None
     # rollups: e10 sum 3000 over 2 readings; raw: energy mean 600 over 3 -> (3000 + 1800) / 5
-    rows = p.finish([[AggRow(0, "noise", TAGS, 3000.0, 0)], [AggRow(0, "noise", TAGS, 2.0, 0)]],
-                    [[AggRow(0, "noise", TAGS, 600.0, 0)], [AggRow(0, "noise", TAGS, 3.0, 0)]])
+    rows = p.finish([[[AggRow(0, "noise", TAGS, 3000.0, 0)], [AggRow(0, "noise", TAGS, 2.0, 0)]],
+                     [[AggRow(0, "noise", TAGS, 600.0, 0)], [AggRow(0, "noise", TAGS, 3.0, 0)]]])
     assert rows == [AggRow(0, "noise", TAGS, 960.0, 0)]
 
 
 def test_extremes_and_windows_map_back() -> None:
     p = plan(q(Stat.MIN, ((7, 8), (0, 2 * H), (2 * H, 4 * H))), 3 * H)
-    assert p is not None and p.rolled is not None and p.raw is not None
-    assert p.rolled.origin == (1, 2) and p.raw.origin == (0, 2)
-    rows = p.finish([[AggRow(0, "m", TAGS, 5.0, 0), AggRow(1, "m", TAGS, 9.0, 0)]],
-                    [[AggRow(0, "m", TAGS, 1.0, 0), AggRow(1, "m", TAGS, 4.0, 0)]])
+    assert p is not None and p.hours is not None and p.raw is not None
+    assert p.hours.origin == (1, 2) and p.raw.origin == (0, 2)
+    rows = p.finish([[[AggRow(0, "m", TAGS, 5.0, 0), AggRow(1, "m", TAGS, 9.0, 0)]],
+                     [[AggRow(0, "m", TAGS, 1.0, 0), AggRow(1, "m", TAGS, 4.0, 0)]]])
     assert rows == [AggRow(0, "m", TAGS, 1.0, 7), AggRow(1, "m", TAGS, 5.0, 0),
                     AggRow(2, "m", TAGS, 4.0, 2 * H)]
+
+
+UTC = ZoneInfo("UTC")
+BERLIN = ZoneInfo("Europe/Berlin")
+D = 24 * H
+
+
+def test_whole_local_days_read_day_rollups_and_the_hours_around_them_hour_rollups() -> None:
+    # 1970-01-01 is UTC+1 in Berlin: its local midnights are 23:00 UTC.
+    p = plan(q(Stat.MEAN, ((5 * H, 3 * D),)), 3 * D, BERLIN)
+    assert p is not None and p.days is not None and p.hours is not None and p.raw is None
+    assert list(p.days.queries[0][1].windows) == [(23 * H, 2 * D + 23 * H)]
+    assert [(part, a.field, a.stat) for part, a in p.days.queries] == [
+        ("sum", "no2__day_sum", Stat.SUM), ("count", "no2__day_count", Stat.SUM)]
+    assert list(p.hours.queries[0][1].windows) == [(5 * H, 23 * H), (2 * D + 23 * H, 3 * D)]
+    assert p.hours.origin == (0, 0)
+    # day points: 30 over 3; hour points: 10 over 1 and 40 over 4 -> 80 / 8
+    aq = "air_quality"
+    rows = p.finish([[[AggRow(0, aq, TAGS, 30.0, 0)], [AggRow(0, aq, TAGS, 3, 0)]],
+                     [[AggRow(0, aq, TAGS, 10.0, 0), AggRow(1, aq, TAGS, 40.0, 0)],
+                      [AggRow(0, aq, TAGS, 1, 0), AggRow(1, aq, TAGS, 4, 0)]]])
+    assert rows == [AggRow(0, aq, TAGS, 10.0, 5 * H)]
+
+
+def test_days_end_at_the_last_local_midnight_before_the_horizon() -> None:
+    p = plan(q(Stat.COUNT, ((0, 5 * D),)), 2 * D + 5 * H, UTC)
+    assert p is not None and p.days is not None and p.hours is not None and p.raw is not None
+    assert list(p.days.queries[0][1].windows) == [(0, 2 * D)]
+    assert list(p.hours.queries[0][1].windows) == [(2 * D, 2 * D + 5 * H)]
+    assert list(p.raw.queries[0][1].windows) == [(2 * D + 5 * H, 5 * D)]
+
+
+def test_the_highest_hourly_mean_is_a_day_part_and_other_inner_rollups_are_not() -> None:
+    p = plan(q(Stat.MAX, ((0, 2 * D),), Rollup(Stat.MEAN, 3600.0), ("gateway", "device")),
+             3 * D, UTC)
+    assert p is not None and p.days is not None and p.hours is None
+    [(_, day)] = p.days.queries
+    assert (day.field, day.stat, day.inner) == ("no2__day_hmax", Stat.MAX, None)
+    # Hours above a limit: a count of hourly means, from hour rollups only.
+    p = plan(q(Stat.COUNT, ((0, 2 * D),), Rollup(Stat.MEAN, 3600.0), ("gateway", "device"),
+               above=200.0), 3 * D, UTC)
+    assert p is not None and p.days is None and p.hours is not None
+
+
+@pytest.mark.parametrize(("tz", "window"), [
+    (UTC, (5 * H, 20 * H)),  # no whole day in it
+    (ZoneInfo("Asia/Kolkata"), (0, 5 * D)),  # midnights on half hours
+    (None, (0, 5 * D)),  # the zone is not known (several pilots)
+])
+def test_without_a_whole_day_on_whole_hours_hour_rollups_answer(
+        tz: ZoneInfo | None, window: tuple[int, int]) -> None:
+    p = plan(q(Stat.SUM, (window,)), 10 * D, tz)
+    assert p is not None and p.days is None and p.hours is not None

@@ -1,11 +1,14 @@
-"""How one raw aggregate is answered from hourly rollups, exactly, or not at all.
+"""How one raw aggregate is answered from hour and day rollups, exactly, or not at all.
 
 A rollup point holds, per raw series and UTC hour, `<field>__count`, `__sum`, `__min`, `__max`,
-`__mean` (and `__e10`, the sum of 10^(x/10), for levels in dB). A raw `Aggregate` is cut at a
-split point: the hours before it are read from the rollups, the rest (at most the hours the
-worker has not finished) from raw points, and the two answers are merged. Merging needs
-statistics that add up, so every statistic is asked for as its *parts* — COUNT, SUM, MIN, MAX
-(and the energy sum) — and finished here: a mean is a sum over a count on both sides.
+`__mean` (and `__e10`, the sum of 10^(x/10), for levels in dB). Day rollup points hold
+the same parts per local day of the pilot (and `__day_hmax`, the highest hourly mean). A raw
+`Aggregate` is cut at a split point: the hours before it are read from the rollups — its
+whole local days from day points when the pilot's zone is known, the hours around them from
+hour points — the rest (at most the hours the worker has not finished) from raw points, and
+the answers are merged. Merging needs statistics that add up, so every statistic is asked
+for as its *parts* — COUNT, SUM, MIN, MAX (and the energy sum) — and finished here: a mean is
+a sum over a count on every side.
 
 What cannot be answered exactly is not planned (`plan` returns None) and reads raw: a
 percentile, dead letters by topic prefix, a window that does not start on a whole hour, an
@@ -16,13 +19,17 @@ readings series, bounded by the API's point limit).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
+from api.kpis.periods import from_ns, midnight
 from ingest.stores.base import Aggregate, AggRow, Rollup, Stat, Window
 
 HOUR_NS = 3600 * 10**9
+DAY = "day_"  # a day rollup part's prefix: `no2__day_count` (`summary.day_points`)
 
 
 class Part(StrEnum):
@@ -57,26 +64,33 @@ def rollup_field(field: str, part: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Side:
-    """The queries of one side (rollups or raw) and, per query window, the original window."""
+    """The queries of one side and, per query window, the original window. `raw`: read from
+    raw points (energy comes as a mean there, see `_side_parts`), else from rollups."""
 
     queries: tuple[tuple[Part, Aggregate], ...]
     origin: tuple[int, ...]
+    raw: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
     query: Aggregate
-    rolled: Side | None  # None: nothing before the split
-    raw: Side | None  # None: nothing after it
+    days: Side | None  # whole local days from day rollups (None: none)
+    hours: Side | None  # the other hours before the split, from hour rollups
+    raw: Side | None  # after the split
 
-    def finish(self, rolled: Iterable[list[AggRow]], raw: Iterable[list[AggRow]]
-               ) -> list[AggRow]:
-        """The rows of the original query from the answers of both sides' queries."""
-        parts = _side_parts(self.rolled, rolled)
-        for key, have in _side_parts(self.raw, raw, energy_means=True).items():
-            mine = parts.setdefault(key, {})
-            for part, value in have.items():
-                mine[part] = _merge(part, mine.get(part), value)
+    @property
+    def sides(self) -> tuple[Side, ...]:
+        return tuple(s for s in (self.days, self.hours, self.raw) if s is not None)
+
+    def finish(self, answers: Iterable[Iterable[list[AggRow]]]) -> list[AggRow]:
+        """The rows of the original query from the answers of every side's queries."""
+        parts: dict[RowKey, dict[Part, float]] = {}
+        for side, answered in zip(self.sides, answers, strict=True):
+            for key, have in _side_parts(side, answered).items():
+                mine = parts.setdefault(key, {})
+                for part, value in have.items():
+                    mine[part] = _merge(part, mine.get(part), value)
         out: list[AggRow] = []
         for (window, measurement, tags), have in sorted(parts.items()):
             result = _finish(self.query, have)
@@ -86,18 +100,15 @@ class Plan:
         return out
 
 
-def _side_parts(side: Side | None, answers: Iterable[list[AggRow]], energy_means: bool = False
-                ) -> dict[RowKey, dict[Part, float]]:
+def _side_parts(side: Side, answers: Iterable[list[AggRow]]) -> dict[RowKey, dict[Part, float]]:
     """Each row's parts on one side; raw energy comes as a mean and is weighed by the count
-    here (`energy_means`), so that both sides hold energy sums."""
+    here, so that every side holds energy sums."""
     parts: dict[RowKey, dict[Part, float]] = {}
-    if side is None:
-        return parts
     for (part, _), rows in zip(side.queries, answers, strict=True):
         for r in rows:
             have = parts.setdefault((side.origin[r.window], r.measurement, r.tags), {})
             have[part] = _merge(part, have.get(part), r.value)
-    if energy_means:
+    if side.raw:
         for have in parts.values():
             if Part.E10 in have:
                 have[Part.E10] *= have.get(Part.COUNT, 0.0)
@@ -147,28 +158,63 @@ def split_point(window: Window, horizon: int, q: Aggregate) -> int:
     return lo + max(0, (min(hi, horizon) - lo) // step * step)
 
 
-def plan(q: Aggregate, horizon: int) -> Plan | None:
-    """The two sides of `q`, or None when rollups cannot answer any of it exactly."""
+def whole_days(window: Window, tz: ZoneInfo) -> Window | None:
+    """The local days wholly inside `window`, from the first local midnight in it to the
+    last; None when there is none, or when a midnight is not a whole UTC hour (a zone
+    offset by half an hour: a day would cut hour rollups)."""
+    lo, hi = window
+    first = midnight(from_ns(lo, tz).date(), tz)
+    if first < lo:
+        first = midnight(from_ns(lo, tz).date() + timedelta(days=1), tz)
+    last = midnight(from_ns(hi, tz).date(), tz)
+    if last <= first or first % HOUR_NS or last % HOUR_NS:
+        return None
+    return first, last
+
+
+def _by_day(q: Aggregate) -> bool:
+    """Whether day rollups answer `q`: plain parts, or the highest hourly mean."""
+    return q.inner is None or (q.inner.stat is Stat.MEAN and q.stat is Stat.MAX
+                               and q.above is None)
+
+
+def plan(q: Aggregate, horizon: int, tz: ZoneInfo | None = None) -> Plan | None:
+    """The sides of `q`, or None when rollups cannot answer any of it exactly. With the
+    pilot's zone `tz`, the whole local days before the horizon are read from day rollups."""
     if not exact(q):
         return None
-    head: list[tuple[int, Window]] = []
+    days: list[tuple[int, Window]] = []
+    hours: list[tuple[int, Window]] = []
     tail: list[tuple[int, Window]] = []
     for i, (lo, hi) in enumerate(q.windows):
         cut = split_point((lo, hi), horizon, q)
-        if cut > lo:
-            head.append((i, (lo, cut)))
+        span = whole_days((lo, cut), tz) if tz is not None and _by_day(q) else None
+        if span is None:
+            hours += [(i, (lo, cut))] if cut > lo else []
+        else:
+            days.append((i, span))
+            hours += [(i, w) for w in ((lo, span[0]), (span[1], cut)) if w[1] > w[0]]
         if hi > cut:
             tail.append((i, (cut, hi)))
-    if not head:
+    if not days and not hours:
         return None
     parts = PARTS[q.stat]  # over inner values too, the outer statistic splits the same way
-    rolled = Side(tuple((p, _rolled_query(q, p, tuple(w for _, w in head))) for p in parts),
-                  tuple(i for i, _ in head))
-    raw = None
-    if tail:
-        raw = Side(tuple((p, _raw_query(q, p, tuple(w for _, w in tail))) for p in parts),
-                   tuple(i for i, _ in tail))
-    return Plan(q, rolled, raw)
+
+    def side(got: list[tuple[int, Window]],
+             make: Callable[[Aggregate, Part, tuple[Window, ...]], Aggregate],
+             raw: bool = False) -> Side | None:
+        return Side(tuple((p, make(q, p, tuple(w for _, w in got))) for p in parts),
+                    tuple(i for i, _ in got), raw) if got else None
+    return Plan(q, side(days, _day_query), side(hours, _rolled_query),
+                side(tail, _raw_query, raw=True))
+
+
+def _day_query(q: Aggregate, part: Part, windows: tuple[Window, ...]) -> Aggregate:
+    if q.inner is not None:  # the highest hourly mean (`_by_day`)
+        return replace(q, field=rollup_field(q.field, DAY + "hmax"), stat=Stat.MAX,
+                       windows=windows, inner=None)
+    stat, name = _ROLLED[part]
+    return replace(q, field=rollup_field(q.field, DAY + name), stat=stat, windows=windows)
 
 
 def _rolled_query(q: Aggregate, part: Part, windows: tuple[Window, ...]) -> Aggregate:

@@ -160,15 +160,19 @@ class RollupReader:
             delays = await self._delay_percentile(query, horizon)
             if delays is not None:
                 return delays
-        found = plan(query, horizon) if horizon is not None else None
+        found = plan(query, horizon, self._zone(query.where)) if horizon is not None else None
         if found is None:
             self.sources.add("raw")
             return await self.raw.aggregate(query)
         self.sources.add("rollup")
-        rolled = [await self.rollups.aggregate(q) for _, q in found.rolled.queries] \
-            if found.rolled else []
-        raw = [await self.raw.aggregate(q) for _, q in found.raw.queries] if found.raw else []
-        return found.finish(rolled, raw)
+        return found.finish([[await (self.raw if side.raw else self.rollups).aggregate(q)
+                              for _, q in side.queries] for side in found.sides])
+
+    def _zone(self, where: TagFilter) -> ZoneInfo | None:
+        """The zone of the one pilot `where` keeps, whose day rollups follow its local days;
+        None for several pilots or none (hour rollups answer)."""
+        pilots = dict(where).get("pilot", ())
+        return self._timezone(pilots[0]) if len(pilots) == 1 else None
 
     async def distinct(self, query: Distinct) -> list[set[str]]:
         horizon = await self.horizon.until()

@@ -1,8 +1,11 @@
-"""Rollup points of a pilot's hours and local days, computed from raw points by the store.
+"""Rollup points of a pilot's hours and local days, computed by the store.
 
 For each hour: per raw series and numeric field, the count, sum, min, max and mean (and the
 energy sum of levels in dB), asked of the store with the same aggregate queries the KPIs use,
-so that the database does the scanning. For each local day: the distinct pseudonymous users of
+so that the database does the scanning. For each local day, from the hours' rollup points:
+the same parts again (`<field>__day_count`, `__day_sum`, ...) and the highest hourly mean
+(`__day_hmax`), at the day's local midnight, so that a year is read as 365 points a series,
+not 8,760. For each local day: the distinct pseudonymous users of
 each (service, type), kept as a set (never a sketch, so weeks, months and returning users stay
 exact), written in chunks of at most `CHUNK_USERS` ids a point (InfluxDB's strings are capped
 at 64 KiB). For each hour and measurement: the ingest delays as counts per fixed log bucket
@@ -16,7 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from api.kpis.rollups.plan import rollup_field
+from api.kpis.rollups.plan import DAY, rollup_field
 from ingest.model import DEAD_LETTER_MEASUREMENT, DELAY_FIELD, EVENT_MEASUREMENT, Point
 from ingest.stores.base import Aggregate, Distinct, Histogram, Stat, Window
 from ingest.units import lookup
@@ -27,6 +30,10 @@ USERS_FIELD = "users"
 CHUNK_USERS = 500
 HIST_FIELD = rollup_field(DELAY_FIELD, "hist")  # in each measurement, tagged by pilot only
 _STATS = {"count": Stat.COUNT, "sum": Stat.SUM, "min": Stat.MIN, "max": Stat.MAX}
+# A day part from the day's hour points: (day part, statistic over the hours, hour part).
+DAY_PARTS = (("count", Stat.SUM, "count"), ("sum", Stat.SUM, "sum"), ("min", Stat.MIN, "min"),
+             ("max", Stat.MAX, "max"), ("hmax", Stat.MAX, "mean"))
+DAY_LEVEL_PARTS = (("e10", Stat.SUM, "e10"),)
 
 
 def is_level(field: str) -> bool:
@@ -40,31 +47,20 @@ async def hour_points(raw: object, pilot: str, fields: dict[str, list[str]],
     """The rollup points of `pilot` for `hours` (whole UTC hours), from the raw reader.
 
     `fields` maps each measurement to its numeric fields (dead letters are not rolled up)."""
-    by_field: dict[str, list[str]] = defaultdict(list)
-    for measurement, names in fields.items():
-        if measurement != DEAD_LETTER_MEASUREMENT:
-            for name in names:
-                by_field[name].append(measurement)
     where = (("pilot", (pilot,)),)
     acc: dict[tuple[int, str, tuple[tuple[str, str], ...]], dict[str, float]] = \
         defaultdict(dict)
-    for field, measurements in sorted(by_field.items()):
+    for field, measurements in _numeric_fields(fields).items():
         stats = dict(_STATS)
         if is_level(field):
             stats["e10"] = Stat.MEAN_EXP10
         for part, stat in stats.items():
             rows = await raw.aggregate(Aggregate(  # type: ignore[attr-defined]
-                tuple(sorted(measurements)), field, stat, tuple(hours), by=SERIES_TAGS,
+                tuple(measurements), field, stat, tuple(hours), by=SERIES_TAGS,
                 where=where))
             for r in rows:
                 acc[(r.window, r.measurement, r.tags)][rollup_field(field, part)] = r.value
-    points: list[Point] = []
-    for (window, measurement, tags), parts in acc.items():
-        values = finish(parts)
-        if values:
-            kept = tuple((k, v) for k, v in (("pilot", pilot), *tags) if v)
-            points.append(Point(measurement, kept, {**values}, hours[window][0]))
-    return points
+    return _series_points(pilot, hours, {k: finish(v) for k, v in acc.items()})
 
 
 def finish(parts: dict[str, float]) -> dict[str, float]:
@@ -127,7 +123,54 @@ def add_hist(into: dict[int, int], text: str) -> None:
             into[k] = into.get(k, 0) + int(n)
 
 
-async def day_points(raw: object, pilot: str, days: Sequence[Window]) -> list[Point]:
+def _numeric_fields(fields: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Each numeric field and the measurements that hold it (dead letters are not rolled up)."""
+    by_field: dict[str, list[str]] = defaultdict(list)
+    for measurement, names in fields.items():
+        if measurement != DEAD_LETTER_MEASUREMENT:
+            for name in names:
+                by_field[name].append(measurement)
+    return {field: sorted(ms) for field, ms in sorted(by_field.items())}
+
+
+def _series_points(pilot: str, windows: Sequence[Window],
+                   acc: dict[tuple[int, str, tuple[tuple[str, str], ...]], dict[str, float]]
+                   ) -> list[Point]:
+    points: list[Point] = []
+    for (window, measurement, tags), values in acc.items():
+        if values:
+            kept = tuple((k, v) for k, v in (("pilot", pilot), *tags) if v)
+            points.append(Point(measurement, kept, dict(sorted(values.items())),
+                                windows[window][0]))
+    return points
+
+
+async def day_points(rollups: object, pilot: str, fields: dict[str, list[str]],
+                     days: Sequence[Window]) -> list[Point]:
+    """The day rollup points of `pilot` for local `days`, from its hour rollup points (read
+    through `rollups`): whole hours only, so a day's parts are its hours' parts merged."""
+    where = (("pilot", (pilot,)),)
+    acc: dict[tuple[int, str, tuple[tuple[str, str], ...]], dict[str, float]] = \
+        defaultdict(dict)
+    for field, measurements in _numeric_fields(fields).items():
+        parts = DAY_PARTS + (DAY_LEVEL_PARTS if is_level(field) else ())
+        for part, stat, hour_part in parts:
+            rows = await rollups.aggregate(Aggregate(  # type: ignore[attr-defined]
+                tuple(measurements), rollup_field(field, hour_part), stat, tuple(days),
+                by=SERIES_TAGS, where=where))
+            for r in rows:
+                acc[(r.window, r.measurement, r.tags)][rollup_field(field, DAY + part)] = \
+                    r.value
+    # A series whose hours gave a sum but no count yet (see `finish`) waits for its
+    # recompute; a day point never holds a part without the count it is read with.
+    for values in acc.values():
+        for name in [k for k in values if not k.endswith("__day_count")]:
+            if rollup_field(name.rpartition("__")[0], DAY + "count") not in values:
+                del values[name]
+    return _series_points(pilot, days, acc)
+
+
+async def user_points(raw: object, pilot: str, days: Sequence[Window]) -> list[Point]:
     """The day sets of `pilot` for local `days`: one or more points per (day, service, type)."""
     where = (("pilot", (pilot,)),)
     kinds = await raw.aggregate(Aggregate(  # type: ignore[attr-defined]

@@ -3,8 +3,9 @@
 Every write to the store marks the (pilot, UTC hour) slots it touched, before the points land
 (`Store.write`; a mark without data costs a recompute, data without a mark would be missed).
 A pass reads the marks made since the last pass (less a margin for a write still in flight),
-recomputes exactly those slots that have ended from raw points, and the local days that hold
-them, and rewrites their rollup points (the same points
+recomputes exactly those slots that have ended from raw points, then the local days that hold
+them (their user sets from raw points, their day rollups from the hours' rollups just
+written), and rewrites their rollup points (the same points
 again: idempotent, so two workers may run at once). Then it advances its state:
 `watermark`, the newest mark it has handled, and `complete_until`, the hour before which
 every ended hour is rolled up, which is the readers' horizon. The hour in progress is never
@@ -26,9 +27,9 @@ from zoneinfo import ZoneInfo
 from api.kpis.periods import from_ns, midnight
 from api.kpis.rollups.cache import change_point
 from api.kpis.rollups.plan import HOUR_NS
-from api.kpis.rollups.summary import day_points, delay_points, hour_points
+from api.kpis.rollups.summary import day_points, delay_points, hour_points, user_points
 from ingest.model import DEAD_LETTER_MEASUREMENT, DELAY_FIELD, STATUS_MEASUREMENT, Point
-from ingest.stores.base import ALL_TIME, Aggregate, Reader, Stat, Store
+from ingest.stores.base import ALL_TIME, Aggregate, Reader, Stat, Store, StoreUnavailable
 from ingest.stores.histogram import ACCURACY
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,9 @@ class Worker:
                 progress(len(windows))
         days = local_days(hours, self.timezone(pilot))
         for i in range(0, len(days), 31):
-            await self._write(await day_points(self.raw, pilot, days[i:i + 31]))
+            await self._write(await user_points(self.raw, pilot, days[i:i + 31]))
+            whole = [d for d in days[i:i + 31] if not (d[0] % HOUR_NS or d[1] % HOUR_NS)]
+            await self._write(await day_points(self.rollups, pilot, fields, whole))
         if hours:  # after the rollups: what answers cached by readers it makes stale
             await self._write([change_point(pilot, hours, time.time_ns())])
         return len(hours), len(days)
@@ -192,12 +195,23 @@ class Worker:
             if first is None:
                 continue
             # A slice at a time, so that no query scans the whole history at once (a year of
-            # a large pilot would outlast any request timeout) and progress shows as it goes.
+            # a large pilot would outlast any request timeout) and progress shows as it goes;
+            # a slice the store cannot answer in time is read again in smaller ones.
             total = max(0, (ended - first) // HOUR_NS)
-            for lo in range(first, ended, REBUILD_SLICE_NS):
-                hi = min(lo + REBUILD_SLICE_NS, ended)
-                got = await self.recompute(pilot, await self.hours_with_data(pilot, lo, hi))
+            lo, step = first, REBUILD_SLICE_NS
+            while lo < ended:
+                hi = min(lo + step, ended)
+                try:
+                    got = await self.recompute(pilot, await self.hours_with_data(pilot, lo, hi))
+                except StoreUnavailable as exc:
+                    if step <= HOUR_NS:
+                        raise
+                    step = max(HOUR_NS, step // 7 // HOUR_NS * HOUR_NS)
+                    log.warning("rollup rebuild pilot=%s: %s; reading %d hours at a time",
+                                pilot, exc, step // HOUR_NS)
+                    continue
                 slots, days = slots + got[0], days + got[1]
+                lo = hi
                 if progress is not None:
                     progress(pilot, (hi - first) // HOUR_NS, total)
         state = await read_state(self.rollups)

@@ -9,6 +9,7 @@ requests, see `InfluxHttp.results`); retries and error translation are `http.py`
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from ingest.model import Point
 from ingest.stores import naming
@@ -29,6 +30,15 @@ from ingest.stores.influx.http import OverHttp
 
 
 class InfluxReader(OverHttp):
+    """A read's one request may take its whole deadline by default: a query that outlasted
+    a shorter timeout takes as long again when sent again (a rollup rebuild's week of
+    history on a busy server timed out at 10 s twelve times over and gave up)."""
+
+    def __init__(self, url: str, *, deadline_s: float = 5.0,
+                 request_timeout_s: float | None = None, **options: Any) -> None:
+        super().__init__(url, deadline_s=deadline_s, request_timeout_s=deadline_s
+                         if request_timeout_s is None else request_timeout_s, **options)
+
     async def _one(self, statement: str) -> list[influxql.Series]:
         [series] = await self._http.results([statement])
         return series
