@@ -25,7 +25,7 @@ from api.kpis.catalog import KPIS
 from api.kpis.periods import Grain, from_ns, midnight
 from api.kpis.rollups.cache import ResultCache
 from api.kpis.rollups.reader import Horizon, RollupReader
-from api.kpis.rollups.summary import SERIES_TAGS
+from api.kpis.rollups.summary import DAY_HIST_FIELD, HIST_FIELD, SERIES_TAGS, add_hist
 from api.kpis.rollups.worker import State, Worker
 from api.kpis.service import KpiResult, compute, compute_many
 from ingest.stores import open_reader, open_store
@@ -33,6 +33,7 @@ from ingest.stores.base import (
     DIRTY_MEASUREMENT,
     Aggregate,
     AggRow,
+    Distinct,
     Reader,
     Rollup,
     Stat,
@@ -228,6 +229,18 @@ async def test_day_rollups_hold_each_local_day_of_the_hours(rig: Rig) -> None:
         ("air_quality",), "no2", Stat.MAX, days, by=("gateway", "device"), where=where,
         inner=Rollup(Stat.MEAN, 3600.0)))
     assert hmax and [(r.window, r.value) for r in hmax] == [(r.window, r.value) for r in hourly]
+    # The day's delay histogram is the sum of its hours'.
+    by_day, by_hour = [await rig.rolled.rollups.distinct(Distinct(
+        "air_quality", field, days, where)) for field in (DAY_HIST_FIELD, HIST_FIELD)]
+    for day_texts, hour_texts in zip(by_day, by_hour, strict=True):
+        summed: dict[int, int] = {}
+        for text in hour_texts:
+            add_hist(summed, text)
+        day: dict[int, int] = {}
+        for text in day_texts:
+            add_hist(day, text)
+        assert day == summed
+    assert any(by_day)
 
 
 async def test_nothing_rolled_up_reads_raw(rig: Rig) -> None:

@@ -22,8 +22,9 @@ from zoneinfo import ZoneInfo
 
 from api.kpis.periods import from_ns, midnight
 from api.kpis.rollups.cache import ResultCache
-from api.kpis.rollups.plan import HOUR_NS, plan, rollup_field, split_point
+from api.kpis.rollups.plan import HOUR_NS, plan, rollup_field, split_point, whole_days
 from api.kpis.rollups.summary import (
+    DAY_HIST_FIELD,
     HIST_FIELD,
     USERS_FIELD,
     USERS_MEASUREMENT,
@@ -185,7 +186,7 @@ class RollupReader:
         return await self._users(query, days)
 
     async def _delay_percentile(self, query: Aggregate, horizon: int) -> list[AggRow] | None:
-        """The delay P95 per window and measurement from the hourly histograms, the hours
+        """The delay P95 per window and measurement from the day and hour histograms, the hours
         after the horizon counted from raw points; None when histograms cannot answer
         (another field or filter, groups, windows not starting on a whole hour)."""
         if (query.field != DELAY_FIELD or query.by or query.inner is not None
@@ -198,11 +199,24 @@ class RollupReader:
         if not heads:
             return None
         self.sources.add("rollup")
-        counts: dict[tuple[int, str], dict[int, int]] = {}
+        # Whole local days from the day histograms, the hours around them from the hours'.
+        zone = self._zone(query.where)
+        pieces: dict[str, list[tuple[int, Window]]] = {DAY_HIST_FIELD: [], HIST_FIELD: []}
+        for i, (lo, cut) in heads:
+            span = whole_days((lo, cut), zone) if zone is not None else None
+            if span is None:
+                pieces[HIST_FIELD].append((i, (lo, cut)))
+                continue
+            pieces[DAY_HIST_FIELD].append((i, span))
+            pieces[HIST_FIELD] += [(i, w) for w in ((lo, span[0]), (span[1], cut))
+                                   if w[1] > w[0]]
+        asked = [(m, field, got) for m in query.measurements
+                 for field, got in pieces.items() if got]
         rolled = await asyncio.gather(*(self.rollups.distinct(Distinct(
-            m, HIST_FIELD, tuple(w for _, w in heads), query.where)) for m in query.measurements))
-        for measurement, sets in zip(query.measurements, rolled, strict=True):
-            for (i, _), texts in zip(heads, sets, strict=True):
+            m, field, tuple(w for _, w in got), query.where)) for m, field, got in asked))
+        counts: dict[tuple[int, str], dict[int, int]] = {}
+        for (measurement, _, got), sets in zip(asked, rolled, strict=True):
+            for (i, _), texts in zip(got, sets, strict=True):
                 for text in texts:
                     add_hist(counts.setdefault((i, measurement), {}), text)
         tails = [(i, (cut, hi)) for i, ((_, hi), cut) in enumerate(zip(query.windows, cuts,

@@ -10,7 +10,8 @@ each (service, type), kept as a set (never a sketch, so weeks, months and return
 exact), written in chunks of at most `CHUNK_USERS` ids a point (InfluxDB's strings are capped
 at 64 KiB). For each hour and measurement: the ingest delays as counts per fixed log bucket
 (`ingest.stores.histogram`), one string a point (`HIST_FIELD`; at most ~3,900 buckets, well
-under the cap), from which a delay percentile is read within the buckets' relative error.
+under the cap), from which a delay percentile is read within the buckets' relative error;
+per local day the sum of its hours' (`DAY_HIST_FIELD`).
 Writing the result for a slot again replaces it: recomputing is idempotent.
 """
 
@@ -29,6 +30,7 @@ USERS_MEASUREMENT = "users"  # in the rollup namespace: a local day's set of use
 USERS_FIELD = "users"
 CHUNK_USERS = 500
 HIST_FIELD = rollup_field(DELAY_FIELD, "hist")  # in each measurement, tagged by pilot only
+DAY_HIST_FIELD = rollup_field(DELAY_FIELD, DAY + "hist")  # a local day's, summed from its hours
 _STATS = {"count": Stat.COUNT, "sum": Stat.SUM, "min": Stat.MIN, "max": Stat.MAX}
 # A day part from the day's hour points: (day part, statistic over the hours, hour part).
 DAY_PARTS = (("count", Stat.SUM, "count"), ("sum", Stat.SUM, "sum"), ("min", Stat.MIN, "min"),
@@ -101,6 +103,27 @@ async def delay_points(raw: object, pilot: str, measurements: Sequence[str],
     return [Point(measurement, (("pilot", pilot),),
                   {HIST_FIELD: encode_hist(hours[w][0], found)}, hours[w][0])
             for (w, measurement), found in sorted(counts.items())]
+
+
+async def day_delay_points(rollups: object, pilot: str, measurements: Sequence[str],
+                           days: Sequence[Window]) -> list[Point]:
+    """The delay histograms of `pilot` for local `days`, the sums of their hours' (read
+    through `rollups`): one point per measurement and day, at the day's midnight."""
+    if not days:
+        return []
+    where = (("pilot", (pilot,)),)
+    points: list[Point] = []
+    for measurement in measurements:
+        sets = await rollups.distinct(Distinct(  # type: ignore[attr-defined]
+            measurement, HIST_FIELD, tuple(days), where=where))
+        for (lo, _), texts in zip(days, sets, strict=True):
+            counts: dict[int, int] = {}
+            for text in texts:
+                add_hist(counts, text)
+            if counts:
+                points.append(Point(measurement, (("pilot", pilot),),
+                                    {DAY_HIST_FIELD: encode_hist(lo, counts)}, lo))
+    return points
 
 
 def encode_hist(hour: int, counts: dict[int, int]) -> str:

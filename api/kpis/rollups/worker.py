@@ -27,7 +27,13 @@ from zoneinfo import ZoneInfo
 from api.kpis.periods import from_ns, midnight
 from api.kpis.rollups.cache import change_point
 from api.kpis.rollups.plan import HOUR_NS
-from api.kpis.rollups.summary import day_points, delay_points, hour_points, user_points
+from api.kpis.rollups.summary import (
+    day_delay_points,
+    day_points,
+    delay_points,
+    hour_points,
+    user_points,
+)
 from ingest.model import DEAD_LETTER_MEASUREMENT, DELAY_FIELD, STATUS_MEASUREMENT, Point
 from ingest.stores.base import ALL_TIME, Aggregate, Reader, Stat, Store, StoreUnavailable
 from ingest.stores.histogram import ACCURACY
@@ -114,6 +120,7 @@ class Worker:
             await self._write(await user_points(self.raw, pilot, days[i:i + 31]))
             whole = [d for d in days[i:i + 31] if not (d[0] % HOUR_NS or d[1] % HOUR_NS)]
             await self._write(await day_points(self.rollups, pilot, fields, whole))
+            await self._write(await day_delay_points(self.rollups, pilot, delayed, whole))
         if hours:  # after the rollups: what answers cached by readers it makes stale
             await self._write([change_point(pilot, hours, time.time_ns())])
         return len(hours), len(days)
