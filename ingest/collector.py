@@ -117,6 +117,7 @@ class Collector:
         self.subscriber = self._links[0][0]
         self.spool = Spool(options.spool_dir, max_bytes=options.spool_max_bytes)
         self._store_ok = True
+        self._store_error = ""  # why the store is not ok, for /readyz
         self._stopping = asyncio.Event()
         self._storing = asyncio.Event()  # the store is open: `ingest` may write
         self._warned_unknown: set[str] = set()
@@ -161,6 +162,7 @@ class Collector:
         # already, and a collector taken out of service would only make the broker drop more.
         drops = {sub.drops.broker: sub.drops.total for sub, _ in self._links if sub.drops}
         return connected, {"mqtt_connected": connected, "store_ok": self._store_ok,
+                           "store_error": self._store_error,
                            "mqtt_protocol": self.subscriber.protocol,
                            "broker_dropped_messages": drops}
 
@@ -296,7 +298,10 @@ class Collector:
         self._count_stored(points, refused)
         if refused:
             letters = [_refused_letter(r) for r in refused]
-            await self.store.write(letters)
+            if again := await self.store.write(letters):
+                # E.g. max-series-per-database: the dead letters' own series is refused too.
+                # The batch waits in the spool (its stored points are rewritten, idempotent).
+                raise StoreUnavailable(f"the store refuses dead letters too: {again[0].detail}")
             self._count_stored(letters, [])
 
     def _count_stored(self, points: list[Point], refused: list[RejectedPoint]) -> None:
@@ -330,7 +335,7 @@ class Collector:
             else:
                 log.warning("store unavailable, spooling to %s: %s",
                             self.options.spool_dir, why)
-        self._store_ok = ok
+        self._store_ok, self._store_error = ok, "" if ok else why
         self.metrics.store_up.set(1 if ok else 0)
 
     # -- the spool drain -------------------------------------------------------------------

@@ -79,8 +79,9 @@ def make_influxdb(tmp_path: Path) -> Iterator[Callable[..., InfluxDB]]:
     """A private InfluxDB the test may stop, kill and restart."""
     own: list[InfluxDB] = []
 
-    def make(auth: bool = False) -> InfluxDB:
-        server = InfluxDB(tmp_path / f"influxdb{len(own)}", auth=auth)
+    def make(auth: bool = False, data: dict[str, str] | None = None,
+             http: dict[str, str] | None = None) -> InfluxDB:
+        server = InfluxDB(tmp_path / f"influxdb{len(own)}", auth=auth, data=data, http=http)
         _launch(server)
         own.append(server)
         return server

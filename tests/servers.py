@@ -130,27 +130,39 @@ class Mosquitto(ServerProcess):
 
 
 class InfluxDB(ServerProcess):
-    """InfluxDB 1.x (`influxd`) with its HTTP API on a free port and data in a temp dir."""
+    """InfluxDB 1.x (`influxd`) with its HTTP API on a free port and data in a temp dir.
 
-    def __init__(self, workdir: Path, *, auth: bool = False) -> None:
+    `data` and `http` are extra settings of those config sections (`{"max-series-per-database":
+    "20"}`, values as TOML); a test may change them and `restart` to reconfigure."""
+
+    def __init__(self, workdir: Path, *, auth: bool = False, data: dict[str, str] | None = None,
+                 http: dict[str, str] | None = None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
-        port, rpc = free_port(), free_port()
-        conf = workdir / "influxdb.conf"
-        conf.write_text(
+        port, self._rpc = free_port(), free_port()
+        self.auth, self.data, self.http_settings = auth, dict(data or {}), dict(http or {})
+        self.conf = workdir / "influxdb.conf"
+        env_argv = [find_binary("influxd", "influxdb"), "-config", str(self.conf)]
+        super().__init__("influxd", env_argv, workdir, port, self._ping)
+        self.http = f"http://127.0.0.1:{port}"
+
+    def start(self) -> None:
+        workdir = self.workdir
+        extra_data = "".join(f"  {k} = {v}\n" for k, v in self.data.items())
+        extra_http = "".join(f"  {k} = {v}\n" for k, v in self.http_settings.items())
+        self.conf.write_text(
             "reporting-disabled = true\n"
-            f'bind-address = "127.0.0.1:{rpc}"\n'
+            f'bind-address = "127.0.0.1:{self._rpc}"\n'
             f'[meta]\n  dir = "{workdir}/meta"\n  logging-enabled = false\n'
             f'[data]\n  dir = "{workdir}/data"\n  wal-dir = "{workdir}/wal"\n'
-            "  query-log-enabled = false\n"
-            f'[http]\n  enabled = true\n  bind-address = "127.0.0.1:{port}"\n'
-            f"  log-enabled = false\n  auth-enabled = {'true' if auth else 'false'}\n"
+            "  query-log-enabled = false\n" + extra_data +
+            f'[http]\n  enabled = true\n  bind-address = "127.0.0.1:{self.port}"\n'
+            f"  log-enabled = false\n  auth-enabled = {'true' if self.auth else 'false'}\n"
+            + extra_http +
             "[monitor]\n  store-enabled = false\n"
             "[subscriber]\n  enabled = false\n"
             "[continuous_queries]\n  log-enabled = false\n"
         )
-        env_argv = [find_binary("influxd", "influxdb"), "-config", str(conf)]
-        super().__init__("influxd", env_argv, workdir, port, self._ping)
-        self.http = f"http://127.0.0.1:{port}"
+        super().start()
 
     def _ping(self) -> bool:
         try:

@@ -12,12 +12,19 @@ import time
 from collections.abc import Callable
 from urllib.parse import quote
 
+import httpx
 import pytest
 
 from ingest.model import Point
 from ingest.stores.base import StoreRejected, StoreUnavailable
 from ingest.stores.influx import InfluxReader, InfluxWriter
-from ingest.stores.influx.http import classify_write, retry_after_s, retry_delay_s
+from ingest.stores.influx.http import (
+    classify_write,
+    dropped_points,
+    error_text,
+    retry_after_s,
+    retry_delay_s,
+)
 from tests.servers import InfluxDB
 from tests.support import count
 
@@ -167,7 +174,7 @@ CLASSIFIED = [
     (400, "unable to parse 'm v=': missing field value", "REFUSED"),
     (400, "partial write: points beyond retention policy dropped=2", "REFUSED"),
     (400, "partial write: max-values-per-tag limit exceeded (100000/100000)", "REFUSED"),
-    (413, "Request Entity Too Large", "REFUSED"),
+    (413, "Request Entity Too Large", "TOO_LARGE"),
     (500, "timeout", "RETRY"),
     (503, "", "RETRY"),
     (429, "too many requests", "RETRY"),
@@ -184,6 +191,23 @@ CLASSIFIED = [
 def test_write_responses_are_classified_like_telegraf(status: int, error: str, kind: str
                                                       ) -> None:
     assert classify_write(status, error).kind.name == kind
+
+
+def test_a_partial_writes_dropped_count_and_an_html_error_page_are_read() -> None:
+    assert dropped_points('partial write: max-values-per-tag limit exceeded (8/5): '
+                          'measurement="m" tag="device" value="d1" dropped=50') == (
+        'partial write: max-values-per-tag limit exceeded (8/5): measurement="m" '
+        'tag="device" value="d1"', 50)
+    assert dropped_points("unable to parse 'm v=': missing field value") == (
+        "unable to parse 'm v=': missing field value", 0)
+    page = httpx.Response(502, headers={"Content-Type": "text/html"}, content=(
+        b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1>"
+        b"</body></html>"))
+    assert error_text(page) == ("an HTML page, not InfluxDB's answer (a proxy in front of "
+                                "it?): 502 Bad Gateway")
+    untitled = httpx.Response(500, headers={"Content-Type": "text/html; charset=utf-8"},
+                              content=b"<p>Upstream\n  <b>gone</b></p>")
+    assert error_text(untitled).endswith(": Upstream gone")
 
 
 def test_retry_after_is_seconds_or_an_http_date() -> None:

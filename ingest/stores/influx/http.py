@@ -9,12 +9,15 @@ asyncio.
 bisects where Telegraf drops a batch):
 - written: 204; "hinted handoff queue not empty" (Enterprise queued the points on disk;
   Telegraf and influxdb-client-js count it as written, a resend only lengthens the queue).
-- "database not found": CREATE DATABASE, then the same request again.
+- "database not found": CREATE DATABASE, then the same request again (also when the database
+  was dropped while the collector runs: logged as a warning, what was in it is gone).
 - retried: 5xx, 408, 429, timeouts, connection errors, with jittered exponential backoff that
   honours Retry-After (influxdb-client-python's `write/retry.py`; `retry_delay_s` is the pure
   policy) until `deadline_s` after the first attempt; then StoreUnavailable.
-- refused points: 400 partial write / unable to parse / field type conflict / beyond
-  retention policy, 413.
+- refused points: 400 partial write (field type conflict, max-values-per-tag,
+  max-series-per-database) / unable to parse / beyond retention policy; `dropped_points`
+  reads how many a partial write dropped.
+- too large: 413 (`max-body-size`, or a proxy's body limit): the writer splits the request.
 - 401, 403, other 4xx: configuration. Waiting does not fix it, but the collector must not lose
   data: logged as an error and raised as StoreUnavailable, so the batch is spooled.
 Foreign exceptions are translated once, in `translate` (as httpx's own
@@ -27,6 +30,7 @@ import asyncio
 import email.utils
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -54,6 +58,7 @@ class Kind(Enum):
     RETRY = auto()
     REFUSED = auto()
     NO_DATABASE = auto()
+    TOO_LARGE = auto()
     MISCONFIGURED = auto()
 
 
@@ -70,8 +75,11 @@ def classify_write(status: int, error: str, retry_after: str | None = None) -> V
         return Verdict(Kind.WRITTEN)
     if "database not found" in error:
         return Verdict(Kind.NO_DATABASE, error)
-    if status == 413 or (status == 400 and any(marker in error for marker in _REFUSED)):
-        return Verdict(Kind.REFUSED, error or f"HTTP {status}")
+    if status == 413:
+        return Verdict(Kind.TOO_LARGE, f"InfluxDB refused the request body as too large (413: "
+                       f"{error or 'no detail'}); see max-body-size in its [http] section")
+    if status == 400 and any(marker in error for marker in _REFUSED):
+        return Verdict(Kind.REFUSED, error)
     if status >= 500 and "hinted handoff queue not empty" in error:
         return Verdict(Kind.WRITTEN, error)
     if status >= 500 or status in _RETRY_STATUS:
@@ -326,10 +334,29 @@ class OverHttp:
 
 
 def error_text(resp: httpx.Response) -> str:
-    """InfluxDB's error message: the JSON `error`, else its header, else the body's start."""
+    """InfluxDB's error message: the JSON `error`, else its header, else the body's start (of
+    an HTML page, what a proxy in front of InfluxDB answers: its title, or its text)."""
     try:
         error = resp.json().get("error")
     except (ValueError, AttributeError):
         error = None
-    return error if isinstance(error, str) else (
-        resp.headers.get("X-Influxdb-Error") or resp.text[:500])
+    if isinstance(error, str):
+        return error
+    if header := resp.headers.get("X-Influxdb-Error"):
+        return str(header)
+    text = resp.text[:4096]
+    if resp.headers.get("Content-Type", "").startswith("text/html"):
+        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.I | re.S)
+        text = title.group(1) if title else re.sub(r"<[^>]*>", " ", text)
+        text = f"an HTML page, not InfluxDB's answer (a proxy in front of it?): {text}"
+    return " ".join(text.split())[:500]
+
+
+_DROPPED = re.compile(r"\s*dropped=(\d+)\s*$")
+
+
+def dropped_points(error: str) -> tuple[str, int]:
+    """A partial write's message without its ` dropped=N` suffix, and N (0 if absent). With
+    points in several shards InfluxDB reports one shard's count: N is a lower bound."""
+    found = _DROPPED.search(error)
+    return (error[:found.start()], int(found.group(1))) if found else (error, 0)
