@@ -391,12 +391,14 @@ class Collector:
             self.metrics.spool_dropped.set(self.spool.dropped)
 
     async def _check_spool(self) -> None:
-        await asyncio.to_thread(self.spool.check)
+        # Room for two batches (points encode to about their messages' size), so a disk
+        # with a few bytes free is not taken for one that is back.
+        await asyncio.to_thread(self.spool.check, 2 * self.options.batch_max_bytes)
         self._spool_works()
 
     def _spool_failed(self, exc: SpoolError) -> None:
         why = str(exc)
-        if why != self._spool_error:
+        if self._spool_error is None:
             log.error("spool unusable: %s; while it is, a batch the store cannot take stays "
                       "unacknowledged at the broker (free the disk, or make it writable)", why)
         self._spool_error = why

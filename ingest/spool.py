@@ -199,11 +199,21 @@ class Spool:
                     raise SpoolError(f"cannot {what} spool {self.directory}: {exc}") from exc
         raise AssertionError("unreachable")
 
-    def check(self) -> None:
+    def check(self, min_free_bytes: int = 0) -> None:
         """Open the spool if it is not, and prove that it takes a write (a transaction that
-        changes nothing); SpoolError otherwise. How a caller learns the disk is back."""
+        changes nothing) and that its filesystem has `min_free_bytes` left; SpoolError
+        otherwise. How a caller learns the disk is back: a full disk may still take a tiny
+        write (SQLite reuses the space of its write-ahead log) and refuse the next batch."""
         if self._db is None:
             self.open()
+        try:
+            fs = os.statvfs(self.directory)
+        except OSError as exc:
+            raise SpoolError(f"cannot use spool directory {self.directory}: {exc}") from exc
+        free = fs.f_bavail * fs.f_frsize
+        if free < min_free_bytes:
+            raise SpoolError(f"the filesystem of spool {self.directory} is full: {free} bytes "
+                             f"free, a batch may need {min_free_bytes}")
 
         def touch(db: sqlite3.Connection) -> None:
             db.execute("BEGIN IMMEDIATE")
