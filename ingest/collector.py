@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import operator
+import sqlite3
 import time
 from collections import Counter, deque
 from collections.abc import Sequence
@@ -33,7 +34,7 @@ import orjson
 
 from ingest import metrics as metrics_http
 from ingest import topics
-from ingest.decode import Decoder, Limits
+from ingest.decode import Decoder, Limits, Stateful
 from ingest.decode.native import NativeDecoder
 from ingest.model import (
     DEAD_LETTER_MEASUREMENT,
@@ -147,6 +148,10 @@ class Collector:
             for sub, _ in self._links:
                 await subscriptions.enter_async_context(sub)
             await self._open_spool()
+            stateful = [r.decoder for _, routes in self._links for r in routes
+                        if isinstance(r.decoder, Stateful)]
+            for decoder in stateful:
+                await self._attach(decoder)
             try:
                 async with self.store, asyncio.TaskGroup() as tg:
                     self._storing.set()
@@ -163,6 +168,8 @@ class Collector:
                         task.cancel()
             finally:
                 self._storing.clear()
+                for decoder in stateful:
+                    decoder.detach()
                 await asyncio.to_thread(self.spool.close)
         log.info("collector stopped: %d received, %d points stored, %d spooled, "
                  "%d dead letters", self.stats.received, self.stats.stored,
@@ -178,6 +185,15 @@ class Collector:
             raise
         except SpoolError as exc:
             self._spool_failed(exc)
+
+    async def _attach(self, decoder: Stateful) -> None:
+        """Keep a decoder's state beside the spool; a disk that refuses leaves it in memory
+        (a restart then costs a `no_birth` dead letter and a rebirth per Sparkplug node)."""
+        try:
+            await asyncio.to_thread(decoder.attach, self.options.spool_dir)
+        except (OSError, sqlite3.Error) as exc:
+            log.warning("cannot keep decoder state in %s (%s); it stays in memory",
+                        self.options.spool_dir, exc)
 
     def _readiness(self) -> tuple[bool, dict[str, object]]:
         connected = all(sub.connected for sub, _ in self._links)
