@@ -8,6 +8,7 @@ meanwhile, and a damaged spool costing exactly the records it no longer holds, l
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import signal
@@ -82,6 +83,15 @@ def ready(port: int) -> dict[str, Any]:
     return body
 
 
+class Rig:
+    """One test's InfluxDB (its own, to stop and start), database, metrics port, client id."""
+
+    def __init__(self, make_influxdb: Callable[..., InfluxDB], name: str, prefix: str) -> None:
+        self.influx = make_influxdb()
+        self.url, self.database = self.influx.url(name), name
+        self.port, self.cid = free_port(), f"{name}-{prefix}"
+
+
 def log_of(tmp: Path, cid: str) -> str:
     return (tmp / f"collector-{cid}.log").read_text()
 
@@ -93,9 +103,8 @@ def subscribed(tmp: Path, cid: str, times: int = 1) -> bool:
 def test_a_full_disk_stops_acknowledgement_and_loses_nothing(
         mosquitto: Mosquitto, make_influxdb: Callable[..., InfluxDB], disk: SmallDisk,
         prefix: str, tmp_path: Path) -> None:
-    influx = make_influxdb()
-    url, database = influx.url("full"), "full"
-    port, cid = free_port(), f"full-{prefix}"
+    rig = Rig(make_influxdb, "full", prefix)
+    influx, url, database, port, cid = rig.influx, rig.url, rig.database, rig.port, rig.cid
     env = {"CITYPILOT_STORE_TIMEOUT_S": "1"}
 
     def collect() -> Any:
@@ -140,9 +149,8 @@ def test_a_full_disk_stops_acknowledgement_and_loses_nothing(
 def test_a_read_only_disk_holds_acknowledgement_until_it_is_writable_again(
         mosquitto: Mosquitto, make_influxdb: Callable[..., InfluxDB], disk: SmallDisk,
         prefix: str, tmp_path: Path) -> None:
-    influx = make_influxdb()
-    url, database = influx.url("readonly"), "readonly"
-    port, cid = free_port(), f"ro-{prefix}"
+    rig = Rig(make_influxdb, "readonly", prefix)
+    influx, url, database, port, cid = rig.influx, rig.url, rig.database, rig.port, rig.cid
     env = {"CITYPILOT_STORE_TIMEOUT_S": "1"}
     spool = disk.path / "spool"
 
@@ -176,9 +184,8 @@ def test_a_read_only_disk_holds_acknowledgement_until_it_is_writable_again(
 def test_a_spool_file_cut_short_costs_the_records_it_lost_logged_and_no_more(
         mosquitto: Mosquitto, make_influxdb: Callable[..., InfluxDB], prefix: str,
         tmp_path: Path) -> None:
-    influx = make_influxdb()
-    url, database = influx.url("cut"), "cut"
-    port, cid = free_port(), f"cut-{prefix}"
+    rig = Rig(make_influxdb, "cut", prefix)
+    influx, url, database, port, cid = rig.influx, rig.url, rig.database, rig.port, rig.cid
     spool = tmp_path / "spool"
     env = {"CITYPILOT_STORE_TIMEOUT_S": "1", "CITYPILOT_BATCH_MAX_MESSAGES": "50"}
     influx.stop()
@@ -217,3 +224,41 @@ def test_a_spool_file_cut_short_costs_the_records_it_lost_logged_and_no_more(
     assert f"{len(kept)} records kept, {lost_records} unreadable records skipped" in log
     assert stored(url, prefix) == sum(kept.values())
     assert dead_letters(influx, database) == []
+
+
+async def test_the_gateway_agent_holds_intake_while_its_spool_disk_is_full(
+        mosquitto: Mosquitto, influx_url: str, influxdb: InfluxDB, disk: SmallDisk,
+        prefix: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from ingest.gateway import GatewayAgent, GatewayOptions
+    from ingest.mqtt import MqttOptions
+    from tests.collectors import collector
+    from tests.integration.test_gateway import counter_source
+    from tests.support import eventually
+
+    caplog.set_level(logging.INFO, "ingest.gateway.agent")
+    agent = GatewayAgent(GatewayOptions(
+        pilot=prefix, gateway="gw-1", upstream=MqttOptions(mosquitto.url, f"gw-{prefix}"),
+        spool_dir=disk.path / "gw-spool", heartbeat_s=0.5),
+        [counter_source(300, 5, 0.02, base=int(time.time() * 1000) - 600_000)])
+    async with collector(mosquitto.url, influx_url, tmp_path / "spool"):
+        run = asyncio.create_task(agent.run())
+        await eventually(lambda: agent.spool.directory.joinpath("gateway.db").exists())
+        await asyncio.to_thread(disk.fill)
+        await eventually(lambda: "spool unusable" in caplog.text, timeout=20)
+        assert agent.stats.accepted < 300
+        disk.free()  # the disk is back: everything held is spooled, forwarded and stored
+        await eventually(lambda: agent.stats.delivered == 300, timeout=60)
+        got = await eventually(lambda: _at_least(influx_url, prefix, 300), timeout=60)
+        agent.stop()
+        assert await asyncio.wait_for(run, 30) == 0
+    assert got == 300
+    assert agent.stats.accepted == agent.stats.delivered == 300
+    assert agent.stats.dropped == 0
+    assert "spool usable again" in caplog.text
+    assert dead_letters(influxdb, influx_url.rsplit("/", 1)[1]) == []
+
+
+async def _at_least(url: str, pilot: str, n: int) -> int:
+    got = await stored_count(url, "noise", "noise_laeq", pilot=pilot)
+    assert got >= n, got
+    return got
