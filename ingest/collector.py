@@ -9,6 +9,12 @@ acknowledged), and a drain task replays the spool oldest-first once the store an
 while live traffic flows. Rejected messages become dead-letter points in the same store, and
 so do points the store refuses (one by one, or a whole batch with StoreRejected). No store
 error ends the collector: anything unexpected is logged and the batch spooled.
+
+A disk that fails (full, read-only, gone) ends nothing either: a batch that neither the store
+nor the spool takes stays unacknowledged (the broker keeps it and the messages after it, as
+its in-flight window fills) and is tried again every `drain_interval_s`, `/readyz` answers 503
+with the spool's error until the spool takes a write again, and a spooled record that does not
+decode is skipped and counted. Stopping then leaves the held batches to the broker.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import operator
+import sqlite3
 import time
 from collections import Counter, deque
 from collections.abc import Sequence
@@ -27,7 +34,7 @@ import orjson
 
 from ingest import metrics as metrics_http
 from ingest import topics
-from ingest.decode import Decoder, Limits
+from ingest.decode import Decoder, Limits, Stateful
 from ingest.decode.native import NativeDecoder
 from ingest.model import (
     DEAD_LETTER_MEASUREMENT,
@@ -38,7 +45,7 @@ from ingest.model import (
     dead_letter,
 )
 from ingest.mqtt import Message, MqttOptions, Subscriber, topic_matches
-from ingest.spool import Spool
+from ingest.spool import Spool, SpoolError, SpoolLocked
 from ingest.stores.base import RejectedPoint, Store, StoreRejected, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -91,6 +98,11 @@ class Stats:
     by_reason: Counter[str] = field(default_factory=Counter)
 
 
+class Withheld(Exception):
+    """A batch neither the store nor the spool took before the collector stopped: it is not
+    acknowledged, so the broker delivers it again."""
+
+
 def encode_points(points: Sequence[Point]) -> bytes:
     return orjson.dumps([[p.measurement, p.tags, p.fields, p.ts] for p in points])
 
@@ -118,6 +130,8 @@ class Collector:
         self.spool = Spool(options.spool_dir, max_bytes=options.spool_max_bytes)
         self._store_ok = True
         self._store_error = ""  # why the store is not ok, for /readyz
+        self._spool_error: str | None = None  # why the spool last failed, until it works
+        self._withheld = 0  # messages held unacknowledged: neither store nor spool took them
         self._stopping = asyncio.Event()
         self._storing = asyncio.Event()  # the store is open: `ingest` may write
         self._warned_unknown: set[str] = set()
@@ -134,7 +148,11 @@ class Collector:
         async with contextlib.AsyncExitStack() as subscriptions:
             for sub, _ in self._links:
                 await subscriptions.enter_async_context(sub)
-            await asyncio.to_thread(self.spool.open)
+            await self._open_spool()
+            stateful = [r.decoder for _, routes in self._links for r in routes
+                        if isinstance(r.decoder, Stateful)]
+            for decoder in stateful:
+                await self._attach(decoder)
             try:
                 async with self.store, asyncio.TaskGroup() as tg:
                     self._storing.set()
@@ -151,20 +169,46 @@ class Collector:
                         task.cancel()
             finally:
                 self._storing.clear()
+                for decoder in stateful:
+                    decoder.detach()
                 await asyncio.to_thread(self.spool.close)
         log.info("collector stopped: %d received, %d points stored, %d spooled, "
                  "%d dead letters", self.stats.received, self.stats.stored,
                  self.stats.spooled, self.stats.dead_letters)
+
+    async def _open_spool(self) -> None:
+        """Open the spool; a disk that does not let it open is a spool error (retried by the
+        drain loop), not the end of the collector: the store may take everything meanwhile.
+        Another process owning the directory is a configuration error: raised."""
+        try:
+            await asyncio.to_thread(self.spool.open)
+        except SpoolLocked:
+            raise
+        except SpoolError as exc:
+            self._spool_failed(exc)
+
+    async def _attach(self, decoder: Stateful) -> None:
+        """Keep a decoder's state beside the spool; a disk that refuses leaves it in memory
+        (a restart then costs a `no_birth` dead letter and a rebirth per Sparkplug node)."""
+        try:
+            await asyncio.to_thread(decoder.attach, self.options.spool_dir)
+        except (OSError, sqlite3.Error) as exc:
+            log.warning("cannot keep decoder state in %s (%s); it stays in memory",
+                        self.options.spool_dir, exc)
 
     def _readiness(self) -> tuple[bool, dict[str, object]]:
         connected = all(sub.connected for sub, _ in self._links)
         # The broker's drops are reported, never a reason to be unready: they are lost
         # already, and a collector taken out of service would only make the broker drop more.
         drops = {sub.drops.broker: sub.drops.total for sub, _ in self._links if sub.drops}
-        return connected, {"mqtt_connected": connected, "store_ok": self._store_ok,
-                           "store_error": self._store_error,
-                           "mqtt_protocol": self.subscriber.protocol,
-                           "broker_dropped_messages": drops}
+        # A failing spool is: a store outage now would stop all acknowledgement.
+        ready = connected and self._spool_error is None
+        return ready, {"mqtt_connected": connected, "store_ok": self._store_ok,
+                       "store_error": self._store_error,
+                       "spool_ok": self._spool_error is None, "spool_error": self._spool_error,
+                       "withheld_messages": self._withheld,
+                       "mqtt_protocol": self.subscriber.protocol,
+                       "broker_dropped_messages": drops}
 
     # -- the batch pipeline ----------------------------------------------------------------
     async def _batch_loop(self, sub: Subscriber, routes: tuple[Route, ...]) -> None:
@@ -173,7 +217,10 @@ class Collector:
 
         async def complete() -> None:
             task, batch = pending.popleft()
-            await task  # an exception here (spool unusable) stops the collector unacknowledged
+            try:
+                await task
+            except Withheld:
+                return  # not durable: the broker delivers it again
             sub.ack(batch)
 
         # Wait for the next batch and for the oldest one in flight at once: a stored batch is
@@ -227,7 +274,7 @@ class Collector:
                 self._note_unknown(decoded.unknown_metrics)
         self.stats.received += received
         self.metrics.received.inc(received)
-        await self._persist(points)
+        await self._persist(points, len(batch))
 
     def _note_drops(self, sub: Subscriber) -> None:
         if sub.drops is not None and sub.drops.total is not None:
@@ -258,19 +305,51 @@ class Collector:
                 self._warned_unknown.add(name)
                 log.info("metric %r is not in the registry: stored without unit", name)
 
-    async def _persist(self, points: list[Point]) -> None:
-        if not points:
+    async def _persist(self, points: list[Point], messages: int) -> None:
+        """Make `points` durable, in the store or else in the spool; while neither takes
+        them, hold on (the batch's `messages` stay unacknowledged) and try again, until the
+        collector stops (Withheld)."""
+        if not points or await self._store_or_spool(points):
             return
+        self._withheld += messages
+        self.metrics.withheld.set(self._withheld)
+        log.warning("neither the store nor the spool takes a batch of %d points; its %d "
+                    "messages stay unacknowledged at the broker until one does (the spool: "
+                    "%s)", len(points), messages, self._spool_error)
+        try:
+            while True:
+                if self._stopping.is_set():
+                    raise Withheld
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.options.drain_interval_s):
+                        await self._stopping.wait()
+                if await self._store_or_spool(points):
+                    return
+        finally:
+            self._withheld -= messages
+            self.metrics.withheld.set(self._withheld)
+
+    async def _store_or_spool(self, points: list[Point]) -> bool:
+        """Write to the store, or spool when it is unavailable; False when neither worked."""
+        if not self._store_ok and self._spool_error is not None:
+            with contextlib.suppress(Exception):  # both failed before: is the store back?
+                await self.store.ping()
+                self._set_store_ok(True)
         if self._store_ok:
             try:
                 await self._write(points)
-                return
+                return True
             except StoreUnavailable as exc:
                 self._set_store_ok(False, str(exc))
             except Exception as exc:  # a store bug must not end the batch loop
                 log.exception("store write failed unexpectedly; spooling the batch")
                 self._set_store_ok(False, repr(exc))
-        await self._spool(points)
+        try:
+            await self._spool(points)
+        except SpoolError as exc:
+            self._spool_failed(exc)
+            return False
+        return True
 
     async def _write(self, points: list[Point]) -> None:
         """Write to the store; refused points become dead letters, and so does a batch the
@@ -322,11 +401,36 @@ class Collector:
         self.metrics.stored.inc(len(points))
 
     async def _spool(self, points: list[Point]) -> None:
-        dropped = await asyncio.to_thread(self.spool.put, encode_points(points), len(points))
+        body = encode_points(points)
+        if self._spool_error is not None:  # it failed before: reopen it if it is closed
+            await self._check_spool()
+        dropped = await asyncio.to_thread(self.spool.put, body, len(points))
+        self._spool_works()
         self.stats.spooled += len(points)
         self.metrics.spooled.inc(len(points))
         if dropped:
             self.metrics.spool_dropped.set(self.spool.dropped)
+
+    async def _check_spool(self) -> None:
+        # Room for two batches (points encode to about their messages' size), so a disk
+        # with a few bytes free is not taken for one that is back.
+        await asyncio.to_thread(self.spool.check, 2 * self.options.batch_max_bytes)
+        self._spool_works()
+
+    def _spool_failed(self, exc: SpoolError) -> None:
+        why = str(exc)
+        if self._spool_error is None:
+            log.error("spool unusable: %s; while it is, a batch the store cannot take stays "
+                      "unacknowledged at the broker (free the disk, or make it writable)", why)
+        self._spool_error = why
+        self.metrics.spool_errors.inc()
+        self.metrics.spool_up.set(0)
+
+    def _spool_works(self) -> None:
+        if self._spool_error is not None:
+            log.info("spool usable again: %s", self.options.spool_dir)
+        self._spool_error = None
+        self.metrics.spool_up.set(1)
 
     def _set_store_ok(self, ok: bool, why: str = "") -> None:
         if ok != self._store_ok:
@@ -341,9 +445,17 @@ class Collector:
     # -- the spool drain -------------------------------------------------------------------
     async def _drain_loop(self) -> None:
         while True:
-            drained = await self._drain_once()
-            depth = await asyncio.to_thread(self.spool.depth)
-            self.metrics.spool_depth.set(depth.items)
+            try:
+                if self._spool_error is not None:
+                    await self._check_spool()
+                drained = await self._drain_once()
+                depth = await asyncio.to_thread(self.spool.depth)
+                self.metrics.spool_depth.set(depth.items)
+                self.metrics.spool_skipped.set(await asyncio.to_thread(
+                    lambda: self.spool.skipped))
+            except SpoolError as exc:
+                self._spool_failed(exc)
+                drained = False
             self.metrics.mqtt_connected.set(1 if self.subscriber.connected else 0)
             if not drained:
                 await asyncio.sleep(self.options.drain_interval_s)
@@ -362,7 +474,13 @@ class Collector:
             self._set_store_ok(True)
         for record in records:
             try:
-                await self._write(decode_points(record.body))
+                points = decode_points(record.body)
+            except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+                log.error("spooled record %d does not decode (%s); skipped", record.id, exc)
+                await asyncio.to_thread(self.spool.remove, [record.id], skipped=True)
+                continue
+            try:
+                await self._write(points)
             except StoreUnavailable as exc:
                 self._set_store_ok(False, str(exc))
                 return False

@@ -53,6 +53,17 @@ class CollectorMetrics:
                                    registry=r)
         self.spool_depth = Gauge("citypilot_spool_depth_points", "points waiting in the spool",
                                  registry=r)
+        self.spool_up = Gauge("citypilot_spool_up", "1 while the spool takes writes; 0 "
+                              "after a failure (disk full, read-only, unopenable)", registry=r)
+        self.spool_up.set(1)
+        self.spool_errors = Counter("citypilot_spool_errors", "spool operations that failed",
+                                    registry=r)
+        self.spool_skipped = Gauge("citypilot_spool_skipped_records", "spooled records found "
+                                   "unreadable (a damaged file) or undecodable and skipped, "
+                                   "since the spool was created", registry=r)
+        self.withheld = Gauge("citypilot_messages_withheld", "messages held unacknowledged "
+                              "because neither the store nor the spool takes them",
+                              registry=r)
         self.store_latency = Histogram(
             "citypilot_store_write_seconds", "store write latency per batch", registry=r,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))

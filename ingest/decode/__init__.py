@@ -7,7 +7,8 @@ Every format (the native JSON here, the adapters of other gateway formats beside
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from ingest.model import Decoded
 
@@ -20,3 +21,13 @@ class Limits:
 
 class Decoder(Protocol):
     def __call__(self, topic: str, payload: bytes, received_ns: int) -> Decoded: ...
+
+
+@runtime_checkable
+class Stateful(Protocol):
+    """A decoder whose state must survive a restart (Sparkplug B's births): the collector
+    attaches it to its spool directory while it runs."""
+
+    def attach(self, directory: Path) -> None: ...
+
+    def detach(self) -> None: ...

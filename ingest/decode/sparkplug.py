@@ -41,9 +41,13 @@ BIRTH -> device_status `online`; NDEATH -> `offline` for the node and every devi
 it; DDEATH -> `offline` for the device. STATE, NCMD, DCMD (our own rebirth requests come back
 on `spBv1.0/#`) and `$sparkplug/certificates/...` copies are skipped and counted in `ignored`.
 
-Limits: the state is in memory, per collector. After a restart the first DATA of each node is
-a `no_birth` dead letter that triggers the rebirth, and a dead letter replayed later meets no
-birth again. A shared subscription spreads one node's messages over several collectors,
+The state survives a restart once the collector `attach`es the decoder to its spool directory
+(`sparkplug_state`): births and alias tables are saved as they change, so the first DATA after
+a restart is read with the tables of its birth. Limits: without `attach` (the `replay`
+command, tests) the state is in memory, and a dead letter replayed later meets no birth. The
+state saved is the latest the decoder saw, which can be a birth of a batch not yet
+acknowledged: a kill then redelivers that batch's DATA of the session before, read with the
+newer tables. A shared subscription spreads one node's messages over several collectors,
 which then see gaps everywhere: subscribe to a Sparkplug source from one collector only.
 """
 
@@ -51,7 +55,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 
 from ingest.decode import Limits
 from ingest.decode.adapter import Adapter, AdapterConfig, Reading, reject
@@ -62,12 +67,12 @@ from ingest.decode.sparkplug_payload import (
     Metric,
     Payload,
     PayloadError,
-    Scalar,
     numeric,
     parse,
     rebirth_command,
     type_name,
 )
+from ingest.decode.sparkplug_state import Node, NodeStates, Table
 from ingest.model import Decoded, Reason
 
 log = logging.getLogger(__name__)
@@ -124,26 +129,6 @@ def parse_topic(topic: str) -> Topic | Skip | str:
     return Topic(levels[1], kind, levels[3], levels[4] if expected == 5 else None)
 
 
-@dataclass(slots=True)
-class Table:
-    """The metrics a birth declared: alias -> (name, datatype) and name -> datatype."""
-
-    by_alias: dict[int, tuple[str, int | None]] = field(default_factory=dict)
-    by_name: dict[str, int | None] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class Node:
-    """What the decoder knows of one edge node."""
-
-    born: bool = False
-    bd_seq: Scalar | None = None
-    seq: int | None = None  # the last seq seen
-    table: Table = field(default_factory=Table)
-    devices: dict[str, Table] = field(default_factory=dict)
-    last_rebirth_ns: int | None = None
-
-
 class SparkplugDecoder(Adapter):
     def __init__(self, config: AdapterConfig, limits: Limits | None = None) -> None:
         super().__init__(config, limits)
@@ -151,6 +136,28 @@ class SparkplugDecoder(Adapter):
         self.not_stored: Counter[str] = Counter()  # metrics not stored, by datatype
         self.ignored: Counter[str] = Counter()  # messages skipped, by why
         self.rebirths_requested = 0
+        self._states: NodeStates | None = None
+
+    def attach(self, directory: Path) -> None:
+        """Keep the nodes' state in `directory` (the collector's spool directory, which one
+        process owns), starting from what it saved there before."""
+        states = NodeStates(directory, self.config.gateway)
+        saved = states.open()
+        self.detach()
+        self._states = states
+        self.nodes.update(saved)
+        log.info("Sparkplug source %s: %d edge nodes restored from %s", self.config.gateway,
+                 len(saved), states.path)
+
+    def detach(self) -> None:
+        if self._states is not None:
+            self._states.close()
+            self._states = None
+
+    def _save(self, topic: Topic) -> None:
+        if self._states is not None:
+            key = (topic.group, topic.edge)
+            self._states.save(key, self.nodes.get(key))
 
     def decode(self, out: Decoded, topic: str, payload: bytes, received_ns: int) -> None:
         parsed = parse_topic(topic)
@@ -179,6 +186,7 @@ class SparkplugDecoder(Adapter):
                     seq=_seq(message.seq), table=_table(message.metrics),
                     last_rebirth_ns=old.last_rebirth_ns)
         self.nodes[(topic.group, topic.edge)] = node
+        self._save(topic)
         self._store(out, topic, node.table, message, raw, received_ns)
         self._status(out, topic.edge, "online", message, received_ns, raw)
 
@@ -191,6 +199,7 @@ class SparkplugDecoder(Adapter):
             self._rebirth(out, topic, node, received_ns, "DBIRTH before its node's NBIRTH")
         assert topic.device is not None
         table = node.devices[topic.device] = _table(message.metrics)
+        self._save(topic)
         self._store(out, topic, table, message, raw, received_ns)
         self._status(out, topic.source_device, "online", message, received_ns, raw)
 
@@ -206,6 +215,7 @@ class SparkplugDecoder(Adapter):
             return
         devices = [f"{topic.edge}/{device}" for device in node.devices]
         self.nodes[(topic.group, topic.edge)] = Node(last_rebirth_ns=node.last_rebirth_ns)
+        self._save(topic)
         stale = Payload(None, None, ())  # the will's timestamp is its CONNECT time: not used
         for device in (topic.edge, *devices):
             self._status(out, device, "offline", stale, received_ns, raw)
@@ -216,7 +226,8 @@ class SparkplugDecoder(Adapter):
         if node.born:
             self._sequence(out, topic, node, message, received_ns)
             assert topic.device is not None
-            node.devices.pop(topic.device, None)
+            if node.devices.pop(topic.device, None) is not None:
+                self._save(topic)
         self._status(out, topic.source_device, "offline", message, received_ns, raw)
 
     def _status(self, out: Decoded, device: str, state: str, message: Payload,
@@ -335,6 +346,8 @@ class SparkplugDecoder(Adapter):
             if len(self.nodes) >= MAX_NODES:
                 forgotten = next(iter(self.nodes))
                 del self.nodes[forgotten]
+                if self._states is not None:
+                    self._states.save(forgotten, None)
                 log.warning("tracking %d Sparkplug edge nodes: forgot %s", MAX_NODES,
                             "/".join(forgotten))
             node = self.nodes[key] = Node()

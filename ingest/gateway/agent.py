@@ -6,7 +6,10 @@ time and put in the on-disk spool first; a forwarder publishes the spool oldest-
 central broker with QoS 1 and removes a record only once the broker acknowledged it. So the
 uplink can come and go, the process can lose power, and nothing accepted is lost; memory does
 not grow with the backlog (it is on disk), and when backlogged, records of one topic travel
-together as JSON arrays. The agent announces itself with a retained `online` status, a
+together as JSON arrays. A spool disk that fails (full, read-only) holds intake instead: what
+the disk did not take stays unacknowledged at the site listener, and the simulated sources
+wait, until it does (logged once when it fails and once when it is back); the forwarder
+keeps sending what it can read. The agent announces itself with a retained `online` status, a
 retained last will `offline`, and heartbeats carrying its spool depth.
 """
 
@@ -26,7 +29,7 @@ import orjson
 from ingest import topics
 from ingest.gateway.site import Uplink, listen
 from ingest.mqtt import MqttOptions, MqttTimeout, Publisher, Will
-from ingest.spool import Record, Spool
+from ingest.spool import Depth, Record, Spool, SpoolError, SpoolLocked
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +118,9 @@ class GatewayAgent:
         self.upstream = Publisher(options.upstream, will, on_connect=self._announce)
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
+        self._putting = asyncio.Lock()  # one put at a time, so a retried one keeps its place
+        self._closing = False  # shutting down: a put the disk refuses is not retried
+        self._spool_failing = False
         self.spool_depth = 0  # what stays spooled when `run` returns
 
     def topic(self, device: str, channel: str) -> str:
@@ -127,7 +133,12 @@ class GatewayAgent:
     async def run(self, duration_s: float | None = None) -> int:
         """Run until stopped, or for `duration_s` and then until everything accepted is
         delivered (exit 0) or the drain timeout expires (exit 3, the rest stays spooled)."""
-        await asyncio.to_thread(self.spool.open)
+        try:
+            await asyncio.to_thread(self.spool.open)
+        except SpoolLocked:
+            raise
+        except SpoolError as exc:  # the disk may come back: `_put` opens it then
+            self._spool_failed(exc)
         try:
             async with self.upstream, asyncio.TaskGroup() as tg:
                 helpers = [tg.create_task(self._forward(), name="forward"),
@@ -140,9 +151,11 @@ class GatewayAgent:
                 code = await self._produce(tg, duration_s)
                 for task in helpers:
                     task.cancel()
+                self._closing = True
                 await self._flush()
                 await self._status("offline")  # a clean stop says so; a power cut, the will
-            self.spool_depth = (await asyncio.to_thread(self.spool.depth)).items
+            depth = await self._depth()
+            self.spool_depth = depth.items if depth else 0
         finally:
             await asyncio.to_thread(self.spool.close)
         return code
@@ -168,12 +181,12 @@ class GatewayAgent:
 
     async def _drain(self, timeout_s: float | None) -> int:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while (await asyncio.to_thread(self.spool.depth)).records:
+        while (depth := await self._depth()) is None or depth.records:
             if self._stopping.is_set():
                 return 0
             if deadline is not None and time.monotonic() > deadline:
-                log.warning("drain timeout: %d messages stay spooled",
-                            (await asyncio.to_thread(self.spool.depth)).items)
+                log.warning("drain timeout: %s messages stay spooled",
+                            depth.items if depth else "an unknown number of")
                 return EXIT_DRAIN_TIMEOUT
             await asyncio.sleep(0.05)
         return 0
@@ -191,12 +204,48 @@ class GatewayAgent:
             await self._flush()
 
     async def _flush(self) -> None:
-        if not self._buffer:
-            return
-        batch, self._buffer = self._buffer, []
-        self.stats.dropped += await asyncio.to_thread(self.spool.put_many, batch)
-        self.stats.accepted += len(batch)
-        self._wake.set()
+        async with self._putting:
+            if not self._buffer:
+                return
+            batch, self._buffer = self._buffer, []
+            if not await self._put(batch):
+                log.error("stopping with %d readings the spool never took: lost", len(batch))
+
+    async def _put(self, records: list[tuple[bytes, int]]) -> bool:
+        """Spool records durably; while the disk refuses, hold them and try again each
+        second. False only when the agent stops first."""
+        while True:
+            try:
+                if self._spool_failing:
+                    await asyncio.to_thread(self.spool.check)
+                dropped = await asyncio.to_thread(self.spool.put_many, records)
+            except SpoolError as exc:
+                self._spool_failed(exc)
+                if self._closing or self._stopping.is_set():
+                    return False
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await self._stopping.wait()
+                continue
+            if self._spool_failing:
+                log.info("spool usable again: %s", self.options.spool_dir)
+                self._spool_failing = False
+            self.stats.dropped += dropped
+            self.stats.accepted += len(records)
+            self._wake.set()
+            return True
+
+    def _spool_failed(self, exc: SpoolError) -> None:
+        if not self._spool_failing:
+            log.error("spool unusable: %s; holding intake until it takes writes again (free "
+                      "the disk, or make it writable)", exc)
+        self._spool_failing = True
+
+    async def _depth(self) -> Depth | None:
+        try:
+            return await asyncio.to_thread(self.spool.depth)
+        except SpoolError:
+            return None
 
     async def _forward(self) -> None:
         while True:
@@ -204,7 +253,12 @@ class GatewayAgent:
                 with contextlib.suppress(MqttTimeout):
                     await self.upstream.wait_connected(1.0)
                 continue
-            records = await asyncio.to_thread(self.spool.peek, self.options.max_batch)
+            try:
+                records = await asyncio.to_thread(self.spool.peek, self.options.max_batch)
+            except SpoolError as exc:
+                log.debug("spool unreadable: %s", exc)
+                await asyncio.sleep(1.0)
+                continue
             if not records:
                 self._wake.clear()
                 # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
@@ -213,7 +267,11 @@ class GatewayAgent:
                     async with asyncio.timeout(0.5):
                         await self._wake.wait()
                 continue
-            await self._send(records)
+            try:
+                await self._send(records)
+            except SpoolError as exc:  # delivered, not removed: sent again (harmless)
+                log.debug("cannot remove delivered records: %s", exc)
+                await asyncio.sleep(1.0)
 
     async def _send(self, records: list[Record]) -> None:
         messages = batch_messages(records)
@@ -229,15 +287,16 @@ class GatewayAgent:
             if rec.id not in done:
                 break
             ok_prefix.append(rec.id)
-        self.stats.delivered += sum(rec.items for rec in records[:len(ok_prefix)])
         await asyncio.to_thread(self.spool.remove, ok_prefix)
+        self.stats.delivered += sum(rec.items for rec in records[:len(ok_prefix)])
         if len(ok_prefix) < len(records):
             await asyncio.sleep(0.2)  # the connection dropped: let the reconnect happen
 
     async def _status(self, state: str) -> None:
-        depth = (await asyncio.to_thread(self.spool.depth)).items
-        body = orjson.dumps({"ts": time.time_ns() // 1_000_000, "state": state,
-                             "spool_depth": depth})
+        doc: dict[str, object] = {"ts": time.time_ns() // 1_000_000, "state": state}
+        if (depth := await self._depth()) is not None:
+            doc["spool_depth"] = depth.items
+        body = orjson.dumps(doc)
         with contextlib.suppress(ConnectionError, TimeoutError):
             async with asyncio.timeout(5.0):
                 await self.upstream.publish(self._status_topic, body, retain=True)
@@ -250,10 +309,10 @@ class GatewayAgent:
             await asyncio.sleep(self.options.heartbeat_s)
             await self._status("online")
 
-    async def _take_site(self, readings: list[Uplink]) -> None:
-        """Spool what the site listener received (stamped), before it is acknowledged."""
+    async def _take_site(self, readings: list[Uplink]) -> bool:
+        """Spool what the site listener received (stamped), before it is acknowledged;
+        False: stopped before the spool took it (not to be acknowledged)."""
         records = [(_record(self.topic(device, channel), payload), 1)
                    for device, channel, payload in readings]
-        self.stats.dropped += await asyncio.to_thread(self.spool.put_many, records)
-        self.stats.accepted += len(records)
-        self._wake.set()
+        async with self._putting:
+            return await self._put(records)

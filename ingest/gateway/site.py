@@ -42,9 +42,10 @@ def stamp(payload: bytes, now_ms: int) -> bytes:
 
 
 async def listen(port: int, client_id: str,
-                 take: Callable[[list[Uplink]], Awaitable[None]]) -> None:
+                 take: Callable[[list[Uplink]], Awaitable[bool]]) -> None:
     """Serve the site broker on `port` (all interfaces) until cancelled; `take` gets each
-    batch of valid, stamped readings and must make them durable before it returns."""
+    batch of valid, stamped readings and must make them durable before it returns True
+    (False: they are not, and the batch is not acknowledged)."""
     async with embedded_broker("0.0.0.0", port):
         opts = MqttOptions(f"mqtt://127.0.0.1:{port}", client_id)
         async with Subscriber(opts, ["+/+"]) as site:
@@ -59,6 +60,6 @@ async def listen(port: int, client_id: str,
                     else:
                         log.warning("site message on %r ignored: use {device}/{channel}",
                                     m.topic)
-                if readings:
-                    await take(readings)
+                if readings and not await take(readings):
+                    continue
                 site.ack(batch)

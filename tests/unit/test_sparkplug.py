@@ -11,6 +11,7 @@ own Python client builds them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -365,3 +366,37 @@ def test_arbitrary_sessions(born: bool, session: list[tuple[str, list[dict[str, 
         d(*NBIRTH[:2], T0 * MS)
     for t, metrics, seq, ts in session:
         _check(d, t, payload(*metrics, seq=seq, ts=ts))
+
+
+# --- state kept beside the spool -----------------------------------------------------------
+def test_attached_state_survives_a_new_decoder_and_a_death_clears_it(tmp_path: Path) -> None:
+    first = decoder()
+    first.attach(tmp_path)
+    birth = payload({"name": "bdSeq", "datatype": INT64, "long_value": 3},
+                    {"name": "Temperature", "alias": 1, "datatype": FLOAT,
+                     "float_value": 20.0}, seq=0, ts=T0)
+    first(topic("NBIRTH"), birth, T0 * MS)
+    first(topic("DBIRTH", device="pump"), payload(
+        {"name": "Flow", "alias": 2, "datatype": DOUBLE, "double_value": 1.0},
+        seq=1, ts=T0), T0 * MS)
+    first.detach()
+
+    second = decoder()  # a restarted collector
+    second.attach(tmp_path)
+    out = second(topic("NDATA"), payload({"alias": 1, "float_value": 21.0}, seq=9, ts=T0 + 1),
+                 T0 * MS)
+    dev = second(topic("DDATA", device="pump"),
+                 payload({"alias": 2, "double_value": 2.0}, seq=10, ts=T0 + 2), T0 * MS)
+    assert not out.rejections and not dev.rejections
+    assert [p.fields["temperature"] for p in out.points] == [21.0]
+    assert [p.fields["flow"] for p in dev.points] == [2.0]
+    assert not out.replies, "a restart is no seq gap: the first seq after it sets the count"
+    death = payload({"name": "bdSeq", "datatype": INT64, "long_value": 3})
+    second(topic("NDEATH"), death, T0 * MS)
+    second.detach()
+
+    third = decoder()
+    third.attach(tmp_path)
+    late = third(topic("NDATA"), payload({"alias": 1, "float_value": 1.0}, seq=0), T0 * MS)
+    assert [r.reason for r in late.rejections] == [Reason.NO_BIRTH]
+    third.detach()
