@@ -98,6 +98,16 @@ class Stats:
     by_reason: Counter[str] = field(default_factory=Counter)
 
 
+class Waiting(StoreUnavailable):
+    """Some points of a write wait for the store: their dead letters were refused too (e.g.
+    max-series-per-database); the rest is stored or dead-lettered for good, so only these
+    go to the spool (the whole batch again would store points already dead-lettered)."""
+
+    def __init__(self, detail: str, points: list[Point]) -> None:
+        super().__init__(detail)
+        self.points = points
+
+
 class Withheld(Exception):
     """A batch neither the store nor the spool took before the collector stopped: it is not
     acknowledged, so the broker delivers it again."""
@@ -339,6 +349,9 @@ class Collector:
             try:
                 await self._write(points)
                 return True
+            except Waiting as exc:
+                self._set_store_ok(False, str(exc))
+                points = exc.points
             except StoreUnavailable as exc:
                 self._set_store_ok(False, str(exc))
             except Exception as exc:  # a store bug must not end the batch loop
@@ -377,11 +390,15 @@ class Collector:
         self._count_stored(points, refused)
         if refused:
             letters = [_refused_letter(r) for r in refused]
-            if again := await self.store.write(letters):
+            again = await self.store.write(letters)
+            self._count_stored(letters, again)
+            if again:
                 # E.g. max-series-per-database: the dead letters' own series is refused too.
-                # The batch waits in the spool (its stored points are rewritten, idempotent).
-                raise StoreUnavailable(f"the store refuses dead letters too: {again[0].detail}")
-            self._count_stored(letters, [])
+                # Their points wait in the spool; what was stored or dead-lettered is final.
+                kept = {id(r.point) for r in again}
+                raise Waiting(f"the store refuses dead letters too: {again[0].detail}",
+                              [r.point for r, letter in zip(refused, letters, strict=True)
+                               if id(letter) in kept])
 
     def _count_stored(self, points: list[Point], refused: list[RejectedPoint]) -> None:
         if refused:
@@ -481,6 +498,11 @@ class Collector:
                 continue
             try:
                 await self._write(points)
+            except Waiting as exc:  # the rest is final: only the waiting points stay spooled
+                self._set_store_ok(False, str(exc))
+                await self._spool(exc.points)
+                await asyncio.to_thread(self.spool.remove, [record.id])
+                return False
             except StoreUnavailable as exc:
                 self._set_store_ok(False, str(exc))
                 return False
