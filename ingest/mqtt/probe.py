@@ -147,6 +147,10 @@ class _Client:
         return info.mid
 
     def disconnect(self, *, end_session: bool = False) -> None:
+        if self.connack is None or self.connack[0].is_failure:  # never connected
+            self.client.loop_stop()
+            self.disconnected = True
+            return
         props = None
         if end_session:  # MQTT 5: a Session Expiry of 0 on DISCONNECT ends the session
             props = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
@@ -222,11 +226,15 @@ def _probe(facts: BrokerFacts, options: MqttOptions, session: _Client, client_id
         if refusal is not None:
             return replace(facts, refused=f"the broker refused publishing to {topic} "
                            f"({refusal})")
-        session.messages.clear()
-        kept = session.connect(clean=False, expiry_s=60, deadline=deadline)
-        if kept:
-            _await_marker(session, publisher, topic, deadline, b"back")
-        got = {m.payload for m in session.messages if m.payload.isdigit()}
+        # A new paho client for the return: one client started twice leaks its socket pair.
+        back = _Client(options, client_id)
+        try:
+            kept = back.connect(clean=False, expiry_s=60, deadline=deadline)
+            if kept:
+                _await_marker(back, publisher, topic, deadline, b"back")
+        finally:
+            back.disconnect(end_session=True)
+        got = {m.payload for m in back.messages if m.payload.isdigit()}
         return replace(facts, probe=QueueProbe(messages, len(got), kept))
     finally:
         publisher.disconnect()
