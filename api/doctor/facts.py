@@ -36,7 +36,7 @@ from api.doctor.checks import Certificate, Finding, GatewayDelay, Headroom, Leve
 from api.kpis.rollups.worker import read_state
 from api.options import ApiOptions, DoctorOptions
 from ingest.model import DEAD_LETTER_MEASUREMENT, DELAY_FIELD, TAG_KEYS, Reason
-from ingest.mqtt import MqttOptions, client_tls, parse_broker_url
+from ingest.mqtt import MqttConfigError, MqttOptions, client_tls, parse_broker_url
 from ingest.mqtt.probe import look
 from ingest.stores import StoreError, open_reader, quote_ident, redact
 from ingest.stores.base import Aggregate, Reader, Stat
@@ -62,6 +62,11 @@ async def _broker(mqtt_url: str | None, doc: DoctorOptions) -> list[Finding]:
     if mqtt_url is None:
         return [Finding(id="broker.connect", level=Level.INFO, message="no broker configured")]
     url = doc.probe_url or mqtt_url
+    try:
+        account = parse_broker_url(url).username or "the probe's account"
+    except MqttConfigError as exc:
+        return [Finding(id="broker.connect", level=Level.ERROR, message=str(exc),
+                        fix="correct CITYPILOT_MQTT_URL (or --probe-url)")]
     options = MqttOptions(url=url, client_id="citypilot-doctor", ca_file=doc.mqtt_ca_file,
                           tls_insecure=doc.mqtt_tls_insecure, connect_timeout_s=doc.timeout_s)
     facts = await asyncio.to_thread(look, options, messages=doc.probe_messages,
@@ -75,7 +80,6 @@ async def _broker(mqtt_url: str | None, doc: DoctorOptions) -> list[Finding]:
             return [Finding(id="broker.conf", level=Level.ERROR,
                             message=f"cannot read {doc.mosquitto_conf}: {exc.strerror}",
                             fix="name the broker's mosquitto.conf, readable from here")]
-    account = parse_broker_url(url).username or "the probe's account"
     return checks.broker(facts, conf, account)
 
 
@@ -85,7 +89,11 @@ async def _store(store_url: str, doc: DoctorOptions) -> list[Finding]:
     influx = urlsplit(store_url).scheme in ("influxdb", "influxdbs")
     out: list[Finding] = []
     if influx:
-        target = parse_url(store_url)
+        try:
+            target = parse_url(store_url)
+        except StoreError as exc:
+            return [Finding(id="store.connect", level=Level.ERROR, message=str(exc),
+                            fix="correct CITYPILOT_STORE_URL")]
         try:
             async with httpx.AsyncClient(auth=target.auth, timeout=doc.timeout_s) as http:
                 ping = await http.get(f"{target.base_url}/ping")
@@ -207,8 +215,11 @@ def _spool(directory: Path, doc: DoctorOptions) -> Finding:
 
 async def _certificates(api: ApiOptions, doc: DoctorOptions) -> list[Certificate]:
     out = await asyncio.to_thread(_ca_file, doc.mqtt_ca_file) if doc.mqtt_ca_file else []
-    if api.mqtt_url is not None:
-        broker = parse_broker_url(api.mqtt_url)
+    try:
+        broker = parse_broker_url(api.mqtt_url) if api.mqtt_url is not None else None
+    except MqttConfigError:
+        broker = None  # `broker.connect` says so
+    if broker is not None:
         if broker.tls and not doc.mqtt_tls_insecure:
             context = client_tls(broker, doc.mqtt_ca_file)
             assert context is not None

@@ -112,6 +112,14 @@ def test_a_shipped_password_is_reported_not_refused(mosquitto: Mosquitto, tmp_pa
     assert secret["level"] == "error" and "CITYPILOT_MQTT_URL" in secret["message"]
 
 
+def test_bad_urls_are_findings_not_tracebacks(tmp_path: Path) -> None:
+    code, findings = doctor(tmp_path, CITYPILOT_MQTT_URL="mqtt://broker:port",
+                            CITYPILOT_STORE_URL="influxdb://influx:8086/")
+    assert code == 2
+    assert levels(findings)["broker.connect"] == {"error"}
+    assert levels(findings)["store.connect"] == {"error"}
+
+
 @pytest.fixture
 def low_limit_influxdb(tmp_path: Path) -> Iterator[InfluxDB]:
     """An InfluxDB whose `max-series-per-database` is 10."""
