@@ -30,7 +30,7 @@ from api.kpis.rollups.reader import RollupReader
 from api.open import ogc, usage
 from api.open.inventory import Uptime
 from api.options import ApiOptions
-from api.routes import admin, console, data, inventory, kpis, meta, reports
+from api.routes import admin, console, data, doctor, inventory, kpis, meta, reports
 from ingest.stores import open_reader
 from ingest.stores.naming import rollup_url
 
@@ -89,7 +89,7 @@ def create_app(options: ApiOptions) -> FastAPI:
     problems.install(app)
     # The console first: its page at `/` takes the place of meta's placeholder.
     for router in (console.router, meta.router, data.router, kpis.router, reports.router,
-                   admin.router, inventory.router, ogc.router, usage.router):
+                   admin.router, doctor.router, inventory.router, ogc.router, usage.router):
         app.include_router(router)
     app.middleware("http")(guard)
     app.middleware("http")(_measure)  # the outer one: it counts the guard's refusals too

@@ -17,6 +17,28 @@ class KpiOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class DoctorOptions:
+    """What `citypilot doctor` (and `GET /api/v1/doctor`) check beyond the API's own store,
+    catalogue and broker; the composition root fills it from the settings."""
+
+    mqtt_ca_file: str | None = None
+    mqtt_tls_insecure: bool = False
+    probe_url: str | None = None  # the account of the broker probe (default: mqtt_url's)
+    probe_messages: int = 2000  # 0: no queue probe
+    mosquitto_conf: str | None = None  # the broker's config file, when readable from here
+    spool_dir: str | None = None  # the collector's spool (None: not checked)
+    spool_max_bytes: int = 1 << 30
+    batch_max_bytes: int = 1 << 20
+    max_future_s: float = 300.0
+    # InfluxDB's limits when SHOW DIAGNOSTICS (admin only) does not tell them: its defaults.
+    max_series_per_database: int = 1_000_000
+    max_values_per_tag: int = 100_000
+    skew_window_s: float = 3600.0  # the ingest delays looked at
+    shipped_secrets: tuple[str, ...] = ()  # where a shipped default password is in use
+    timeout_s: float = 15.0
+
+
+@dataclass(frozen=True, slots=True)
 class ApiOptions:
     store_url: str
     catalog_url: str
@@ -30,6 +52,7 @@ class ApiOptions:
     public_url: str = "http://127.0.0.1:8080"
     open_rate_limit: str = "120/minute"
     auth_failure_limit: str = "10/minute"  # unknown API keys per client address
+    doctor: DoctorOptions = field(default_factory=DoctorOptions)
 
 
 @dataclass(frozen=True, slots=True)

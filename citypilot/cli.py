@@ -76,16 +76,26 @@ def _ingest(root: typer.Typer) -> None:
     mount(root, _ingest_wiring)
 
 
-def _api_options(config: Path | None) -> CliOptions:
-    from api.options import ApiOptions, CliOptions, KpiOptions
+def _api_options(config: Path | None, *, doctor: bool = False) -> CliOptions:
+    """`doctor` reports a shipped secret (and the broker's) instead of refusing it."""
+    from api.options import ApiOptions, CliOptions, DoctorOptions, KpiOptions
+    from citypilot.settings import shipped_broker_passwords, shipped_secrets
 
-    s = settings(config)
+    s = settings(config, demo=doctor)
+    shipped = (*shipped_secrets(s), *shipped_broker_passwords(s.mosquitto_password_file)) \
+        if doctor else ()
+    checkup = DoctorOptions(
+        mqtt_ca_file=str(s.mqtt_ca_file) if s.mqtt_ca_file else None,
+        mqtt_tls_insecure=s.mqtt_tls_insecure, spool_dir=str(s.spool_dir),
+        spool_max_bytes=s.spool_max_bytes, batch_max_bytes=s.batch_max_bytes,
+        max_future_s=s.max_future_s, shipped_secrets=tuple(shipped))
     return CliOptions(
         api=ApiOptions(store_url=s.store_url, catalog_url=s.catalog_url, mqtt_url=s.mqtt_url,
                        max_points=s.api_max_points, public_url=s.public_url,
                        open_rate_limit=s.open_rate_limit,
                        auth_failure_limit=s.auth_failure_limit,
-                       kpi=KpiOptions(default_interval_s=s.default_interval_s)),
+                       kpi=KpiOptions(default_interval_s=s.default_interval_s),
+                       doctor=checkup),
         host=s.api_host, port=s.api_port)
 
 
@@ -93,6 +103,12 @@ def _api(root: typer.Typer) -> None:
     from api.cli import mount
 
     mount(root, _api_options)
+
+
+def _doctor(root: typer.Typer) -> None:
+    from api.doctor.cli import mount
+
+    mount(root, functools.partial(_api_options, doctor=True))
 
 
 def _api_paths() -> list[str]:
@@ -127,7 +143,7 @@ COMMANDS: dict[str, Mount | None] = {
     "collect": _ingest, "api": _api, "up": None, "simulate": _simulators,
     "deadletters": _ingest, "sources": _ingest, "kpi": _api, "apikey": _api,
     "registry": _api, "inventory": _api, "rollup": _api, "report": _api,
-    "dashboards": _dashboards,
+    "dashboards": _dashboards, "doctor": _doctor,
     "gateway": _gateway,
 }
 

@@ -185,21 +185,40 @@ SHIPPED_SECRETS = frozenset({
 })
 
 
-def refuse_shipped_secrets(settings: Settings) -> None:
-    """Raise SettingsError when a URL carries a shipped default password (any `change-me...`
-    placeholder included). Every command but the demo's calls it after loading settings."""
+def _shipped(password: str) -> bool:
+    return password in SHIPPED_SECRETS or password.lower().startswith("change-me")
+
+
+def shipped_secrets(settings: Settings) -> list[str]:
+    """Where a URL of the settings carries a shipped default password (any `change-me...`
+    placeholder included), named as the user set it."""
     urls = [(f"{ENV_PREFIX}{key.upper()}", getattr(settings, key))
             for key in ("mqtt_url", "store_url", "catalog_url")]
     urls += [(f"[[sources]] {src.get('name', '?')} mqtt_url", src["mqtt_url"])
              for src in settings.sources if isinstance(src.get("mqtt_url"), str)]
-    for where, url in urls:
-        password = urlsplit(url).password
-        if password is None:
-            continue
-        plain = unquote(password)
-        if plain in SHIPPED_SECRETS or plain.lower().startswith("change-me"):
-            raise SettingsError(f"{where}: its password is a shipped default; set your own "
-                                "(in .env for docker compose) — defaults only work in the demo")
+    return [where for where, url in urls
+            if (password := urlsplit(url).password) is not None and _shipped(unquote(password))]
+
+
+def shipped_broker_passwords(password_file: Path) -> list[str]:
+    """The accounts of a Mosquitto password file whose password is a shipped one (what a
+    copied example leaves behind; `citypilot doctor` reports them)."""
+    from ingest.gateway.credentials import read_passwords, verify_hash
+
+    try:
+        entries = read_passwords(password_file)
+    except OSError:
+        return []
+    return [f"the broker account {user!r} ({password_file})" for user, hashed in entries
+            if any(verify_hash(secret, hashed) for secret in SHIPPED_SECRETS)]
+
+
+def refuse_shipped_secrets(settings: Settings) -> None:
+    """Raise SettingsError when a URL carries a shipped default password. Every command but
+    the demo's (and `doctor`, which reports it) calls it after loading settings."""
+    for where in shipped_secrets(settings):
+        raise SettingsError(f"{where}: its password is a shipped default; set your own "
+                            "(in .env for docker compose) — defaults only work in the demo")
 
 
 def markdown_table() -> str:

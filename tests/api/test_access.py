@@ -32,6 +32,7 @@ ROUTES: list[tuple[str, str, dict[str, str], object, str, int]] = [
     ("GET", "/api/v1/keys", {}, None, "admin", 200),
     ("POST", "/api/v1/keys", {}, NEW_KEY, "admin", 201),
     ("DELETE", "/api/v1/keys/000000000000", {}, None, "admin", 404),
+    ("GET", "/api/v1/doctor", {}, None, "admin", 200),
     ("GET", "/metrics", {}, None, "operator", 200),
 ]
 RANKS = ["viewer", "operator", "admin"]
