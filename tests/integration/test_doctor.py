@@ -123,10 +123,7 @@ def test_bad_urls_are_findings_not_tracebacks(tmp_path: Path) -> None:
 @pytest.fixture
 def low_limit_influxdb(tmp_path: Path) -> Iterator[InfluxDB]:
     """An InfluxDB whose `max-series-per-database` is 10."""
-    server = InfluxDB(tmp_path / "influx-low")
-    conf = server.workdir / "influxdb.conf"
-    conf.write_text(conf.read_text().replace("[data]\n",
-                                             "[data]\n  max-series-per-database = 10\n"))
+    server = InfluxDB(tmp_path / "influx-low", data={"max-series-per-database": "10"})
     server.start()
     try:
         yield server
