@@ -25,6 +25,7 @@ from api.kpis.service import KpiResult, compute_many, timezone_of
 from api.options import KpiOptions
 from api.reports import judgement
 from api.reports.judgement import Corner, Mark
+from api.texts import N_, Msg
 from ingest.model import DEAD_LETTER_MEASUREMENT
 from ingest.stores.base import Aggregate, Reader, Stat
 
@@ -68,7 +69,7 @@ class Comparison:
     mark: Mark
     baseline: float | None
     baseline_from: str  # "registry", "store" or ""
-    baseline_note: str  # the registry's source and date, or the baseline period
+    baseline_note: str  # the registry's source and date, or the baseline period (a `Msg`)
     change: float | None
     change_pct: float | None
     completeness: float | None
@@ -127,7 +128,7 @@ class Evaluation:
     activity_totals: list[tuple[str, str, int, int]]  # actor, type, activities, participants
     definitions: tuple[Kpi, ...]
     dead_letters: list[tuple[str, int]]
-    missing: list[str]
+    missing: list[Msg]
     results: list[KpiResult] = field(repr=False)
 
     @property
@@ -160,11 +161,13 @@ def _comparisons(pilot: Pilot, now: dict[tuple[str, Dims], Figure],
         stored = before.get(key) if before is not None else None
         base: float | None
         base_complete: float | None
+        note: str
         if registry is not None:
-            base, origin = registry.value, "registry"
+            base, origin = registry.value, N_("registry")
             note, base_complete = f"{registry.source}, {registry.date.isoformat()}", 100.0
         elif stored is not None and stored.value is not None:
-            base, origin, note, base_complete = stored.value, "store", baseline_note, complete_b
+            base, origin, note, base_complete = stored.value, N_("store"), baseline_note, \
+                complete_b
         else:
             base, origin, note, base_complete = None, "", "", None
         diff, pct = judgement.change(fig.value, base)
@@ -250,25 +253,25 @@ def _activity_totals(activities: tuple[Activity, ...]) -> list[tuple[str, str, i
 
 
 def _missing(ev_pilot: Pilot, registered: bool, now: dict[tuple[str, Dims], Figure],
-             baseline: bool, end: int, now_ns: int, uses: bool) -> list[str]:
-    out: list[str] = []
+             baseline: bool, end: int, now_ns: int, uses: bool) -> list[Msg]:
+    out: list[Msg] = []
     if not registered:
-        out.append("the pilot is not in the registry: no devices, services, targets or "
-                   "baselines are known beyond what it sent")
+        out.append(Msg("the pilot is not in the registry: no devices, services, targets or "
+                       "baselines are known beyond what it sent"))
     if end > now_ns:
-        out.append("the period is still in progress: figures cover it up to the time of "
-                   "the report")
+        out.append(Msg("the period is still in progress: figures cover it up to the time of "
+                       "the report"))
     if not ev_pilot.targets:
-        out.append("no targets are registered: no KPI can be marked met or not met")
+        out.append(Msg("no targets are registered: no KPI can be marked met or not met"))
     if not ev_pilot.baselines and not baseline:
-        out.append("no baselines are registered and no baseline period was given: the "
-                   "with-and-without table has no baseline")
+        out.append(Msg("no baselines are registered and no baseline period was given: the "
+                       "with-and-without table has no baseline"))
     if not uses:
-        out.append("no uses of any service were received in the period")
+        out.append(Msg("no uses of any service were received in the period"))
     empty = sorted({f.kpi.id for f in now.values() if f.value is None})
     if empty:
-        out.append(f"{len(empty)} of {len(KPIS)} KPIs have no value for the period (the "
-                   "reason is given with each)")
+        out.append(Msg("{empty} of {all} KPIs have no value for the period (the reason is "
+                       "given with each)", empty=len(empty), all=len(KPIS)))
     return out
 
 
@@ -291,8 +294,9 @@ async def build(store: Reader, fleet: Fleet, pilot: Pilot, start: int, end: int,
         before = _figures(await compute_many(store, pilot, ids, *baseline, Grain.PERIOD,
                                              options=options, now_ns=now_ns,
                                              progress=step("baseline")))
-        note = f"baseline period {from_ns(baseline[0], tz).date()} to " \
-               f"{from_ns(baseline[1], tz).date()}"
+        note = Msg("baseline period {start} to {end}",
+                   start=from_ns(baseline[0], tz).date().isoformat(),
+                   end=from_ns(baseline[1], tz).date().isoformat())
     weekly = await compute_many(store, pilot, WEEKLY, start, end, Grain.WEEK, options=options,
                                 now_ns=now_ns, progress=step("weekly"))
     rows = _comparisons(pilot, now, before, note)

@@ -21,24 +21,25 @@ from __future__ import annotations
 from enum import StrEnum
 
 from api.catalog import Direction, Target
+from api.texts import N_
 
 WORKS_AVAILABILITY = 95.0  # %: availability a service "works" at without a registered target
 USED_PER_DEVICE_PER_DAY = 1.0  # uses per deployed device and day for a service to be "used"
 
 
 class Mark(StrEnum):
-    MET = "met"
-    NOT_MET = "not met"
-    NO_TARGET = "no target"
-    NO_DATA = "no data"
+    MET = N_("met")
+    NOT_MET = N_("not met")
+    NO_TARGET = N_("no target")
+    NO_DATA = N_("no data")
 
 
 class Corner(StrEnum):
-    WORKING_AND_USED = "works and is used"
-    WORKS_BUT_UNUSED = "works but unused"
-    USED_BUT_UNRELIABLE = "used but unreliable"
-    NEITHER = "neither works nor is used"
-    UNKNOWN = "unknown"
+    WORKING_AND_USED = N_("works and is used")
+    WORKS_BUT_UNUSED = N_("works but unused")
+    USED_BUT_UNRELIABLE = N_("used but unreliable")
+    NEITHER = N_("neither works nor is used")
+    UNKNOWN = N_("unknown")
 
 
 def mark(value: float | None, target: Target | None) -> Mark:

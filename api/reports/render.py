@@ -5,28 +5,40 @@ the PDF: PDF/A-3b (WeasyPrint writes the XMP `pdfaid` identification, an sRGB ou
 and embeds every font), tagged, with the document's language and title, and the report's own
 XLSX embedded as an associated file, so the data travels with the document. Numbers and
 dates follow the report's language (Babel: `1,597.5` in English, `1.597,5` in Italian).
-Texts go through gettext (`_`); catalogues other than English are still to come.
+
+Texts go through gettext: the template's `_()`, this module's `_()`, and `Formats.say` for the
+texts marked where they are written (`api.texts`: KPI titles, formulas and limit values, the
+judgement's marks and corners, what is missing). The catalogues are `locale/<lang>/LC_MESSAGES/
+messages.po`, compiled with Babel when a language is first used: the `.po` is the one copy of
+a translation (no `.mo` to keep in step). English is the texts themselves.
 """
 
 from __future__ import annotations
 
+import gettext
+import io
 import logging
 import warnings
 from collections.abc import Iterable
 from datetime import datetime
+from functools import cache
+from importlib.resources import files
 from typing import Any
 
 from babel.dates import format_date
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from api.catalog import LANGUAGES
+from api.catalog import LANGUAGES, ActivityType, Helix
 from api.exports import kpi_sheets, save, sheet, workbook
 from api.kpis.catalog import Family, describe
 from api.kpis.periods import NS, from_ns
 from api.reports import charts, judgement
 from api.reports.evaluation import Evaluation
 from api.reports.judgement import Corner, Mark
+from api.texts import N_, Msg
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +46,15 @@ NUMBER = "#,##0.##"  # every figure of the report: grouped, at most two decimals
 PERCENT = "#,##0.#"
 MARK_SIGN = {Mark.MET: "✓", Mark.NOT_MET: "✗", Mark.NO_TARGET: "–", Mark.NO_DATA: "?"}
 XLSX_NAME = "evaluation-data.xlsx"
+LOCALE = files("api.reports") / "locale"  # <lang>/LC_MESSAGES/messages.po, messages.pot
+# The registry's activity types and actors are ids; the report names them.
+LABELS: dict[str, str] = {
+    ActivityType.TRAINING.value: N_("training"),
+    ActivityType.MATCHMAKING.value: N_("matchmaking or brokerage event"),
+    ActivityType.WORKSHOP.value: N_("workshop"),
+    ActivityType.POLICY_DIALOGUE.value: N_("policy dialogue"),
+    Helix.BUSINESS.value: N_("business"), Helix.ACADEMIA.value: N_("academia"),
+    Helix.PUBLIC_AUTHORITY.value: N_("public authority"), Helix.CITIZENS.value: N_("citizens")}
 
 
 class ReportError(ValueError):
@@ -48,11 +69,37 @@ def language(requested: str | None, registered: str | None) -> str:
     return lang
 
 
+@cache
+def translations(lang: str) -> gettext.NullTranslations:
+    """The report's catalogue for `lang`, compiled from its `.po` (fuzzy entries left out)."""
+    if lang == "en":
+        return gettext.NullTranslations()
+    with (LOCALE / lang / "LC_MESSAGES" / "messages.po").open("rb") as po:
+        catalog = read_po(po, locale=lang)
+    mo = io.BytesIO()
+    write_mo(mo, catalog)
+    mo.seek(0)
+    return gettext.GNUTranslations(mo)
+
+
 class Formats:
-    """Numbers and dates in one language."""
+    """Texts, numbers and dates in one language."""
 
     def __init__(self, lang: str) -> None:
         self.lang = lang
+        self.gettext = translations(lang).gettext
+
+    def say(self, text: str) -> str:
+        """A text marked where it is written (`api.texts`) in this language."""
+        if not text:
+            return text  # gettext("") is the catalogue's header
+        if isinstance(text, Msg):
+            return text.say(self.gettext, self.num)
+        return self.gettext(str(text))  # an enum's value: Enum hashes by name
+
+    def label(self, value: str) -> str:
+        """An activity type or actor in words."""
+        return self.gettext(LABELS.get(str(value), str(value)))
 
     def num(self, value: float | None) -> str:
         return "—" if value is None else format_decimal(value, NUMBER, locale=self.lang)
@@ -68,26 +115,32 @@ class Formats:
         return format_date(from_ns(ns, ev.timezone).date(), "d MMM", locale=self.lang)
 
 
-_ENV = Environment(loader=PackageLoader("api.reports", "templates"),
-                   autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
-                   extensions=["jinja2.ext.i18n"], trim_blocks=True, lstrip_blocks=True)
-_ENV.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+@cache
+def _env(lang: str) -> Environment:
+    """The template's environment with the catalogue of `lang` (one per language, so that
+    reports in different languages can render at the same time)."""
+    env = Environment(loader=PackageLoader("api.reports", "templates"),
+                      autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
+                      extensions=["jinja2.ext.i18n"], trim_blocks=True, lstrip_blocks=True)
+    env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
+    return env
 
 
 def _charts(ev: Evaluation, f: Formats) -> dict[str, Any]:
+    _ = f.gettext
     trends = {s.service: charts.trend(
-        f"{s.service}: uses and availability per week",
+        _("{service}: uses and availability per week").format(service=s.service),
         [(f.week(w.start, ev), w.uses, w.availability) for w in s.weeks], f.num,
-        "uses", "availability (%)") for s in ev.services}
+        _("uses"), _("availability (%)")) for s in ev.services}
     points = [(s.service, ev.availability.value,
                s.per_device.value / ev.days if s.per_device and s.per_device.value is not None
                else None) for s in ev.services]
-    names = (Corner.USED_BUT_UNRELIABLE.value, Corner.WORKING_AND_USED.value,
-             Corner.NEITHER.value, Corner.WORKS_BUT_UNUSED.value)
-    quadrant = charts.quadrant("Usage against availability per service", points,
+    names = (f.say(Corner.USED_BUT_UNRELIABLE), f.say(Corner.WORKING_AND_USED),
+             f.say(Corner.NEITHER), f.say(Corner.WORKS_BUT_UNUSED))
+    quadrant = charts.quadrant(_("Usage against availability per service"), points,
                                ev.works_at, judgement.USED_PER_DEVICE_PER_DAY, names,
-                               ("availability of the pilot (%)", "uses per device and day"),
-                               f.num) if ev.services else None
+                               (_("availability of the pilot (%)"),
+                                _("uses per device and day")), f.num) if ev.services else None
     limits: dict[str, Any] = {}
     for check in ev.limits:
         kpi = check.figure.kpi
@@ -99,22 +152,22 @@ def _charts(ev: Evaluation, f: Formats) -> dict[str, Any]:
         bounds = [(float(lim.allowed) if lim.allowed is not None else lim.value,
                    lim.regime.value.split(" (")[0]) for lim in kpi.limits]
         limits[kpi.id] = charts.against_limits(
-            kpi.title, [(w, v) for w, v in rows if v is not None], bounds,
+            f.say(kpi.title), [(w, v) for w, v in rows if v is not None], bounds,
             kpi.unit, f.num) if rows else None
     return {"trends": trends, "quadrant": quadrant, "limits": limits}
 
 
 def to_html(ev: Evaluation, lang: str = "en") -> str:
     f = Formats(lang)
-    return _ENV.get_template("evaluation.html").render(
+    return _env(lang).get_template("evaluation.html").render(
         ev=ev, f=f, lang=lang, Family=Family, dict=dict, Mark=Mark, sign=MARK_SIGN,
-        describe=describe, charts=_charts(ev, f), title=title(ev),
-        made=format_date(from_ns(ev.now).date(), "long", locale=lang),
-        rule=judgement.__doc__)
+        describe=describe, charts=_charts(ev, f), title=title(ev, lang),
+        made=format_date(from_ns(ev.now).date(), "long", locale=lang))
 
 
-def title(ev: Evaluation) -> str:
-    return f"Pilot evaluation: {ev.pilot.name or ev.pilot.id}"
+def title(ev: Evaluation, lang: str = "en") -> str:
+    _ = translations(lang).gettext
+    return _("Pilot evaluation: {pilot}").format(pilot=ev.pilot.name or ev.pilot.id)
 
 
 def to_pdf(ev: Evaluation, lang: str = "en") -> bytes:
@@ -122,8 +175,9 @@ def to_pdf(ev: Evaluation, lang: str = "en") -> bytes:
     from weasyprint import HTML, Attachment  # heavy (Pango): only when a PDF is asked for
 
     html = to_html(ev, lang)
+    _ = translations(lang).gettext
     attachment = Attachment(string=to_xlsx(ev), name=XLSX_NAME,
-                            description="the report's tables and KPI definitions",
+                            description=_("the report's tables and KPI definitions"),
                             relationship="Data")
     with warnings.catch_warnings():
         # WeasyPrint 70 opens its sRGB profile (the PDF/A output intent) without closing it.
@@ -201,4 +255,5 @@ def filename(ev: Evaluation, fmt: str) -> str:
     return f"citypilot-evaluation-{ev.pilot.id}-{lo:%Y%m%d}-{hi:%Y%m%d}.{fmt}"
 
 
-__all__ = ["NS", "ReportError", "filename", "language", "to_html", "to_pdf", "to_xlsx"]
+__all__ = ["NS", "ReportError", "filename", "language", "to_html", "to_pdf", "to_xlsx",
+           "translations"]

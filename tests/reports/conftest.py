@@ -20,6 +20,7 @@ from tests.contract.test_kpis import BERLIN, NOW, PILOT, D, T
 
 START, END = T, T + 7 * D
 BASELINE = (T - 14 * D, T - 7 * D)
+PERIOD_QUERY = {"pilot": "p1", "start": rfc3339(START, BERLIN), "end": rfc3339(END, BERLIN)}
 REPORTED = PILOT.model_copy(update={
     "language": "en", "operator": "Stadtwerke Test",
     "targets": {"availability": Target(value=3.0, direction="at_least"),

@@ -14,9 +14,8 @@ from api.kpis.periods import rfc3339
 from tests.api.conftest import Live
 from tests.api.test_cli import REGISTRY, env, run  # noqa: F401 (env is a fixture)
 from tests.contract.test_kpis import BERLIN
-from tests.reports.conftest import BASELINE, END, START
-
-PERIOD = {"pilot": "p1", "start": rfc3339(START, BERLIN), "end": rfc3339(END, BERLIN)}
+from tests.reports.conftest import BASELINE
+from tests.reports.conftest import PERIOD_QUERY as PERIOD
 
 
 def test_cli_writes_each_format_with_progress(env: dict[str, str],  # noqa: F811

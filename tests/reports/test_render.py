@@ -100,9 +100,11 @@ def _tool(name: str) -> str:
     return found
 
 
-def _pdftotext(path: Path) -> str:
-    return subprocess.run([_tool("pdftotext"), "-layout", str(path), "-"], check=True,
-                          capture_output=True, text=True).stdout
+def _pdftotext(path: Path, layout: bool = True) -> str:
+    """The PDF's text: laid out as on the page (table rows on a line), else in reading order
+    (a paragraph's words in sequence)."""
+    return subprocess.run([_tool("pdftotext"), *(["-layout"] if layout else []), str(path),
+                           "-"], check=True, capture_output=True, text=True).stdout
 
 
 def _pdftoppm(path: Path, out: Path) -> list[int]:
