@@ -1,10 +1,10 @@
-# citypilot: make demo | make test | make bench
+# citypilot: make demo | make test | make bench | make fuzz
 PYTHON ?= python3.11
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test bench lint servers clean
+.PHONY: demo test bench fuzz lint servers clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11+)" >&2; exit 1; }
@@ -53,6 +53,12 @@ test: $(STAMP) servers lint
 
 bench: $(STAMP) servers
 	PATH="/usr/sbin:$$PATH" $(PY) -m bench
+
+# schemathesis, every phase and check, 1,000 cases per operation against the API over its own
+# InfluxDB (tens of minutes; the suite runs 10). FUZZ_EXAMPLES=N to change it.
+FUZZ_EXAMPLES ?= 1000
+fuzz: $(STAMP) servers
+	PATH="/usr/sbin:$$PATH" $(PY) -m tests.api.fuzz --examples $(FUZZ_EXAMPLES)
 
 clean:
 	rm -rf $(VENV) citypilot-data .pytest_cache .mypy_cache .ruff_cache
