@@ -76,8 +76,11 @@ class Settings(BaseSettings):
                                     "address; beyond, every keyed request from it is a 429 "
                                     "until the window has passed")
     mosquitto_password_file: Path = Field(Path("deploy/mosquitto/auth/passwd"),
-                                          description="Mosquitto password file that "
-                                          "`citypilot gateway add/revoke` edit")
+                                          description="Mosquitto password file of the "
+                                          "gateways, that `citypilot gateway add/revoke` edit")
+    mosquitto_collector_password_file: Path = Field(
+        Path("deploy/mosquitto/auth/collectors.passwd"), description="Mosquitto password "
+        "file of the collectors' account, that `citypilot gateway collector` edits")
     mosquitto_acl_file: Path = Field(Path("deploy/mosquitto/auth/acl"), description="Mosquitto "
                                      "ACL file that `citypilot gateway add/revoke` edit")
     batch_max_messages: int = Field(2000, ge=1, le=65535, description="messages per store "
