@@ -2,7 +2,7 @@
 data, fuzzed by the schemathesis CLI with every phase (examples, coverage, fuzzing, stateful
 links) and every check, as an admin so that every route is reached.
 
-`python -m tests.api.fuzz --examples 1000` (`make fuzz`) starts its own InfluxDB in a temp
+`python -m tests.api.fuzz --examples 300` (`make fuzz`) starts its own InfluxDB in a temp
 dir and runs long; the suite runs the same thing short (`test_schemathesis.py`). Exit code:
 schemathesis's (0 when nothing failed).
 """
@@ -69,8 +69,8 @@ def schemathesis(base: str, key: str, examples: int, report_dir: Path, *extra: s
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--examples", type=int, default=1000,
-                        help="test cases per operation and phase (default: 1000)")
+    parser.add_argument("--examples", type=int, default=300,
+                        help="test cases per operation and phase (default: 300)")
     parser.add_argument("--report-dir", type=Path, default=Path("citypilot-data/fuzz"),
                         help="where schemathesis writes its NDJSON report (default: "
                         "citypilot-data/fuzz)")

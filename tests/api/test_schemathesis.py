@@ -5,7 +5,7 @@ on 405s, keys enforced), as an admin so that every route is reached.
 
 The API runs in a real uvicorn on a free port over InfluxDB holding the KPI contract data
 (`tests/api/fuzz.py`); the role matrix itself is `test_access.py`. The example count is kept
-small here; `make fuzz` runs 1,000 per operation.
+small here; `make fuzz` runs 300 per operation (`FUZZ_EXAMPLES`).
 """
 
 from __future__ import annotations
