@@ -100,8 +100,25 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "")
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no such resource: {request.url.path} (see /docs)"
-    return problem_response(request, exc.status_code, detail,
-                            headers=dict(exc.headers) if exc.headers else None)
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed(request, headers.get("allow", headers.get("Allow", "")))
+    return problem_response(request, exc.status_code, detail, headers=headers or None)
+
+
+def _allowed(request: Request, named: str) -> str:
+    """Every method the OpenAPI document has on this path, with those Starlette named: its
+    405 names only the methods of the first route that matched the path (a GET route and a
+    PUT route on one path: `Allow: GET`)."""
+    methods = {m.strip() for m in named.split(",") if m.strip()}
+    segments = request.url.path.rstrip("/").split("/")
+    for template, item in request.app.openapi()["paths"].items():
+        parts = template.rstrip("/").split("/")
+        if len(parts) == len(segments) and all(
+                p == s or (p.startswith("{") and p.endswith("}") and s)
+                for p, s in zip(parts, segments, strict=True)):
+            methods |= {m.upper() for m in item}
+    return ", ".join(sorted(methods))
 
 
 async def _unavailable(request: Request, exc: Exception) -> JSONResponse:

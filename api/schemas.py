@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.catalog import Role
+from api.jsontypes import Instant
 from ingest.model import IDENT_PATTERN, Ident
 
 
@@ -167,7 +168,7 @@ class KeyRequest(BaseModel):
     role: Role
     pilots: list[Ident] | None = Field(None, min_length=1, max_length=100,
                                        description="limit to these pilots")
-    expires: datetime | None = Field(None, description="RFC 3339 with an offset")
+    expires: Instant | None = Field(None, description="RFC 3339 with an offset")
 
 
 class Loaded(_Out):

@@ -64,6 +64,11 @@ def gateway(
                                           min=0.0, max=1.0)] = 0.0,
     listen: Annotated[int | None, typer.Option(
         help="port of the site broker that local sensors publish {device}/{channel} to")] = None,
+    listen_host: Annotated[str | None, typer.Option(
+        help="address of the site broker [CITYPILOT_GATEWAY_LISTEN_HOST, 127.0.0.1]")] = None,
+    listen_password_file: Annotated[Path | None, typer.Option(
+        help="Mosquitto password file of its clients, no anonymous one "
+        "[CITYPILOT_GATEWAY_LISTEN_PASSWORD_FILE]")] = None,
     spool_dir: Annotated[Path | None, typer.Option(
         help="spool directory [CITYPILOT_SPOOL_DIR/gateway]")] = None,
     spool_max_bytes: Annotated[int, typer.Option(help="spool bound", min=1024)] = 256 << 20,
@@ -86,6 +91,10 @@ def gateway(
         url = upstream or s.mqtt_url
         parse_broker_url(url)
         refuse_shipped_secrets(s.model_copy(update={"mqtt_url": url}))
+        site_passwords = listen_password_file or s.gateway_listen_password_file
+        if listen and site_passwords is not None and not site_passwords.is_file():
+            raise SettingsError(f"gateway_listen_password_file: {site_passwords} is not a "
+                                "file; make it with `mosquitto_passwd -c FILE USER`")
     except (SettingsError, MqttConfigError) as exc:
         typer.echo(f"citypilot: configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -98,7 +107,8 @@ def gateway(
                              ca_file=str(s.mqtt_ca_file) if s.mqtt_ca_file else None,
                              tls_insecure=s.mqtt_tls_insecure),
         spool_dir=spool_dir or s.spool_dir / "gateway", spool_max_bytes=spool_max_bytes,
-        heartbeat_s=heartbeat, listen_port=listen, drain_timeout_s=drain_timeout)
+        heartbeat_s=heartbeat, listen_port=listen, drain_timeout_s=drain_timeout,
+        listen_host=listen_host or s.gateway_listen_host, listen_password_file=site_passwords)
     duration_s = parse_duration(duration) if duration else None
     sources = []
     if simulate:

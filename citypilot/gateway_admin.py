@@ -63,7 +63,8 @@ admin_app = typer.Typer(add_completion=False, help="The gateway agent (`citypilo
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file "
                                                 "(or CITYPILOT_CONFIG)")]
 PasswordFileOpt = Annotated[Path | None, typer.Option(
-    "--password-file", help="Mosquitto password file [CITYPILOT_MOSQUITTO_PASSWORD_FILE]")]
+    "--password-file", help="the gateways' Mosquitto password file "
+    "[CITYPILOT_MOSQUITTO_PASSWORD_FILE]")]
 AclFileOpt = Annotated[Path | None, typer.Option(
     "--acl-file", help="Mosquitto ACL file [CITYPILOT_MOSQUITTO_ACL_FILE]")]
 PilotOpt = Annotated[str, typer.Option("--pilot", help="pilot id")]
@@ -137,21 +138,27 @@ def revoke(pilot: PilotOpt, gateway: GatewayOpt, password_file: PasswordFileOpt 
 @admin_app.command("collector")
 def collector(password_file: PasswordFileOpt = None, acl_file: AclFileOpt = None,
               config: ConfigOpt = None,
+              collector_file: Annotated[Path | None, typer.Option(
+                  "--collector-password-file", help="the collectors' Mosquitto password "
+                  "file [CITYPILOT_MOSQUITTO_COLLECTOR_PASSWORD_FILE]")] = None,
               password_stdin: Annotated[bool, typer.Option(
                   "--password-stdin", help="read the password from stdin (e.g. the one in "
                   ".env) instead of making one")] = False) -> None:
-    """Set the collectors' account (`citypilot-collector`) password; print a made one once."""
-    pw_file, acl, _ = _files(config, password_file, acl_file)
+    """Set the collectors' account (`citypilot-collector`) password in the collectors'
+    password file; print a made one once. Writes the ACL and an empty gateways' password
+    file when missing, and takes the account out of the gateways' file."""
+    pw_file, acl, s = _files(config, password_file, acl_file)
+    own = collector_file or s.mosquitto_collector_password_file
     password = sys.stdin.readline().strip() if password_stdin else new_password()
     if not password or ":" in password:
         raise _fail(GatewayError("the password must be one non-empty line without ':'"))
     try:
-        set_collector(pw_file, acl, password)
+        set_collector(own, pw_file, acl, password)
     except (GatewayError, OSError) as exc:
         raise _fail(exc) from None
     if not password_stdin:
         sys.stdout.write(password + "\n")
-    typer.echo(f"collector account {COLLECTOR_USER!r} set in {pw_file}", err=True)
+    typer.echo(f"collector account {COLLECTOR_USER!r} set in {own}", err=True)
     typer.echo(RELOAD, err=True)
 
 

@@ -76,10 +76,19 @@ class Settings(BaseSettings):
                                     "address; beyond, every keyed request from it is a 429 "
                                     "until the window has passed")
     mosquitto_password_file: Path = Field(Path("deploy/mosquitto/auth/passwd"),
-                                          description="Mosquitto password file that "
-                                          "`citypilot gateway add/revoke` edit")
+                                          description="Mosquitto password file of the "
+                                          "gateways, that `citypilot gateway add/revoke` edit")
+    mosquitto_collector_password_file: Path = Field(
+        Path("deploy/mosquitto/auth/collectors.passwd"), description="Mosquitto password "
+        "file of the collectors' account, that `citypilot gateway collector` edits")
     mosquitto_acl_file: Path = Field(Path("deploy/mosquitto/auth/acl"), description="Mosquitto "
                                      "ACL file that `citypilot gateway add/revoke` edit")
+    gateway_listen_host: str = Field("127.0.0.1", description="address the gateway agent's "
+                                     "site listener (`--listen`) binds; 0.0.0.0 for the site "
+                                     "network (then set a password file)")
+    gateway_listen_password_file: Path | None = Field(
+        None, description="password file of the site listener's clients, in Mosquitto's "
+        "format (`mosquitto_passwd -c FILE USER`), re-read at each login; unset: anonymous")
     batch_max_messages: int = Field(2000, ge=1, le=65535, description="messages per store "
                                     "write (also sizes the MQTT 5 Receive Maximum)")
     batch_max_bytes: int = Field(1 << 20, ge=1024, description="payload bytes per store "

@@ -190,20 +190,22 @@ os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 
 class ShippedMosquitto(ServerProcess):
     """Mosquitto run from the shipped `deploy/mosquitto/mosquitto.conf`, verbatim but for its
-    paths (auth and certificate files from the test's dirs, data in a temp dir) and its two
-    listeners (free loopback ports); as root it also names the user to stay (the shipped file
-    leaves that to the image). `rewritten` lists the lines that differ, for the test that
-    checks nothing else was touched."""
+    paths (auth and certificate files from the test's dirs, data in a temp dir) and its three
+    listeners (free loopback ports: `port` the collectors' plain loopback one, `collector_tls_port`
+    theirs with TLS, `gateway_port` the gateways'); as root it also names the user to stay
+    (the shipped file leaves that to the image). `rewritten` lists the lines that differ, for
+    the test that checks nothing else was touched."""
 
     SHIPPED = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto" / "mosquitto.conf"
 
     def __init__(self, workdir: Path, auth_dir: Path, certs_dir: Path) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "data").mkdir(exist_ok=True)
-        port, self.tls_port = free_port(), free_port()
+        port, self.gateway_port, self.collector_tls_port = free_port(), free_port(), free_port()
         paths = {"/mosquitto/auth/": f"{auth_dir}/", "/mosquitto/certs/": f"{certs_dir}/",
                  "/mosquitto/data/": f"{workdir}/data/"}
-        listeners = {"listener 8883": f"listener {self.tls_port} 127.0.0.1",
+        listeners = {"listener 8883": f"listener {self.gateway_port} 127.0.0.1",
+                     "listener 8884": f"listener {self.collector_tls_port} 127.0.0.1",
                      "listener 1883 127.0.0.1": f"listener {port} 127.0.0.1"}
         lines, self.rewritten = [], []
         for line in self.SHIPPED.read_text().splitlines():
@@ -223,9 +225,16 @@ class ShippedMosquitto(ServerProcess):
 
     def url(self, user: str = "", password: str = "", *, tls: bool = False,
             host: str = "127.0.0.1") -> str:
+        """On a collectors' listener: the plain loopback one, or with `tls` the TLS one."""
         creds = f"{user}:{password}@" if user else ""
-        scheme, port = ("mqtts", self.tls_port) if tls else ("mqtt", self.port)
+        scheme, port = ("mqtts", self.collector_tls_port) if tls else ("mqtt", self.port)
         return f"{scheme}://{creds}{host}:{port}"
+
+    def gateway_url(self, user: str = "", password: str = "", *,
+                    host: str = "127.0.0.1") -> str:
+        """On the gateways' listener (TLS, the client id replaced by the username)."""
+        creds = f"{user}:{password}@" if user else ""
+        return f"mqtts://{creds}{host}:{self.gateway_port}"
 
     def reload(self) -> None:
         """SIGHUP: Mosquitto re-reads its password file and ACL."""

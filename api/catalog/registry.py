@@ -10,9 +10,7 @@ Ids follow the topic grammar.
 
 from __future__ import annotations
 
-import datetime as dt
 import tomllib
-from datetime import date
 from enum import StrEnum
 from typing import Annotated
 
@@ -24,10 +22,12 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
+from api.jsontypes import Count, Day, Flag, Number
 from api.kpis.catalog import BY_ID
 from ingest.model import RESERVED_KINDS, Ident, Name, zone
 from ingest.validation import one_line
@@ -36,6 +36,11 @@ Text = Annotated[str, StringConstraints(max_length=200)]
 Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]{1,64}@[^@\s]{1,190}$")]
 # The fewest distinct users a published usage cell may have: below it a cell is suppressed.
 MIN_USERS_FLOOR = 5
+# Bounds of the registry's numbers, generous beyond any pilot: every number a client may send
+# has both (the API's fuzzing found what an unbounded one does: `tests/api/test_bounds.py`).
+MAX_PEOPLE = 100_000_000  # a population, participants, distinct users
+MAX_CAPACITY = 1_000_000.0  # bays, connectors, luminaires, simultaneous users
+MAX_FIGURE = 1e12  # a KPI target or baseline, an energy figure
 
 
 class CatalogError(Exception):
@@ -62,13 +67,13 @@ class Device(_Entry):
     kind: Name | None = Field(default=None, description="the telemetry kind it reports")
     service: Name | None = Field(default=None, description="the service it counts uses of")
     location: Text | None = None
-    lat: float | None = Field(default=None, ge=-90, le=90)
-    lon: float | None = Field(default=None, ge=-180, le=180)
-    interval_s: float | None = Field(default=None, gt=0, le=7 * 86400,
+    lat: Number | None = Field(default=None, ge=-90, le=90)
+    lon: Number | None = Field(default=None, ge=-180, le=180)
+    interval_s: Number | None = Field(default=None, ge=0.001, le=7 * 86400,
                                      description="expected reporting interval")
-    capacity: float | None = Field(default=None, ge=0,
+    capacity: Number | None = Field(default=None, ge=0, le=MAX_CAPACITY,
                                    description="bays, connectors, luminaires...")
-    installed: date | None = Field(
+    installed: Day | None = Field(
         default=None, description="the local day it was installed: availability and "
         "completeness count it from then (without one, from its first reading)")
     operator: Text | None = Field(default=None, description="who runs it (company or "
@@ -82,13 +87,15 @@ class Device(_Entry):
 class Service(_Entry):
     id: Name
     name: Text | None = None
-    capacity: float | None = Field(default=None, gt=0,
+    capacity: Number | None = Field(default=None, ge=1, le=MAX_CAPACITY,
                                    description="simultaneous users it can serve")
 
 
 # -- evaluation: targets, baselines, uptake and activities (the evaluation report's facts) --
 
 LANGUAGES = ("en", "it", "es", "fr", "el", "pt", "hr", "sl")  # the pilots' countries
+# Checked by `Pilot._language` (its message lists them), documented as the enum it is.
+Language = Annotated[str, WithJsonSchema({"type": "string", "enum": list(LANGUAGES)})]
 
 
 class Direction(StrEnum):
@@ -97,14 +104,14 @@ class Direction(StrEnum):
 
 
 class Target(_Entry):
-    value: float
+    value: Number = Field(ge=-MAX_FIGURE, le=MAX_FIGURE)
     direction: Direction
 
 
 class Baseline(_Entry):
-    value: float
+    value: Number = Field(ge=-MAX_FIGURE, le=MAX_FIGURE)
     source: Text = Field(description="where the figure comes from, e.g. the utility bill")
-    date: dt.date = Field(description="when it was measured or published")
+    date: Day = Field(description="when it was measured or published")
 
 
 class Uptake(_Entry):
@@ -112,7 +119,7 @@ class Uptake(_Entry):
 
     organisation: Text
     solution: Text
-    date: dt.date
+    date: Day
     document: Text = Field(description="the document that records it (a reference or URL)")
 
 
@@ -135,8 +142,8 @@ class Helix(StrEnum):
 class Activity(_Entry):
     type: ActivityType
     actor: Helix
-    date: dt.date
-    participants: int = Field(ge=0)
+    date: Day
+    participants: Count = Field(ge=0, le=MAX_PEOPLE)
     title: Text | None = None
 
 
@@ -149,11 +156,13 @@ def _known_kpis(entries: dict[str, object], what: str) -> None:
 class OpenData(_Entry):
     """What the open interfaces publish of a pilot: nothing unless `open_data` is true."""
 
-    open_data: bool = Field(default=False, description="publish this pilot without a key")
+    open_data: Flag = Field(default=False, description="publish this pilot without a key")
     open_kinds: tuple[Name, ...] = Field(default=(), description="the telemetry kinds that "
                                          "are public (none other is ever shown)")
-    open_min_users: int = Field(default=10, description="a usage cell is published only "
-                                f"with at least this many distinct users (>= {MIN_USERS_FLOOR})")
+    open_min_users: Count = Field(default=10, description="a usage cell is published only "
+                                f"with at least this many distinct users (>= {MIN_USERS_FLOOR})",
+                                json_schema_extra={"minimum": MIN_USERS_FLOOR,
+                                                   "maximum": MAX_PEOPLE})
     licence: Text = Field(default="CC-BY-4.0", description="SPDX id or URL of the licence")
     contact_name: Text | None = None
     contact_email: Email | None = None
@@ -164,6 +173,8 @@ class OpenData(_Entry):
         if v < MIN_USERS_FLOOR:
             raise ValueError(f"open_min_users is {v}: it must be at least {MIN_USERS_FLOOR} "
                              "(smaller usage counts could identify citizens)")
+        if v > MAX_PEOPLE:
+            raise ValueError(f"open_min_users is {v}: it must be at most {MAX_PEOPLE}")
         return v
 
     @field_validator("open_kinds")
@@ -179,17 +190,19 @@ class OpenData(_Entry):
 class Pilot(_Entry):
     id: Ident
     name: Text | None = None
-    population: int | None = Field(default=None, ge=0, description="target population")
+    population: Count | None = Field(default=None, ge=0, le=MAX_PEOPLE,
+                                   description="target population")
     timezone: str = Field(default="UTC",
                           description="IANA zone: periods start at local midnight")
-    lighting_baseline_kwh_per_day: float | None = Field(
-        default=None, gt=0, description="street lighting energy per day before the pilot")
+    lighting_baseline_kwh_per_day: Number | None = Field(
+        default=None, ge=0.001, le=MAX_FIGURE,
+        description="street lighting energy per day before the pilot")
     gateways: tuple[Gateway, ...] = ()
     devices: tuple[Device, ...] = ()
     services: tuple[Service, ...] = ()
     # -- evaluation (the report): kept together, one block --
-    language: str | None = Field(default=None, description="the report's default language: "
-                                 + ", ".join(LANGUAGES))
+    language: Language | None = Field(default=None, description="the report's default "
+                                      "language: " + ", ".join(LANGUAGES))
     operator: Text | None = Field(default=None, description="who operates the pilot")
     targets: dict[Name, Target] = Field(default_factory=dict,
                                         description="per KPI id: value and direction")

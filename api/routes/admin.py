@@ -113,10 +113,15 @@ async def create_key(key: Admin, catalog: CatalogDep, request: KeyRequest) -> Ke
     return KeyCreated(**_key_out(record).model_dump(), key=secret)
 
 
-@router.delete("/keys/{key_id}", status_code=204, tags=["keys"], responses=errors(404))
+@router.delete("/keys/{key_id}", status_code=204, tags=["keys"], responses=errors(404, 409))
 async def revoke_key(key: Admin, catalog: CatalogDep, key_id: KeyPath) -> Response:
-    """Revoke a key: it is refused from the next request on."""
+    """Revoke a key: it is refused from the next request on. Not the key of the request
+    itself: that would lock its admin out (`citypilot apikey revoke` or another admin key
+    does it)."""
     _every_pilot(key)
+    if key_id == key.id:
+        raise Problem(409, "a key may not revoke itself: revoke it with another admin key "
+                      "or `citypilot apikey revoke`")
     if not catalog.revoke(key_id):
         raise Problem(404, f"no active key {key_id!r}")
     return Response(status_code=204)

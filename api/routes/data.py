@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from pydantic import WithJsonSchema
 
 from api.auth import Operator, Viewer, check_pilot, visible
 from api.deps import (
@@ -135,11 +136,13 @@ async def readings(
     kind: Annotated[str, Query(pattern=NAME_PATTERN, description="telemetry kind")],
     metric: Annotated[str, Query(pattern=NAME_PATTERN, description="field, e.g. pm25")],
     start: Start, end: End,
-    device: Annotated[list[str] | None, Query(description=f"up to {MAX_DEVICES}; none: "
-                                              "the pilot's devices together")] = None,
+    device: Annotated[list[Annotated[str, WithJsonSchema({
+        "type": "string", "pattern": IDENT_PATTERN})]] | None, Query(
+            description=f"up to {MAX_DEVICES}; none: the pilot's devices together")] = None,
     gateway: Annotated[str | None, Query(pattern=IDENT_PATTERN)] = None,
-    every: Annotated[float | None, Query(gt=0, le=366 * 86400, description="bucket width "
-                                         "in seconds; chosen to fit when absent")] = None,
+    every: Annotated[float | None, Query(ge=0.001, le=366 * 86400, description="bucket "
+                                         "width in seconds (1 ms or more); chosen to fit "
+                                         "when absent")] = None,
     agg: Agg = Agg.MEAN,
 ) -> Readings:
     """A metric's series per device, aggregated into epoch-aligned buckets of `every` s."""

@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
+from pydantic import WithJsonSchema
 
 from api.auth import Viewer
 from api.catalog import ApiKey
@@ -91,8 +92,8 @@ async def export_kpis(
     start: Start, end: End, grain: GrainQuery = Grain.DAY,
     format: Annotated[ExportFormat, Query(description="csv, xlsx (with a definitions "
                                           "sheet) or json")] = ExportFormat.CSV,
-    kpi: Annotated[list[str] | None, Query(description="only these KPIs (all by "
-                                           "default)")] = None,
+    kpi: Annotated[list[Annotated[str, WithJsonSchema({"type": "string", "enum": sorted(
+        BY_ID)})]] | None, Query(description="only these KPIs (all by default)")] = None,
 ) -> Response:
     """Every KPI (or those named) for a pilot and period, as a file for a report."""
     ids = kpi or [k.id for k in KPIS]

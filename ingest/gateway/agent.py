@@ -48,6 +48,8 @@ class GatewayOptions:
     heartbeat_s: float = 30.0
     max_batch: int = 200
     listen_port: int | None = None
+    listen_host: str = "127.0.0.1"  # the site listener's address (0.0.0.0: every interface)
+    listen_password_file: Path | None = None  # Mosquitto's format; None: anonymous
     drain_timeout_s: float | None = None
     flush_interval_s: float = 0.05
 
@@ -147,7 +149,9 @@ class GatewayAgent:
                 if self.options.listen_port:
                     helpers.append(tg.create_task(
                         listen(self.options.listen_port, f"{self.options.gateway}-site",
-                                    self._take_site), name="site-listener"))
+                               self._take_site, host=self.options.listen_host,
+                               password_file=self.options.listen_password_file),
+                        name="site-listener"))
                 code = await self._produce(tg, duration_s)
                 for task in helpers:
                     task.cancel()

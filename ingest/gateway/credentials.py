@@ -3,9 +3,12 @@
 One MQTT identity per gateway. The username is `{pilot}.{gateway}`: ids match
 `[A-Za-z0-9_-]{1,64}`, so the dot cannot occur inside either and `p1/gw1` (`p1.gw1`) and
 `p2/gw1` (`p2.gw1`) are two identities; the collectors' account (`citypilot-collector`) has no
-dot, so it can never collide with a gateway. Each gateway gets an explicit ACL section that
-lets it write below `citypilot/v1/{pilot}/{gateway}/` and read nothing (explicit sections, not
-`pattern` lines with `%u`: the username is not a topic path).
+dot, so it can never collide with a gateway. Gateways and the collectors' account are in two
+password files: the shipped broker reads the gateways' on its gateway listener (where the
+client id is the username) and the collectors' on its collector listeners, so no gateway can
+log in where it could take over a collector's client id. Each gateway gets an explicit ACL
+section that lets it write below `citypilot/v1/{pilot}/{gateway}/` and read nothing
+(explicit sections, not `pattern` lines with `%u`: the username is not a topic path).
 
 Passwords are hashed the way Mosquitto 2.0's password file stores them (`mosquitto_passwd`'s
 default): `$7$<iterations>$<base64 salt>$<base64 PBKDF2-HMAC-SHA512>`, 101 iterations, 12-byte
@@ -219,10 +222,17 @@ def revoke_gateway(password_file: Path, acl_file: Path, pilot: str, gateway: str
     return had_password or had_section
 
 
-def set_collector(password_file: Path, acl_file: Path, password: str) -> None:
-    """Set the collectors' account password; write the base ACL when there is none yet."""
-    with locked(password_file):
+def set_collector(collector_file: Path, gateway_file: Path, acl_file: Path,
+                  password: str) -> None:
+    """Set the collectors' account password in their own password file (the broker's
+    collector listeners read it, its gateway listener does not). The base ACL and an empty
+    gateways' password file are written when missing (Mosquitto does not start without the
+    files it names); the account leaves the gateways' file, where older versions put it."""
+    with locked(gateway_file):
         if not acl_file.exists():
             acl_file.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(acl_file, BASE_ACL)
-        set_password(password_file, COLLECTOR_USER, password)
+        if not gateway_file.exists():
+            write_atomic(gateway_file, "")
+        drop_password(gateway_file, COLLECTOR_USER)
+        set_password(collector_file, COLLECTOR_USER, password)

@@ -1,4 +1,7 @@
-"""The site listener: an embedded broker on the site network for the gateway's own sensors.
+"""The site listener: an embedded broker for the gateway's own sensors.
+
+It binds loopback unless configured for the site network (`gateway_listen_host`), where a
+password file (`gateway_listen_password_file`) keeps anonymous publishers out.
 
 Local sensors publish `{device}/{channel}` to it (the gateway adds the pilot and gateway
 ids); each message is stamped with device time when it has none and handed to the agent,
@@ -11,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import orjson
 
@@ -42,12 +46,16 @@ def stamp(payload: bytes, now_ms: int) -> bytes:
 
 
 async def listen(port: int, client_id: str,
-                 take: Callable[[list[Uplink]], Awaitable[bool]]) -> None:
-    """Serve the site broker on `port` (all interfaces) until cancelled; `take` gets each
-    batch of valid, stamped readings and must make them durable before it returns True
-    (False: they are not, and the batch is not acknowledged)."""
-    async with embedded_broker("0.0.0.0", port):
-        opts = MqttOptions(f"mqtt://127.0.0.1:{port}", client_id)
+                 take: Callable[[list[Uplink]], Awaitable[bool]], *,
+                 host: str = "127.0.0.1", password_file: Path | None = None) -> None:
+    """Serve the site broker on `host:port` until cancelled (loopback unless told otherwise;
+    with `password_file`, Mosquitto's format, no anonymous client); `take` gets each batch of
+    valid, stamped readings and must make them durable before it returns True (False: they
+    are not, and the batch is not acknowledged)."""
+    async with embedded_broker(host, port, password_file) as url:
+        # MQTT 3.1.1 at once: amqtt speaks nothing else, and an MQTT 5 CONNECT would hang
+        # there until the fallback's timeout (while sensors' messages found no subscriber).
+        opts = MqttOptions(url, client_id, protocol="3.1.1")
         async with Subscriber(opts, ["+/+"]) as site:
             while True:
                 batch = await site.take(500, 0.05)

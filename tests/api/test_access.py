@@ -127,6 +127,11 @@ async def test_keys_created_and_revoked_while_running(live: Live) -> None:
     assert revoked.status_code == 204
     refused = await live.client.get("/api/v1/pilots", headers=new)
     assert refused.status_code == 401 and "revoked" in refused.json()["detail"]
+    # An admin key does not revoke itself (it would lock its admin out).
+    me = (await live.get("/api/v1/me", "admin")).json()["key_id"]
+    itself = await live.client.delete(f"/api/v1/keys/{me}", headers=live.auth("admin"))
+    assert itself.status_code == 409 and "itself" in itself.json()["detail"]
+    assert (await live.get("/api/v1/keys", "admin")).status_code == 200
     expired = await live.client.post("/api/v1/keys", headers=live.auth("admin"), json={
         "name": "old", "role": "viewer", "expires": "2001-01-01T00:00:00+00:00"})
     old = {"Authorization": f"Bearer {expired.json()['key']}"}

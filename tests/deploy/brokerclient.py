@@ -21,11 +21,14 @@ class Refused(Exception):
     """The broker (or the TLS handshake) refused the connection."""
 
 
-def connect(url: str, *, ca_file: str | None = None, timeout: float = 10.0) -> paho.Client:
-    """A connected, looping MQTT 5 client, or Refused with the reason."""
+def connect(url: str, *, ca_file: str | None = None, timeout: float = 10.0,
+            client_id: str | None = None,
+            protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5) -> paho.Client:
+    """A connected, looping client, MQTT 5 unless told otherwise (a fresh client id unless
+    given), or Refused with the reason."""
     parts = urlsplit(url)
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"t-{time.monotonic_ns()}",
-                         protocol=MQTTProtocolVersion.MQTTv5)
+    client = paho.Client(CallbackAPIVersion.VERSION2,
+                         client_id=client_id or f"t-{time.monotonic_ns()}", protocol=protocol)
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
     if parts.username:

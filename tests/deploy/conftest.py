@@ -1,6 +1,7 @@
 """One Mosquitto per module, started from the shipped configuration with a test CA and the
 collectors' account made by `citypilot gateway collector`/`ca`; `gateway(pilot, gw)` adds a
-gateway with `citypilot gateway add`'s code, reloads the broker and waits until it can log in."""
+gateway with `citypilot gateway add`'s code, reloads the broker and waits until it can log in
+on the gateways' listener (TLS)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,10 @@ class Broker:
     def ca_file(self) -> str:
         return str(self.certs / "ca.crt")
 
+    @property
+    def collectors_passwd(self) -> Path:
+        return self.auth / "collectors.passwd"
+
     def collector_url(self, *, tls: bool = False) -> str:
         return self.server.url(COLLECTOR_USER, self.collector_password, tls=tls)
 
@@ -56,7 +61,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     auth, certs = root / "auth", root / "certs"
     make_ca(certs, ["localhost", "127.0.0.1"])
     password = secrets.token_urlsafe(24)
-    set_collector(auth / "passwd", auth / "acl", password)
+    set_collector(auth / "collectors.passwd", auth / "passwd", auth / "acl", password)
     server = ShippedMosquitto(root / "server", auth, certs)
     _launch(server)
     yield Broker(server, auth, certs, password)
@@ -66,12 +71,13 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 
 @pytest.fixture
 def gateway(broker: Broker) -> Callable[[str, str], str]:
-    """Credentials for pilot/gateway, live on the broker; returns the gateway's mqtt:// URL."""
+    """Credentials for pilot/gateway, live on the broker; returns the gateway's mqtts:// URL
+    on the gateways' listener (connect with `ca_file=broker.ca_file`)."""
     def make(pilot: str, gw: str) -> str:
         user, password = add_gateway(broker.passwd, broker.acl, pilot, gw)
         broker.server.reload()
-        url = broker.server.url(user, password)
-        wait_until(lambda: can_log_in(url), timeout=10)
+        url = broker.server.gateway_url(user, password)
+        wait_until(lambda: can_log_in(url, broker.ca_file), timeout=10)
         return url
     return make
 

@@ -23,7 +23,7 @@ from tests.support import eventually, stored_count
 
 def tls(url: str, broker: Broker, host: str = "127.0.0.1") -> str:
     parts = urlsplit(url)
-    return broker.server.url(parts.username or "", parts.password or "", tls=True, host=host)
+    return broker.server.gateway_url(parts.username or "", parts.password or "", host=host)
 
 
 def test_gateway_over_tls_with_the_generated_ca(
@@ -44,7 +44,7 @@ def test_client_that_does_not_trust_the_ca_is_refused(
     with pytest.raises(Refused, match="CERTIFICATE_VERIFY_FAILED"):
         connect(url)  # the system CAs only
     with pytest.raises(Refused):
-        connect(broker.server.url(tls=True))  # and no way around it without a password
+        connect(broker.server.gateway_url())  # and no way around it without a password
 
 
 # citypilot's own subscribers, as the collector builds them: "auto" is the MQTT 5 stream

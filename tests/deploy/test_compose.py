@@ -182,6 +182,37 @@ def test_dockerfile_is_slim_non_root_pinned_and_healthchecked() -> None:
         assert req.specifier.contains(pins[canonical(req.name)], prereleases=True)
 
 
+def listeners() -> dict[int, list[str]]:
+    """The shipped broker's listeners: port -> their settings lines."""
+    found: dict[int, list[str]] = {}
+    current: list[str] | None = None
+    for line in (ROOT / "deploy/mosquitto/mosquitto.conf").read_text().splitlines():
+        if line.startswith("listener "):
+            current = found.setdefault(int(line.split()[1]), [])
+        elif current is not None and line.strip() and not line.startswith("#"):
+            current.append(line)
+    return found
+
+
+def test_gateways_and_collectors_use_their_own_listeners() -> None:
+    """Gateways on the published port, whose client ids are their usernames; the collectors
+    and the API on a listener with the collectors' password file."""
+    conf = listeners()
+    gateway_ports = {p for p, lines in conf.items() if "use_username_as_clientid true" in lines}
+    collector_ports = {p for p, lines in conf.items()
+                       if "password_file /mosquitto/auth/collectors.passwd" in lines}
+    assert gateway_ports == {8883} and collector_ports == {8884, 1883}
+    assert services()["mosquitto"]["ports"] == ["8883:8883"]
+    for name in citypilot_services():
+        env = services()[name].get("environment", {})
+        url = env.get("CITYPILOT_MQTT_URL")
+        if url is not None:
+            assert url.startswith("mqtts://citypilot-collector:") and url.endswith(
+                "@mosquitto:8884"), name
+    upstream = services()["simulator"]["command"]
+    assert upstream[upstream.index("--upstream") + 1].endswith("@mosquitto:8883")
+
+
 def test_mosquitto_healthcheck_passes_on_the_shipped_broker_and_fails_without_it(
         broker: Broker) -> None:
     kind, script = services()["mosquitto"]["healthcheck"]["test"]

@@ -115,13 +115,25 @@ def test_ids_outside_the_topic_grammar_are_refused(tmp_path: Path) -> None:
     assert run("add", "--pilot", "p.1", "--gateway", "gw1", *files(tmp_path))[0] == 1
 
 
-def test_collector_password_from_stdin(tmp_path: Path) -> None:
+def test_collector_password_from_stdin_in_its_own_file(tmp_path: Path) -> None:
+    # An older version kept the account in the gateways' file: it is taken out of it.
+    (tmp_path / "passwd").write_text(f"citypilot-collector:{mosquitto_hash('old')}\n")
+    own = ["--collector-password-file", str(tmp_path / "collectors.passwd")]
     result = CliRunner().invoke(root, ["gateway", "collector", "--password-stdin",
-                                       *files(tmp_path)], input="from-the-env-file\n")
+                                       *files(tmp_path), *own], input="from-the-env-file\n")
     assert result.exit_code == 0 and result.stdout == ""
-    (user, hashed), = read_passwords(tmp_path / "passwd")
+    (user, hashed), = read_passwords(tmp_path / "collectors.passwd")
     assert user == "citypilot-collector" and verify_hash("from-the-env-file", hashed)
+    assert read_passwords(tmp_path / "passwd") == []
     assert (tmp_path / "acl").read_text() == BASE_ACL
+
+
+def test_collector_writes_the_files_the_broker_needs_to_start(tmp_path: Path) -> None:
+    own = ["--collector-password-file", str(tmp_path / "collectors.passwd")]
+    code, out, _ = run("collector", *files(tmp_path), *own)
+    assert code == 0 and verify_hash(out.strip(), read_passwords(
+        tmp_path / "collectors.passwd")[0][1])
+    assert (tmp_path / "passwd").read_text() == ""  # no gateway yet, but the file exists
 
 
 def test_ca_writes_a_chain_openssl_verifies_and_refuses_to_overwrite(tmp_path: Path) -> None:
@@ -144,7 +156,8 @@ def test_shipped_config_is_started_with_only_paths_and_ports_changed(tmp_path: P
                        "certfile", "keyfile", "listener"}
     text = ShippedMosquitto.SHIPPED.read_text()
     for line in ("allow_anonymous false", "persistence true", "max_queued_messages 0",
-                 "per_listener_settings false", "listener 1883 127.0.0.1"):
+                 "per_listener_settings true", "listener 1883 127.0.0.1", "listener 8883",
+                 "listener 8884", "use_username_as_clientid true"):
         assert f"\n{line}\n" in text
 
 

@@ -61,7 +61,7 @@ def test_two_collectors_share_the_load_and_a_sigkill_loses_nothing(
         return lambda: ready(ports[name])
 
     procs: dict[str, subprocess.Popen[bytes]] = {}
-    client = connect(gw_url)
+    client = connect(gw_url, ca_file=broker.ca_file)
     try:
         for name in ("a", "b"):
             wait_until(start(name), timeout=30)
