@@ -108,7 +108,7 @@ async def test_a_slow_store_hands_over_to_the_spool(
             batch_max_messages=100) as c:
         proxy.set("slow", paths=("/write",), delay_s=10.0)
         await asyncio.to_thread(publish, mosquitto.url, readings(prefix, 3000))
-        await eventually(lambda: c.stats.received == 3000, timeout=90)
+        await eventually(lambda: c.stats.received >= 3000, timeout=90)
         await eventually(lambda: c.stats.spooled + c.stats.stored >= 3000, timeout=30)
         assert proxy.seen["slow"] > 0 and proxy.mode == "slow"
         proxy.set("pass")
@@ -184,7 +184,8 @@ async def test_max_series_keeps_the_batches_spooled_until_the_limit_is_raised(
                                 readings(prefix, 300, devices=range(20), start=1000))
         await eventually(lambda: store_error(port, "max-series-per-database limit exceeded"),
                          timeout=30)
-        await eventually(lambda: c.stats.received == 330, timeout=30)
+        # at least: the shared broker also holds retained statuses of earlier tests
+        await eventually(lambda: c.stats.received >= 330, timeout=30)
         await eventually(lambda: c.stats.spooled > 0, timeout=30)
         influx.data["max-series-per-database"] = "0"  # no limit
         await asyncio.to_thread(influx.restart)
@@ -237,7 +238,7 @@ async def test_a_full_cache_then_a_restart_with_a_full_wal_loses_nothing(
         await asyncio.to_thread(publish, mosquitto.url, readings(prefix, 12_000))
         await eventually(lambda: store_error(port, "cache-max-memory-size exceeded"),
                          timeout=60)
-        await eventually(lambda: c.stats.received == 12_000, timeout=60)
+        await eventually(lambda: c.stats.received >= 12_000, timeout=60)
         assert c.stats.spooled > 0
         await asyncio.to_thread(influx.kill)
         assert len(list((influx.workdir / "wal").rglob("*.wal"))) > 0
