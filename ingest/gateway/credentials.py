@@ -49,12 +49,16 @@ BASE_ACL = f"""\
 # The collectors: one account, a client id each. They read all citypilot traffic (a shared
 # subscription $share/<group>/citypilot/v1/# is checked against this line too) and write
 # nothing but Sparkplug B rebirth requests; they read the broker's count of dropped messages
-# too (/metrics, /readyz). For each [[sources]] entry served by this broker add its filter,
-# e.g. `topic read zigbee2mqtt/#` or `topic read spBv1.0/#`.
+# too (/metrics, /readyz), and `citypilot doctor` probes the broker's queue limit on a topic
+# of its own and reads its version. For each [[sources]] entry served by this broker add its
+# filter, e.g. `topic read zigbee2mqtt/#` or `topic read spBv1.0/#`.
 user {COLLECTOR_USER}
 topic read {PREFIX}/#
 topic write spBv1.0/+/NCMD/+
 topic read $SYS/broker/publish/messages/dropped
+topic readwrite citypilot/doctor/#
+topic read $SYS/broker/version
+topic read $SYS/broker/uptime
 
 # Gateways, one section each (user `{{pilot}}.{{gateway}}`): write below their own
 # {PREFIX}/{{pilot}}/{{gateway}}/ (status and last will included), read nothing.
