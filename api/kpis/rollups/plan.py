@@ -172,6 +172,16 @@ def whole_days(window: Window, tz: ZoneInfo) -> Window | None:
     return first, last
 
 
+def by_days(window: Window, tz: ZoneInfo | None) -> tuple[Window | None, list[Window]]:
+    """`window` (rolled up) cut into its whole local days in `tz` (None when there are none,
+    or no zone) and the hours around them, which hour rollups answer."""
+    lo, hi = window
+    span = whole_days(window, tz) if tz is not None else None
+    if span is None:
+        return None, [window] if hi > lo else []
+    return span, [w for w in ((lo, span[0]), (span[1], hi)) if w[1] > w[0]]
+
+
 def _by_day(q: Aggregate) -> bool:
     """Whether day rollups answer `q`: plain parts, or the highest hourly mean."""
     return q.inner is None or (q.inner.stat is Stat.MEAN and q.stat is Stat.MAX
@@ -188,12 +198,9 @@ def plan(q: Aggregate, horizon: int, tz: ZoneInfo | None = None) -> Plan | None:
     tail: list[tuple[int, Window]] = []
     for i, (lo, hi) in enumerate(q.windows):
         cut = split_point((lo, hi), horizon, q)
-        span = whole_days((lo, cut), tz) if tz is not None and _by_day(q) else None
-        if span is None:
-            hours += [(i, (lo, cut))] if cut > lo else []
-        else:
-            days.append((i, span))
-            hours += [(i, w) for w in ((lo, span[0]), (span[1], cut)) if w[1] > w[0]]
+        span, around = by_days((lo, cut), tz if _by_day(q) else None)
+        days += [(i, span)] if span is not None else []
+        hours += [(i, w) for w in around]
         if hi > cut:
             tail.append((i, (cut, hi)))
     if not days and not hours:

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from api.kpis.periods import from_ns, midnight
 from api.kpis.rollups.cache import ResultCache
-from api.kpis.rollups.plan import HOUR_NS, plan, rollup_field, split_point, whole_days
+from api.kpis.rollups.plan import HOUR_NS, by_days, plan, rollup_field, split_point
 from api.kpis.rollups.summary import (
     DAY_HIST_FIELD,
     HIST_FIELD,
@@ -202,14 +202,10 @@ class RollupReader:
         # Whole local days from the day histograms, the hours around them from the hours'.
         zone = self._zone(query.where)
         pieces: dict[str, list[tuple[int, Window]]] = {DAY_HIST_FIELD: [], HIST_FIELD: []}
-        for i, (lo, cut) in heads:
-            span = whole_days((lo, cut), zone) if zone is not None else None
-            if span is None:
-                pieces[HIST_FIELD].append((i, (lo, cut)))
-                continue
-            pieces[DAY_HIST_FIELD].append((i, span))
-            pieces[HIST_FIELD] += [(i, w) for w in ((lo, span[0]), (span[1], cut))
-                                   if w[1] > w[0]]
+        for i, head in heads:
+            span, around = by_days(head, zone)
+            pieces[DAY_HIST_FIELD] += [(i, span)] if span is not None else []
+            pieces[HIST_FIELD] += [(i, w) for w in around]
         asked = [(m, field, got) for m in query.measurements
                  for field, got in pieces.items() if got]
         rolled = await asyncio.gather(*(self.rollups.distinct(Distinct(
