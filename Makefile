@@ -48,8 +48,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
+# Two workers (pytest-xdist), a test file per worker at a time (module fixtures stay whole):
+# most tests wait on real servers, so two cores run two files at once.
 test: $(STAMP) servers lint
-	PATH="/usr/sbin:$$PATH" $(PY) -m pytest -q
+	PATH="/usr/sbin:$$PATH" $(PY) -m pytest -q -n 2 --dist loadfile
 
 bench: $(STAMP) servers
 	PATH="/usr/sbin:$$PATH" $(PY) -m bench
