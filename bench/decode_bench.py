@@ -18,7 +18,7 @@ import orjson
 from ingest.decode import Decoder, Limits
 from ingest.decode import sparkplug_b_pb2 as pb
 from ingest.decode.preview import SAMPLE_TOPICS
-from ingest.sources import adhoc_source, decoder_for
+from ingest.decode.sources import adhoc_source, decoder_for
 
 SAMPLES = Path(__file__).resolve().parents[1] / "tests" / "data" / "payloads"
 

@@ -45,7 +45,10 @@ def settings(config: Path | None = None, *, demo: bool = False, **overrides: obj
         typer.echo(f"citypilot: configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
     logs.configure(s.log_level, s.log_format)
-    from ingest.sources import SourceConfigError, load_sources  # the decoders: not for --help
+    from ingest.decode.sources import (  # the decoders: not for --help
+        SourceConfigError,
+        load_sources,
+    )
 
     try:
         load_sources(s.sources)

@@ -178,7 +178,7 @@ def demo_key(settings: Settings) -> str:
 
 async def _serve_api(settings: Settings, port: int) -> None:
     from api.app import create_app
-    from ingest.metrics import serve
+    from ingest.collector.metrics import serve
 
     await serve(create_app(_api_options(settings)), "127.0.0.1", port, lifespan=True)
 

@@ -34,7 +34,7 @@ def _routes(s: Settings, source: str | None) -> tuple[Route, ...]:
     native = Route(topics.subscription(), NativeDecoder(options.limits))
     extra = list(options.routes) + [r for c in options.connections for r in c.routes]
     if source is not None:
-        from ingest.sources import load_sources
+        from ingest.decode.sources import load_sources
 
         wanted = {src.topic for src in load_sources(s.sources) if src.name == source}
         extra = [r for r in extra if r.filter in wanted]

@@ -21,7 +21,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from ingest.validation import first_problem
+from ingest.model import first_problem
 
 ENV_PREFIX = "CITYPILOT_"
 DATA_DIR = Path("./citypilot-data")

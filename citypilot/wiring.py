@@ -13,8 +13,8 @@ from pathlib import Path
 from citypilot.settings import Settings
 from ingest.collector import Collector, CollectorOptions, Connection, Route
 from ingest.decode import Limits
+from ingest.decode.sources import Source, decoder_for, load_sources
 from ingest.mqtt import MqttOptions
-from ingest.sources import Source, decoder_for, load_sources
 from ingest.stores import open_reader, open_store
 from ingest.stores.base import Reader, Store
 

@@ -170,7 +170,7 @@ def sources_check(
 ) -> None:
     """Decode a sample offline: the points it would store, or the dead-letter reason."""
     from ingest.decode.preview import SAMPLE_TOPICS, preview
-    from ingest.sources import SourceConfigError, adhoc_source, decoder_for, load_sources
+    from ingest.decode.sources import SourceConfigError, adhoc_source, decoder_for, load_sources
 
     wiring = _load(ctx)(config)
     try:
@@ -196,8 +196,8 @@ def sources_check(
 def sources_list(ctx: typer.Context, config: ConfigOpt = None,
                  as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The configured sources: name, format, pilot, topic filter, broker."""
+    from ingest.decode.sources import load_sources
     from ingest.mqtt.options import redact_url
-    from ingest.sources import load_sources
 
     wiring = _load(ctx)(config)
     rows = [{"name": x.name, "format": x.format.value, "pilot": x.pilot, "topic": x.topic,

@@ -7,8 +7,8 @@ from typing import Any
 
 from ingest.decode import Limits
 from ingest.decode.adapter import Adapter
+from ingest.decode.sources import Source, decoder_for
 from ingest.model import Decoded, Point, Reason
-from ingest.sources import Source, decoder_for
 
 DATA = Path(__file__).parent / "data" / "payloads"
 PILOT = "athens"

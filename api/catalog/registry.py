@@ -29,8 +29,7 @@ from pydantic import (
 
 from api.jsontypes import Count, Day, Flag, Number
 from api.kpis.catalog import BY_ID
-from ingest.model import RESERVED_KINDS, Ident, Name, zone
-from ingest.validation import one_line
+from ingest.model import RESERVED_KINDS, Ident, Name, one_line, zone
 
 Text = Annotated[str, StringConstraints(max_length=200)]
 Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]{1,64}@[^@\s]{1,190}$")]

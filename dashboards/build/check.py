@@ -47,7 +47,7 @@ def path_patterns(api_paths: Iterable[str]) -> list[re.Pattern[str]]:
 
 def prometheus_names() -> set[str]:
     """Every series name a collector's `/metrics` can expose."""
-    from ingest.metrics import CollectorMetrics
+    from ingest.collector.metrics import CollectorMetrics
 
     suffixes = {"counter": ("_total", "_created"), "gauge": ("",),
                 "histogram": ("_bucket", "_sum", "_count", "_created")}

@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 
 import orjson
 
+from ingest.collector.metrics import CollectorMetrics
 from ingest.collector.options import CollectorOptions, Stats
-from ingest.metrics import CollectorMetrics
 from ingest.model import DEAD_LETTER_MEASUREMENT, Point, Reason, Rejection, dead_letter
 from ingest.spool import Spool, SpoolError, SpoolLocked
 from ingest.stores.base import RejectedPoint, Store, StoreRejected, StoreUnavailable

@@ -19,8 +19,8 @@ import sqlite3
 from collections import deque
 from collections.abc import Sequence
 
-from ingest import metrics as metrics_http
 from ingest import topics
+from ingest.collector import metrics as metrics_http
 from ingest.collector.durable import Durable, Withheld
 from ingest.collector.options import CollectorOptions, Route, Stats
 from ingest.decode import Stateful

@@ -20,8 +20,8 @@ from ingest.decode import Limits, cayenne
 from ingest.decode.adapter import Adapter
 from ingest.decode.codecs import CodecError
 from ingest.decode.lineprotocol import LineError, parse_line
+from ingest.decode.sources import Source, decoder_for
 from ingest.model import Decoded, Point, Reason
-from ingest.sources import Source, decoder_for
 
 DATA = Path(__file__).parents[1] / "data" / "payloads"
 RECEIVED_NS = 1_700_000_000_000_000_000

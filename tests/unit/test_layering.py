@@ -162,3 +162,13 @@ def test_only_the_composition_root_reads_the_environment(package: str) -> None:
     readers = [str(f.relative_to(ROOT)) for f in (ROOT / package).rglob("*.py")
                if "os.environ" in f.read_text() or "getenv(" in f.read_text()]
     assert readers == []
+
+
+def test_ingest_holds_only_the_data_path() -> None:
+    # DESIGN.md "Shape of the code": model, topics, units, decode/, mqtt/, stores/, spool,
+    # collector, gateway/ and the package's commands; anything else belongs to a consumer.
+    data_path = {"__init__.py", "cli.py", "model.py", "topics.py", "units.py", "decode",
+                 "mqtt", "stores", "spool", "collector", "gateway"}
+    found = {p.name for p in (ROOT / "ingest").iterdir()
+             if p.name != "__pycache__" and (p.suffix == ".py" or p.is_dir())}
+    assert found == data_path

@@ -34,7 +34,7 @@ def test_quickstart_has_the_two_commands() -> None:
 def test_connect_your_gateways_example_is_a_valid_configuration() -> None:
     import tomllib
 
-    from ingest.sources import decoder_for, load_sources
+    from ingest.decode.sources import decoder_for, load_sources
 
     section = README.read_text().split("## Connect your gateways", 1)[1]
     block = re.search(r"```toml\n(.*?)```", section, re.S)

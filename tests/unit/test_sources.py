@@ -10,11 +10,11 @@ from ingest import units
 from ingest.decode.chirpstack import ChirpStackDecoder
 from ingest.decode.lineprotocol import LineProtocolDecoder
 from ingest.decode.native import NativeDecoder
+from ingest.decode.sources import SourceConfigError, adhoc_source, decoder_for, load_sources
 from ingest.decode.sparkplug import SparkplugDecoder
 from ingest.decode.tasmota import TasmotaDecoder
 from ingest.decode.ttn import TtnDecoder
 from ingest.decode.zigbee2mqtt import Zigbee2MqttDecoder
-from ingest.sources import SourceConfigError, adhoc_source, decoder_for, load_sources
 
 BASE = {"name": "gw1", "format": "ttn-v3", "topic": "v3/+/devices/+/up", "pilot": "athens"}
 

@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 
 from ingest.decode import Limits
 from ingest.decode import sparkplug_b_pb2 as pb
+from ingest.decode.sources import Source, decoder_for
 from ingest.decode.sparkplug import SparkplugDecoder
 from ingest.decode.sparkplug_payload import REBIRTH_METRIC, parse
 from ingest.model import Decoded, Point, Reason
-from ingest.sources import Source, decoder_for
 
 PILOT, GATEWAY = "athens", "plant"
 T0 = 1_700_000_000_000  # ms: the edge node's clock at its NBIRTH

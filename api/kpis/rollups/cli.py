@@ -121,7 +121,7 @@ def _serve_lag(port: int, worker: Worker) -> asyncio.Task[None] | None:
     if not port:
         return None
     from api.kpis.rollups.metrics import lag_app
-    from ingest.metrics import serve
+    from ingest.collector.metrics import serve
 
     return asyncio.get_running_loop().create_task(
         serve(lag_app(worker), "0.0.0.0", port), name="rollup-metrics")

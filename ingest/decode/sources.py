@@ -52,8 +52,7 @@ from ingest.decode.tasmota import TasmotaDecoder
 from ingest.decode.ttn import DEVICE_KEYS as TTN_DEVICE_KEYS
 from ingest.decode.ttn import TtnDecoder
 from ingest.decode.zigbee2mqtt import Zigbee2MqttDecoder
-from ingest.model import RESERVED_KINDS, Ident, Name, zone
-from ingest.validation import one_line
+from ingest.model import RESERVED_KINDS, Ident, Name, one_line, zone
 
 log = logging.getLogger(__name__)
 
