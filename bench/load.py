@@ -93,7 +93,7 @@ class CPublishers:
     def pids(self) -> list[int]:
         return [p.pid for p in self.procs]
 
-    def _write(self, index: int, data: bytes, lines: int) -> None:
+    def write(self, index: int, data: bytes, lines: int) -> None:
         stdin = self.procs[index].stdin
         if stdin is None or self.procs[index].poll() is not None:
             raise BenchError(f"mosquitto_pub {self.tag}-{index} is gone")
@@ -104,7 +104,7 @@ class CPublishers:
     def feed_all(self, lines: Sequence[Sequence[bytes]]) -> float:
         """Hand every publisher all its lines at once (as fast as it takes them), in
         threads; returns the wall-clock time the first line was handed over."""
-        threads = [threading.Thread(target=self._write, args=(i, b"".join(chunk), len(chunk)),
+        threads = [threading.Thread(target=self.write, args=(i, b"".join(chunk), len(chunk)),
                                     name=f"feed-{i}", daemon=True)
                    for i, chunk in enumerate(lines)]
         t0 = time.time()
@@ -123,7 +123,7 @@ class CPublishers:
             for i, chunk in enumerate(lines):
                 upto = min(due, len(chunk))
                 if upto > done[i]:
-                    self._write(i, b"".join(chunk[done[i]:upto]), upto - done[i])
+                    self.write(i, b"".join(chunk[done[i]:upto]), upto - done[i])
                     done[i] = upto
             time.sleep(tick_s)
 
