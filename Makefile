@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 DEBIAN_TOOLS = mosquitto:mosquitto mosquitto_sub:mosquitto-clients \
                mosquitto_passwd:mosquitto influxd:influxdb openssl:openssl \
                chromium:chromium pdftoppm:poppler-utils pdftotext:poppler-utils \
-               fc-list:fontconfig
+               fc-list:fontconfig wrk:wrk
 # What WeasyPrint needs for the evaluation report's PDF (shared library:package, font:package).
 DEBIAN_LIBS  = libpango-1.0.so.0:libpango-1.0-0 libpangoft2-1.0.so.0:libpangoft2-1.0-0
 DEBIAN_FONTS = DejaVuSans.ttf:fonts-dejavu-core

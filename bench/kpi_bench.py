@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-async def _load_and_roll(influx: InfluxDB, database: str, devices: list[Device],
+async def load_and_roll(influx: InfluxDB, database: str, devices: list[Device],
                          start: datetime, days: int, catalog_url: str) -> dict[str, float]:
     began = time.perf_counter()
     points = await load(influx, database, devices, int(start.timestamp()) * S, days)
@@ -320,6 +320,19 @@ async def _create(influx: InfluxDB, database: str) -> None:
          ).raise_for_status()
 
 
+def register(catalog_url: str, devices: list[Device]) -> str:
+    """Register the simulated pilot in a fresh catalogue; an operator key (readings need
+    one)."""
+    catalog = Catalog(catalog_url)
+    catalog.load(Registry(pilots=(Pilot(
+        id=PILOT, timezone=TZ.key, population=120_000, lighting_baseline_kwh_per_day=400.0,
+        devices=tuple(devices),
+        services=tuple(Service(id=s, capacity=c or None) for s, c in SERVICES.items())),)))
+    _, key = catalog.create_key("bench", Role.OPERATOR)
+    catalog.close()
+    return key
+
+
 def _run(args: argparse.Namespace, influx: InfluxDB, tmp: Path) -> dict[str, Any]:
     # The history: the last `days` local days before today.
     end = datetime.now(TZ).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -328,16 +341,10 @@ def _run(args: argparse.Namespace, influx: InfluxDB, tmp: Path) -> dict[str, Any
         return (end - timedelta(days=n)).replace(tzinfo=None).replace(tzinfo=TZ)
     devices = layout(args.devices)
     catalog_url = f"sqlite:///{tmp / 'catalog.db'}"
-    catalog = Catalog(catalog_url)
-    catalog.load(Registry(pilots=(Pilot(
-        id=PILOT, timezone=TZ.key, population=120_000, lighting_baseline_kwh_per_day=400.0,
-        devices=tuple(devices),
-        services=tuple(Service(id=s, capacity=c or None) for s, c in SERVICES.items())),)))
-    _, key = catalog.create_key("bench", Role.OPERATOR)  # readings need an operator
-    catalog.close()
+    key = register(catalog_url, devices)
     stores = {}
     for database, days in (("long", args.days), ("short", args.short_days)):
-        stores[database] = asyncio.run(_load_and_roll(influx, database, devices,
+        stores[database] = asyncio.run(load_and_roll(influx, database, devices,
                                                       days_before(days), days, catalog_url))
     settle_s = wait_for_tsm(influx.workdir / "data")
     sys.stderr.write(f"cache snapshotted to TSM after {settle_s:.1f} s\n")
