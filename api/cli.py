@@ -128,7 +128,7 @@ def _moment(text: str, tz: ZoneInfo, name: str) -> int:
 def _results(options: CliOptions, pilot_id: str, start: str, end: str, grain: str,
              ids: list[str], progress: bool) -> list[KpiResult]:
     from api.fleet import Fleet
-    from api.kpis.catalog import BY_ID
+    from api.kpis.definitions import BY_ID
     from api.kpis.periods import Grain
     from api.kpis.service import KpiRequestError, compute_many, timezone_of
     from ingest.stores import open_reader
@@ -180,7 +180,7 @@ kpi_app = typer.Typer(no_args_is_help=True, help="KPI definitions, values and ex
 def kpi_list(as_json: JsonOpt = False) -> None:
     """Every KPI: id, family, unit, title."""
     from api.exports import DEFINITION_COLUMNS, definition_row
-    from api.kpis.catalog import KPIS
+    from api.kpis.definitions import KPIS
 
     for k in KPIS:
         if as_json:
@@ -224,7 +224,7 @@ def kpi_export(ctx: typer.Context, pilot: PilotOpt, start: StartOpt, end: EndOpt
                config: ConfigOpt = None) -> None:
     """All KPIs (or --kpi ...) for a pilot and period, with progress on stderr."""
     from api.exports import to_csv, to_xlsx
-    from api.kpis.catalog import KPIS
+    from api.kpis.definitions import KPIS
 
     if fmt not in ("csv", "xlsx", "json"):
         raise fail("--format: use csv, xlsx or json")

@@ -17,7 +17,7 @@ from typing import Any
 from openpyxl import Workbook  # type: ignore[import-untyped]
 from openpyxl.styles import Font  # type: ignore[import-untyped]
 
-from api.kpis.catalog import KPIS, Kpi, describe
+from api.kpis.definitions import KPIS, Kpi, describe
 from api.kpis.periods import from_ns, rfc3339
 from api.kpis.service import KpiResult
 from api.schemas import KpiPoint, KpiValues

@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from api.kpis.catalog import KPIS
+from api.kpis.definitions import KPIS
 from bench.kpi_bench import PILOT, TZ, layout, load_and_roll, register
 from bench.report import RESULTS_DIR
 from tests.servers import InfluxDB, free_port

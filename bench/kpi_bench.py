@@ -44,7 +44,7 @@ import httpx
 
 from api.app import create_app
 from api.catalog import Catalog, Device, Pilot, Registry, Role, Service
-from api.kpis.catalog import KPIS, Family
+from api.kpis.definitions import KPIS, Family
 from api.kpis.rollups.cli import open_worker
 from api.options import ApiOptions
 from bench import rollup_lag

@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from api.jsontypes import Count, Day, Flag, Number
-from api.kpis.catalog import BY_ID
+from api.kpis.definitions import BY_ID
 from ingest.model import RESERVED_KINDS, Ident, Name, one_line, zone
 
 Text = Annotated[str, StringConstraints(max_length=200)]

@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from itertools import pairwise
 
-from api.kpis.catalog import BY_ID
 from api.kpis.context import Context, DeviceKey, KpiValue
+from api.kpis.definitions import BY_ID
 from api.kpis.periods import Bucket, count_days, days, from_ns, midnight, to_ns
 from ingest.stores.base import Aggregate, AggRow, Rollup, Stat, Window
 

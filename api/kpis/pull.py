@@ -1,4 +1,4 @@
-"""End-user pull: is the deployed technology used? (Definitions in `catalog.py`.)
+"""End-user pull: is the deployed technology used? (Definitions in `definitions.py`.)
 
 A use is an event of type `session_start` or `use`. Counting and distinct counting run in
 the store. Weekly users and the returning-user rate need unions and intersections of user
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from api.kpis.catalog import USE_TYPES
 from api.kpis.context import Context, KpiValue
+from api.kpis.definitions import USE_TYPES
 from api.kpis.periods import days_before, pieces
 from ingest.model import EVENT_MEASUREMENT
 from ingest.stores.base import Aggregate, Distinct, Rollup, Stat, TagFilter, Window

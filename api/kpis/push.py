@@ -1,4 +1,4 @@
-"""Technology push: does the deployed technology work? (Definitions in `catalog.py`.)
+"""Technology push: does the deployed technology work? (Definitions in `definitions.py`.)
 
 A device is seen when it sends a reading or an event (both carry `ingest_delay_s`, so that
 one field counts them in every measurement). Expected reporting intervals come from the

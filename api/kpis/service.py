@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 
 from api.catalog import Pilot
 from api.kpis import outcomes, pull, push
-from api.kpis.catalog import BY_ID, KPIS, Kpi
 from api.kpis.context import Context, DeviceKey, KpiValue
+from api.kpis.definitions import BY_ID, KPIS, Kpi
 from api.kpis.periods import NS, Bucket, Grain, buckets
 from api.kpis.rollups.cache import ResultCache
 from api.kpis.rollups.reader import RollupReader

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 
 from api.catalog import Activity, Pilot, Target, Uptake
 from api.fleet import DeviceView, Fleet
-from api.kpis.catalog import BY_ID, KPIS, Family, Kpi, Limit
 from api.kpis.context import Dims
+from api.kpis.definitions import BY_ID, KPIS, Family, Kpi, Limit
 from api.kpis.periods import NS, Grain, from_ns
 from api.kpis.service import KpiResult, compute_many, timezone_of
 from api.options import KpiOptions

@@ -33,7 +33,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from api.catalog import LANGUAGES, ActivityType, Helix
 from api.exports import kpi_sheets, save, sheet, workbook
-from api.kpis.catalog import Family, describe
+from api.kpis.definitions import Family, describe
 from api.kpis.periods import NS, from_ns
 from api.reports import charts, judgement
 from api.reports.evaluation import Evaluation

@@ -19,7 +19,7 @@ from api.auth import Viewer
 from api.catalog import ApiKey
 from api.deps import End, FleetDep, PilotQuery, Start, StoreDep, period, readable_pilot
 from api.exports import XLSX_MEDIA_TYPE, to_csv, to_schema, to_xlsx
-from api.kpis.catalog import BY_ID, KPIS
+from api.kpis.definitions import BY_ID, KPIS
 from api.kpis.periods import Grain, rfc3339
 from api.kpis.service import KpiRequestError, KpiResult, compute_many, timezone_of
 from api.problems import Problem, errors, invalid

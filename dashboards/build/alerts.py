@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.kpis.catalog import BY_ID
+from api.kpis.definitions import BY_ID
 from dashboards.build.panels import API, EXPRESSION_UID, INFLUX, PROMETHEUS, Json
 from ingest.model import DEAD_LETTER_MEASUREMENT, STATUS_MEASUREMENT
 from ingest.stores import number, quote_ident

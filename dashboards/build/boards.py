@@ -12,7 +12,7 @@ inner bucket, and the inner query already bounds the time).
 
 from __future__ import annotations
 
-from api.kpis.catalog import USE_TYPES
+from api.kpis.definitions import USE_TYPES
 from dashboards.build.panels import (
     Json,
     Panel,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from api.kpis.catalog import BY_ID
+from api.kpis.definitions import BY_ID
 from dashboards.build import files
 from dashboards.build.panels import API, EXPRESSION_UID, INFLUX, PROMETHEUS, Json
 from dashboards.build.substitute import TimeRange, references

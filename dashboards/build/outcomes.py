@@ -13,7 +13,7 @@ come from the API.
 
 from __future__ import annotations
 
-from api.kpis.catalog import Kpi, describe
+from api.kpis.definitions import Kpi, describe
 from dashboards.build.boards import GATEWAYS, LOCAL, PILOT, gateway_variable, pilot_variable, where
 from dashboards.build.boards import timezone_variable as tz_variable
 from dashboards.build.panels import (

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from api.kpis.catalog import BY_ID, Kpi
+from api.kpis.definitions import BY_ID, Kpi
 from ingest.units import REGISTRY
 
 Json = dict[str, Any]

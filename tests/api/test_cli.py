@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from api.catalog import Catalog
-from api.kpis.catalog import KPIS
+from api.kpis.definitions import KPIS
 from citypilot.cli import app
 from ingest.stores import open_store
 from tests.contract.test_kpis import seed

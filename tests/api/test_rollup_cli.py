@@ -6,7 +6,7 @@ import asyncio
 
 from typer.testing import CliRunner
 
-from api.kpis.catalog import KPIS
+from api.kpis.definitions import KPIS
 from citypilot.cli import app
 from tests.api.conftest import Live
 from tests.api.test_routes import PERIOD

@@ -12,7 +12,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from api.kpis.catalog import KPIS
+from api.kpis.definitions import KPIS
 from tests.api.conftest import MAX_POINTS, Live, start_live
 from tests.servers import Mosquitto, free_port
 

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from playwright.sync_api import Page
 
-from api.kpis.catalog import BY_ID, KPIS, Family
+from api.kpis.definitions import BY_ID, KPIS, Family
 from tests.console.conftest import PILOT, ZONES, Server, Visit
 
 

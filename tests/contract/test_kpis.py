@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from api.catalog import Device, Pilot, Service
-from api.kpis.catalog import KPIS
+from api.kpis.definitions import KPIS
 from api.kpis.periods import Grain, to_ns
 from api.kpis.service import KpiOptions, KpiRequestError, compute
 from ingest.model import Point

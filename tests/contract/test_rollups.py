@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from api.catalog import Pilot
-from api.kpis.catalog import KPIS
+from api.kpis.definitions import KPIS
 from api.kpis.periods import Grain, from_ns, midnight
 from api.kpis.rollups.cache import ResultCache
 from api.kpis.rollups.reader import Horizon, RollupReader

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from api.app import route_paths
-from api.kpis.catalog import KPIS
+from api.kpis.definitions import KPIS
 from dashboards.build import files
 from dashboards.build.check import check_files
 from dashboards.build.live import filter_values

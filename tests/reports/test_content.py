@@ -3,7 +3,7 @@ baseline period; registry baselines and targets with their source; marks by dire
 
 from __future__ import annotations
 
-from api.kpis.catalog import KPIS
+from api.kpis.definitions import KPIS
 from api.reports.judgement import Corner, Mark
 from tests.api.conftest import Live
 from tests.reports.conftest import BASELINE, END, START, api_values, evaluation

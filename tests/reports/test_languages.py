@@ -17,7 +17,7 @@ from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po
 
 from api.catalog import LANGUAGES, Baseline, Pilot, Registry
-from api.kpis.catalog import Regime
+from api.kpis.definitions import Regime
 from api.reports import render
 from api.reports.evaluation import Evaluation
 from tests.api.conftest import Live

@@ -20,7 +20,7 @@ from pypdf import PdfReader
 from pypdf.generic import DictionaryObject
 
 from api.catalog import Pilot
-from api.kpis.catalog import BY_ID, KPIS
+from api.kpis.definitions import BY_ID, KPIS
 from api.reports import render
 from api.reports.evaluation import Figure
 from ingest.stores import open_store

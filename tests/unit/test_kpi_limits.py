@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.kpis.catalog import BY_ID, KPIS, Family, Regime
+from api.kpis.definitions import BY_ID, KPIS, Family, Regime
 
 OLD, NEW = Regime.AQD_2008, Regime.AQD_2024
 # kpi id -> {(regime, value, averaging, exceedances allowed a calendar year)}

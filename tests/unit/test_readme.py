@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from api.kpis.catalog import limits_table
+from api.kpis.definitions import limits_table
 from citypilot.settings import markdown_table
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -49,7 +49,7 @@ def test_connect_your_gateways_example_is_a_valid_configuration() -> None:
 def test_limits_table_matches_the_kpi_catalogue() -> None:
     assert _generated_block("limits-table") == limits_table(), (
         "README limits table is stale; regenerate with: .venv/bin/python -c "
-        "'from api.kpis.catalog import limits_table; print(limits_table())'")
+        "'from api.kpis.definitions import limits_table; print(limits_table())'")
 
 
 def test_registry_example_is_a_valid_registry() -> None:

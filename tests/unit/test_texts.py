@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import pickle
 
-from api.kpis.catalog import BY_ID, describe
+from api.kpis.definitions import BY_ID, describe
 from api.reports.render import Formats
 from api.texts import Msg
 
