@@ -1,4 +1,6 @@
-"""`citypilot api`, `kpi`, `apikey`, `registry` and `inventory`: the API package's commands.
+"""`citypilot api`, `kpi`, `apikey` and `registry`, and the mount of the API package's other
+commands (`rollup`: api/kpis/rollups/cli.py, `report`: api/reports/cli.py, `inventory`:
+api/open/cli.py; what they share is in api/commands.py).
 
 The composition root mounts them with `mount(app, load)`, where `load(config_path)` turns
 settings into `CliOptions`: this package reads no environment. Only typer is imported at
@@ -9,80 +11,46 @@ goes to stdout (a new key, exports, `--json`), notes and progress to stderr.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import sys
-from collections.abc import AsyncIterator, Callable
-from datetime import datetime, time
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
-from zoneinfo import ZoneInfo
 
 import typer
 
+from api.commands import (
+    ConfigOpt,
+    EndOpt,
+    GrainOpt,
+    JsonOpt,
+    Loader,
+    PilotOpt,
+    StartOpt,
+    emit,
+    fail,
+    grain_of,
+    loader,
+    moment,
+    open_catalog,
+    to_json,
+)
 from api.kpis.rollups import cli as rollups_cli
+from api.open.cli import inventory_app
 from api.options import CliOptions
+from api.reports.cli import report_app
 
 if TYPE_CHECKING:
-    from api.catalog import Catalog, Pilot
-    from api.fleet import Fleet
+    from api.catalog import Pilot
     from api.kpis.service import KpiResult
 
 log = logging.getLogger(__name__)
-Loader = Callable[[Path | None], CliOptions]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file "
-                                                "(or CITYPILOT_CONFIG)")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
-
-
-def _load(ctx: typer.Context) -> Loader:
-    load: Loader = ctx.obj
-    return load
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"citypilot: {message}", err=True)
-    return typer.Exit(code)
-
-
-def _catalog(options: CliOptions) -> Catalog:
-    from api.catalog import Catalog, CatalogError
-
-    try:
-        return Catalog(options.api.catalog_url)
-    except CatalogError as exc:
-        raise fail(str(exc)) from None
-
-
-def _emit(data: bytes, output: Path | None) -> None:
-    """A command's file: to stdout (no file or `-`), else written and named on stderr."""
-    if output is None or str(output) == "-":
-        sys.stdout.buffer.write(data)
-    else:
-        output.write_bytes(data)
-        typer.echo(f"wrote {output} ({len(data)} bytes)", err=True)
-
-
-@contextlib.asynccontextmanager
-async def _registered(options: CliOptions, catalog: Catalog, pilot: str
-                      ) -> AsyncIterator[tuple[Fleet, Pilot]]:
-    """The fleet over an opened store and the pilot's entry (registered or seen in data),
-    or exit 2."""
-    from api.fleet import Fleet
-    from ingest.stores import open_reader
-
-    async with open_reader(options.api.store_url) as store:
-        fleet = Fleet(store, catalog, default_interval_s=options.api.kpi.default_interval_s)
-        entry = await fleet.pilot(pilot)
-        if entry is None:
-            raise fail(f"no pilot {pilot!r} is registered or has sent data")
-        yield fleet, entry
-
 
 
 def mount(app: typer.Typer, load: Loader) -> None:
-    """Add `api`, `kpi`, `apikey`, `registry` and `report` to the root command."""
+    """Add `api`, `rollup`, `kpi`, `apikey`, `registry`, `report` and `inventory` to the root
+    command."""
 
     @app.command("api")
     def serve(config: ConfigOpt = None,
@@ -109,20 +77,6 @@ def mount(app: typer.Typer, load: Loader) -> None:
 
 # -- kpi ------------------------------------------------------------------------------------
 
-def _moment(text: str, tz: ZoneInfo, name: str) -> int:
-    """RFC 3339 with an offset, or a bare date meaning local midnight in the pilot's zone."""
-    from api.kpis.periods import to_ns
-
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise fail(f"--{name}: {text!r} is not RFC 3339 (2024-01-15T00:00:00+01:00) or a "
-                   "date (2024-01-15)") from None
-    if moment.tzinfo is None:
-        if len(text) > 10:
-            raise fail(f"--{name}: {text!r} needs a UTC offset, or give a bare date")
-        moment = datetime.combine(moment.date(), time(0), tzinfo=tz)
-    return to_ns(moment)
 
 
 def _results(options: CliOptions, pilot_id: str, start: str, end: str, grain: str,
@@ -137,7 +91,7 @@ def _results(options: CliOptions, pilot_id: str, start: str, end: str, grain: st
     unknown = [k for k in ids if k not in BY_ID]
     if unknown:
         raise fail(f"unknown KPI {unknown[0]!r}: `citypilot kpi list` shows them")
-    catalog = _catalog(options)
+    catalog = open_catalog(options)
 
     async def run() -> list[KpiResult]:
         async with open_reader(options.api.store_url) as store:
@@ -152,8 +106,8 @@ def _results(options: CliOptions, pilot_id: str, start: str, end: str, grain: st
                 if progress:
                     typer.echo(f"[{done[0]}/{len(ids)}] {kpi.id}", err=True)
 
-            return await compute_many(store, pilot, ids, _moment(start, tz, "start"),
-                                      _moment(end, tz, "end"), Grain(grain),
+            return await compute_many(store, pilot, ids, moment(start, tz, "start"),
+                                      moment(end, tz, "end"), Grain(grain),
                                       options=options.api.kpi, progress=tick)
 
     try:
@@ -164,13 +118,6 @@ def _results(options: CliOptions, pilot_id: str, start: str, end: str, grain: st
         raise fail(f"store: {exc}", 1) from None
     finally:
         catalog.close()
-
-
-PilotOpt = Annotated[str, typer.Option(help="pilot id")]
-StartOpt = Annotated[str, typer.Option(help="RFC 3339 with offset, or a local date; inclusive")]
-EndOpt = Annotated[str, typer.Option(help="RFC 3339 with offset, or a local date; exclusive")]
-GrainOpt = Annotated[str, typer.Option(help="day, week or month (pilot's timezone), or "
-                                       "period (the whole period)")]
 
 
 kpi_app = typer.Typer(no_args_is_help=True, help="KPI definitions, values and exports.")
@@ -184,7 +131,7 @@ def kpi_list(as_json: JsonOpt = False) -> None:
 
     for k in KPIS:
         if as_json:
-            sys.stdout.write(_json(dict(zip(DEFINITION_COLUMNS, definition_row(k),
+            sys.stdout.write(to_json(dict(zip(DEFINITION_COLUMNS, definition_row(k),
                                             strict=True))) + "\n")
         else:
             sys.stdout.write(f"{k.id:<24} {k.family.value:<16} {k.unit:<12} {k.title}\n")
@@ -199,7 +146,7 @@ def kpi_show(ctx: typer.Context,
     """One KPI's values per period for a pilot."""
     from api.exports import rows, to_schema
 
-    [result] = _results(_load(ctx)(config), pilot, start, end, _grain(grain), [kpi_id], False)
+    [result] = _results(loader(ctx)(config), pilot, start, end, grain_of(grain), [kpi_id], False)
     if as_json:
         sys.stdout.write(to_schema(result).model_dump_json() + "\n")
         return
@@ -230,7 +177,7 @@ def kpi_export(ctx: typer.Context, pilot: PilotOpt, start: StartOpt, end: EndOpt
         raise fail("--format: use csv, xlsx or json")
     if fmt == "xlsx" and output is None and sys.stdout.isatty():
         raise fail("--format xlsx writes a binary file: give --output FILE")
-    results = _results(_load(ctx)(config), pilot, start, end, _grain(grain),
+    results = _results(loader(ctx)(config), pilot, start, end, grain_of(grain),
                        only or [k.id for k in KPIS], True)
     if fmt == "xlsx":
         data = to_xlsx(results)
@@ -240,20 +187,8 @@ def kpi_export(ctx: typer.Context, pilot: PilotOpt, start: StartOpt, end: EndOpt
         from api.exports import to_schema
 
         data = "\n".join(to_schema(r).model_dump_json() for r in results).encode() + b"\n"
-    _emit(data, output)
+    emit(data, output)
 
-
-
-def _grain(text: str) -> str:
-    if text not in ("day", "week", "month", "period"):
-        raise fail("--grain: use day, week, month or period (the whole period)")
-    return text
-
-
-def _json(value: object) -> str:
-    import json
-
-    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 # -- apikey ---------------------------------------------------------------------------------
@@ -279,11 +214,11 @@ def create(ctx: typer.Context,
     bad = [p for p in pilot or [] if not re.fullmatch(IDENT_PATTERN[1:-1], p)]
     if bad:
         raise fail(f"--pilot: {bad[0]!r} is not a pilot id ([A-Za-z0-9_-]{{1,64}})")
-    catalog = _catalog(_load(ctx)(config))
+    catalog = open_catalog(loader(ctx)(config))
     record, key = catalog.create_key(name, Role(role), pilots=frozenset(pilot)
                                      if pilot else None, expires_ns=_expiry(expires))
     catalog.close()
-    sys.stdout.write(_json({"key": key, "id": record.id}) + "\n" if as_json else key + "\n")
+    sys.stdout.write(to_json({"key": key, "id": record.id}) + "\n" if as_json else key + "\n")
     scope = ", ".join(sorted(record.pilots)) if record.pilots else "all pilots"
     typer.echo(f"created {record.role.value} key {record.id} for {name!r} ({scope}); "
                "it is shown only now: store it safely", err=True)
@@ -296,14 +231,14 @@ def list_(ctx: typer.Context, config: ConfigOpt = None, as_json: JsonOpt = False
 
     from api.kpis.periods import from_ns
 
-    catalog = _catalog(_load(ctx)(config))
+    catalog = open_catalog(loader(ctx)(config))
     now = clock.time_ns()
     for k in catalog.keys():
         row = {"id": k.id, "name": k.name, "role": k.role.value,
                "pilots": sorted(k.pilots) if k.pilots is not None else None,
                "expires": from_ns(k.expires_ns).isoformat() if k.expires_ns else None,
                "state": k.state(now).value}
-        sys.stdout.write(_json(row) + "\n" if as_json else
+        sys.stdout.write(to_json(row) + "\n" if as_json else
                          f"{k.id}  {row['state']:<8} {row['role']:<9} "
                          f"{','.join(row['pilots'] or ['*']):<20} {k.name}\n")
     catalog.close()
@@ -314,7 +249,7 @@ def revoke(ctx: typer.Context,
            key_id: Annotated[str, typer.Argument(help="the key's id (apikey list)")],
            config: ConfigOpt = None) -> None:
     """Revoke a key: the API refuses it from the next request on."""
-    catalog = _catalog(_load(ctx)(config))
+    catalog = open_catalog(loader(ctx)(config))
     done = catalog.revoke(key_id)
     catalog.close()
     if not done:
@@ -358,7 +293,7 @@ def load_file(ctx: typer.Context,
         document = parse_registry(file.read_text(), file.suffix)
     except RegistryError as exc:
         raise fail(f"{file}: {exc}") from None
-    catalog = _catalog(_load(ctx)(config))
+    catalog = open_catalog(loader(ctx)(config))
     loaded = catalog.load(document)
     catalog.close()
     typer.echo(f"loaded {len(loaded)} pilot(s): {', '.join(loaded)}", err=True)
@@ -371,130 +306,13 @@ def show(ctx: typer.Context,
     """The registry as YAML (or JSON), loadable again with `registry load`."""
     import yaml
 
-    catalog = _catalog(_load(ctx)(config))
+    catalog = open_catalog(loader(ctx)(config))
     pilots = [p for p in catalog.pilots() if pilot is None or p.id == pilot]
     catalog.close()
     doc = {"pilots": [p.model_dump(mode="json", exclude_none=True) for p in pilots]}
-    sys.stdout.write(_json(doc) + "\n" if as_json else
+    sys.stdout.write(to_json(doc) + "\n" if as_json else
                      yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
     typer.echo(f"{len(pilots)} pilot(s)", err=True)
 
 
 
-# -- report ---------------------------------------------------------------------------------
-
-report_app = typer.Typer(no_args_is_help=True, help="Reports built from the KPIs.")
-PeriodOpt = Annotated[str, typer.Option(help="START/END: local dates or RFC 3339, end "
-                                        "excluded (2026-01-01/2026-07-01)")]
-
-
-def _period(text: str, tz: ZoneInfo, name: str) -> tuple[int, int]:
-    start, sep, end = text.partition("/")
-    if not sep:
-        raise fail(f"--{name}: {text!r} is not START/END (2026-01-01/2026-07-01)")
-    lo, hi = _moment(start, tz, name), _moment(end, tz, name)
-    if hi <= lo:
-        raise fail(f"--{name}: the end must be after the start")
-    return lo, hi
-
-
-@report_app.command("evaluation")
-def evaluation(ctx: typer.Context, pilot: PilotOpt, period: PeriodOpt,
-               baseline: Annotated[str | None, typer.Option(
-                   help="START/END of a baseline period (registry baselines win)")] = None,
-               lang: Annotated[str | None, typer.Option(
-                   help="en it es fr el pt hr sl (default: the pilot's, then en)")] = None,
-               fmt: Annotated[str, typer.Option("--format", help="pdf, html or xlsx")
-                              ] = "pdf",
-               out: Annotated[Path | None, typer.Option("--out", "-o", help="file (default: "
-                                                        "a name from pilot and period)")
-                              ] = None,
-               config: ConfigOpt = None) -> None:
-    """The pilot evaluation report, with progress on stderr."""
-    import time as clock
-
-    from api.kpis.service import KpiRequestError, timezone_of
-    from api.reports import render
-    from api.reports.evaluation import build
-    from ingest.stores.base import StoreError
-
-    if fmt not in ("pdf", "html", "xlsx"):
-        raise fail("--format: use pdf, html or xlsx")
-    options = _load(ctx)(config)
-    catalog = _catalog(options)
-
-    async def run() -> bytes:
-        async with _registered(options, catalog, pilot) as (fleet, entry):
-            try:
-                language = render.language(lang, entry.language)
-            except render.ReportError as exc:
-                raise fail(f"--lang: {exc}") from None
-            tz = timezone_of(entry)
-            lo, hi = _period(period, tz, "period")
-            base = _period(baseline, tz, "baseline") if baseline else None
-            ev = await build(fleet.store, fleet, entry, lo, hi, base, options=options.api.kpi,
-                             now_ns=clock.time_ns(),
-                             progress=lambda what: typer.echo(what, err=True))
-        typer.echo(f"rendering {fmt}", err=True)
-        if fmt == "html":
-            return render.to_html(ev, language).encode()
-        return render.to_pdf(ev, language) if fmt == "pdf" else render.to_xlsx(ev)
-
-    try:
-        data = asyncio.run(run())
-    except KpiRequestError as exc:
-        raise fail(f"--period: {exc}") from None
-    except StoreError as exc:
-        raise fail(f"store: {exc}", 1) from None
-    finally:
-        catalog.close()
-    _emit(data, out or Path(f"citypilot-evaluation-{pilot}.{fmt}"))
-
-
-# -- inventory ------------------------------------------------------------------------------
-
-inventory_app = typer.Typer(no_args_is_help=True, help="The infrastructure inventory (the "
-                            "tender annex) and its Table Schema.")
-
-
-@inventory_app.command("export")
-def inventory_export(
-        ctx: typer.Context, pilot: PilotOpt,
-        fmt: Annotated[str, typer.Option("--format", help="csv, xlsx or geojson")] = "csv",
-        output: Annotated[Path | None, typer.Option("--output", "-o",
-                                                    help="file (stdout: -)")] = None,
-        config: ConfigOpt = None) -> None:
-    """Every device of a pilot with what is known of it (inventory.schema.json describes
-    the columns: `citypilot inventory schema`)."""
-    from api.open.annex import InventoryFormat, export
-    from api.open.inventory import Uptime
-    from ingest.stores.base import StoreError
-
-    if fmt not in {f.value for f in InventoryFormat}:
-        raise fail("--format: use csv, xlsx or geojson")
-    if fmt == "xlsx" and output is None and sys.stdout.isatty():
-        raise fail("--format xlsx writes a binary file: give --output FILE")
-    options = _load(ctx)(config)
-    catalog = _catalog(options)
-
-    async def run() -> bytes:
-        async with _registered(options, catalog, pilot) as (fleet, entry):
-            data, _ = await export(fleet, Uptime(fleet, options.api.kpi), entry,
-                                   InventoryFormat(fmt), options.api.public_url)
-            return data
-
-    try:
-        data = asyncio.run(run())
-    except StoreError as exc:
-        raise fail(f"store: {exc}", 1) from None
-    finally:
-        catalog.close()
-    _emit(data, output)
-
-
-@inventory_app.command("schema")
-def inventory_schema() -> None:
-    """inventory.schema.json: the Frictionless Table Schema of `inventory export`'s CSV."""
-    from api.open.annex import table_schema
-
-    sys.stdout.write(_json(table_schema()) + "\n")

@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from api.cli import ConfigOpt, Loader
+from api.commands import ConfigOpt, Loader
 
 
 def mount(app: typer.Typer, load: Loader) -> None:

@@ -172,3 +172,12 @@ def test_ingest_holds_only_the_data_path() -> None:
     found = {p.name for p in (ROOT / "ingest").iterdir()
              if p.name != "__pycache__" and (p.suffix == ".py" or p.is_dir())}
     assert found == data_path
+
+
+def test_no_module_over_400_lines() -> None:
+    # A module a reader can hold in mind; generated code (protobuf) aside.
+    files = [f for top in (*TREE, "tests") for f in (ROOT / top).rglob("*.py")
+             if not f.name.endswith("_pb2.py")]
+    long = {str(f.relative_to(ROOT)): n for f in files
+            if (n := len(f.read_text().splitlines())) > 400}
+    assert long == {}

@@ -10,20 +10,18 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from api.commands import Loader
 from api.options import CliOptions
 from ingest.cli import parse_duration
 
 if TYPE_CHECKING:
     from api.kpis.rollups.worker import Pass, Worker
-
-Loader = Callable[[Path | None], CliOptions]
-
 
 def mount(app: typer.Typer, load: Loader) -> None:
     @app.command("rollup")
