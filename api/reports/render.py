@@ -1,10 +1,12 @@
-"""The evaluation report as HTML, PDF/A-3b and XLSX, from one `Evaluation`.
+"""The evaluation report as HTML, PDF/A-3b and XLSX, from one `Evaluation`; the cluster
+report the same way from one `Cluster`.
 
-One Jinja2 template (`templates/evaluation.html`) makes the HTML and, through WeasyPrint,
-the PDF: PDF/A-3b (WeasyPrint writes the XMP `pdfaid` identification, an sRGB output intent
-and embeds every font), tagged, with the document's language and title, and the report's own
-XLSX embedded as an associated file, so the data travels with the document. Numbers and
-dates follow the report's language (Babel: `1,597.5` in English, `1.597,5` in Italian).
+One Jinja2 template per report (`templates/evaluation.html`, `templates/cluster.html`, which
+share the style and the KPI definitions) makes the HTML and, through WeasyPrint, the PDF:
+PDF/A-3b (WeasyPrint writes the XMP `pdfaid` identification, an sRGB output intent and embeds
+every font), tagged, with the document's language and title, and the report's own XLSX
+embedded as an associated file, so the data travels with the document. Numbers and dates
+follow the report's language (Babel: `1,597.5` in English, `1.597,5` in Italian).
 
 Texts go through gettext: the template's `_()`, this module's `_()`, and `Formats.say` for the
 texts marked where they are written (`api.texts`: KPI titles, formulas and limit values, the
@@ -33,9 +35,10 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from api.catalog import LANGUAGES, ActivityType, Helix
 from api.exports import kpi_sheets, save, sheet, workbook
-from api.kpis.definitions import Family, describe
+from api.kpis.definitions import KPIS, Family, describe
 from api.kpis.periods import NS, from_ns
 from api.reports import charts, judgement
+from api.reports.cluster import Cluster
 from api.reports.evaluation import Evaluation
 from api.reports.judgement import Corner, Mark
 from api.texts import N_, Msg
@@ -46,6 +49,7 @@ NUMBER = "#,##0.##"  # every figure of the report: grouped, at most two decimals
 PERCENT = "#,##0.#"
 MARK_SIGN = {Mark.MET: "✓", Mark.NOT_MET: "✗", Mark.NO_TARGET: "–", Mark.NO_DATA: "?"}
 XLSX_NAME = "evaluation-data.xlsx"
+CLUSTER_XLSX_NAME = "cluster-data.xlsx"
 LOCALE = files("api.reports") / "locale"  # <lang>/LC_MESSAGES/messages.po, messages.pot
 # The registry's activity types and actors are ids; the report names them.
 LABELS: dict[str, str] = {
@@ -108,7 +112,7 @@ class Formats:
         return "—" if value is None else \
             f"{format_decimal(value, PERCENT, locale=self.lang)} %"
 
-    def day(self, ns: int, ev: Evaluation) -> str:
+    def day(self, ns: int, ev: Evaluation | Cluster) -> str:
         return format_date(from_ns(ns, ev.timezone).date(), "long", locale=self.lang)
 
     def week(self, ns: int, ev: Evaluation) -> str:
@@ -172,11 +176,14 @@ def title(ev: Evaluation, lang: str = "en") -> str:
 
 def to_pdf(ev: Evaluation, lang: str = "en") -> bytes:
     """PDF/A-3b, tagged, with the XLSX of the report's numbers attached."""
+    return _pdf(to_html(ev, lang), to_xlsx(ev), XLSX_NAME, lang)
+
+
+def _pdf(html: str, xlsx: bytes, name: str, lang: str) -> bytes:
     from weasyprint import HTML, Attachment  # heavy (Pango): only when a PDF is asked for
 
-    html = to_html(ev, lang)
     _ = translations(lang).gettext
-    attachment = Attachment(string=to_xlsx(ev), name=XLSX_NAME,
+    attachment = Attachment(string=xlsx, name=name,
                             description=_("the report's tables and KPI definitions"),
                             relationship="Data")
     with warnings.catch_warnings():
@@ -255,5 +262,45 @@ def filename(ev: Evaluation, fmt: str) -> str:
     return f"citypilot-evaluation-{ev.pilot.id}-{lo:%Y%m%d}-{hi:%Y%m%d}.{fmt}"
 
 
-__all__ = ["NS", "ReportError", "filename", "language", "to_html", "to_pdf", "to_xlsx",
-           "translations"]
+def cluster_title(cl: Cluster, lang: str = "en") -> str:
+    _ = translations(lang).gettext
+    return _("Cluster report: {pilots}").format(pilots=", ".join(
+        p.name or p.id for p in cl.pilots))
+
+
+def cluster_html(cl: Cluster, lang: str = "en") -> str:
+    f = Formats(lang)
+    return _env(lang).get_template("cluster.html").render(
+        cl=cl, f=f, lang=lang, zip=zip, describe=describe, title=cluster_title(cl, lang),
+        ids=", ".join(p.id for p in cl.pilots), definitions=KPIS,
+        made=format_date(from_ns(cl.now).date(), "long", locale=lang))
+
+
+def cluster_pdf(cl: Cluster, lang: str = "en") -> bytes:
+    return _pdf(cluster_html(cl, lang), cluster_xlsx(cl), CLUSTER_XLSX_NAME, lang)
+
+
+def cluster_xlsx(cl: Cluster) -> bytes:
+    """The pilots, every compared value with its quotients (one row per pilot and value),
+    and the KPI values and definitions."""
+    book = workbook()
+    sheet(book, "pilots", ("pilot", "name", "operator", "timezone", "population"),
+          ([p.id, p.name, p.operator, p.timezone, p.population] for p in cl.pilots))
+    sheet(book, "compared", ("kpi", "title", "where", "unit", "pilot", "value", "reason",
+                             "per_device", "per_100000_inhabitants"),
+          ([r.kpi.id, r.kpi.title, r.where, r.kpi.unit, p.id, c.value, c.reason,
+            c.per_device, c.per_100k] for r in cl.rows
+           for p, c in zip(cl.pilots, r.cells, strict=True)))
+    kpi_sheets(book, cl.results)
+    return save(book)
+
+
+def cluster_filename(cl: Cluster, fmt: str) -> str:
+    lo, hi = (from_ns(x, cl.timezone).date() for x in (cl.start, cl.end))
+    return f"citypilot-cluster-{'-'.join(p.id for p in cl.pilots)}-{lo:%Y%m%d}-{hi:%Y%m%d}" \
+        f".{fmt}"
+
+
+__all__ = ["NS", "ReportError", "cluster_filename", "cluster_html", "cluster_pdf",
+           "cluster_title", "cluster_xlsx", "filename", "language", "to_html", "to_pdf",
+           "to_xlsx", "translations"]

@@ -18,10 +18,13 @@ from babel.messages.pofile import read_po
 
 from api.catalog import LANGUAGES, Baseline, Pilot, Registry
 from api.kpis.definitions import Regime
-from api.reports import render
+from api.reports import cluster, render
+from api.reports.cluster import Cluster
 from api.reports.evaluation import Evaluation
-from tests.api.conftest import Live
-from tests.reports.conftest import PERIOD_QUERY, REPORTED, evaluation
+from ingest.stores import open_reader
+from tests.api.conftest import P2, Live
+from tests.contract.test_kpis import NOW
+from tests.reports.conftest import END, PERIOD_QUERY, REPORTED, START, evaluation
 from tests.reports.test_render import _Cells, _pdftotext
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,16 +138,27 @@ async def _both(live: Live) -> list[Evaluation]:
             await evaluation(live, Pilot(id="lonely"), now - 3 * D, now + 3 * D, None, now)]
 
 
+async def _cluster(live: Live) -> Cluster:
+    """The contract pilot, p2 without a population and an unregistered pilot."""
+    async with open_reader(live.store_url) as reader:
+        return await cluster.build(reader, [(ITALIAN, True), (P2, True), (Pilot(id="p9"), False)],
+                                   START, END, now_ns=NOW)
+
+
 async def test_no_english_sentence_in_a_translated_report(live: Live, tmp_path: Path
                                                           ) -> None:
     parts, runs = _english(_ids(_read(POT)))
     evaluations = await _both(live)
-    english = " ".join(_visible(render.to_html(ev, "en")) for ev in evaluations)
-    seen = _shown(english, parts, set())
-    assert len(seen) > 0.8 * len(parts), "the English report shows too few of the texts"
+    grouped = await _cluster(live)
+
+    def html(lang: str) -> str:
+        return " ".join([*(_visible(render.to_html(ev, lang)) for ev in evaluations),
+                         _visible(render.cluster_html(grouped, lang))])
+
+    seen = _shown(html("en"), parts, set())
+    assert len(seen) > 0.8 * len(parts), "the English reports show too few of the texts"
     for lang in OTHERS:
-        text = " ".join(_visible(render.to_html(ev, lang)) for ev in evaluations)
-        assert _shown(text, parts, runs) == [], lang
+        assert _shown(html(lang), parts, runs) == [], lang
     pdf = tmp_path / "it.pdf"
     pdf.write_bytes(render.to_pdf(evaluations[0], "it"))
     text = " ".join(_pdftotext(pdf, layout=False).split())
