@@ -261,12 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     with tempfile.TemporaryDirectory(prefix="kpi-bench-") as tmp:
         if "kpis" in parts:
-            influx = InfluxDB(Path(tmp) / "influxdb")
             # History is on disk in TSM files, not in the write cache: let InfluxDB snapshot
             # the cache soon after the load (its default waits 10 minutes).
-            conf = influx.workdir / "influxdb.conf"
-            conf.write_text(conf.read_text().replace(
-                "[data]\n", '[data]\n  cache-snapshot-write-cold-duration = "2s"\n'))
+            influx = InfluxDB(Path(tmp) / "influxdb",
+                              data={"cache-snapshot-write-cold-duration": '"2s"'})
             influx.start()
             try:
                 summary["kpis"] = _run(args, influx, Path(tmp))
