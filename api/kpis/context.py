@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from api.catalog import Device, Pilot
 from api.kpis.periods import Bucket, days
+from api.texts import Msg
 from ingest.model import RESERVED_KINDS
 from ingest.stores.base import Reader, TagFilter, Window
 
@@ -92,5 +93,5 @@ class Context:
                 out.append(self.value(b, None, nothing))
             for name in names:
                 out.append(self.value(b, table.get((b.index, name), default),
-                                      missing.format(name=name), ((key, name),)))
+                                      Msg(missing, name=name), ((key, name),)))
         return out

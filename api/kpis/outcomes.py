@@ -21,6 +21,7 @@ from itertools import pairwise
 from api.kpis.context import Context, DeviceKey, KpiValue
 from api.kpis.definitions import BY_ID
 from api.kpis.periods import Bucket, count_days, days, from_ns, midnight, to_ns
+from api.texts import N_, Msg
 from ingest.stores.base import Aggregate, AggRow, Rollup, Stat, Window
 
 _STATION = ("gateway", "device")
@@ -40,7 +41,7 @@ def _per_station(ctx: Context, table: dict[tuple[int, DeviceKey], float],
     for b in ctx.buckets:
         here = sorted(k for i, k in stations if i == b.index)
         if not here:
-            out.append(ctx.value(b, None, f"no {metric} readings in the period"))
+            out.append(ctx.value(b, None, Msg("no {metric} readings in the period", metric=metric)))
         for key in here:
             out.append(ctx.value(b, table.get((b.index, key), 0.0),
                                  dims=(("gateway", key[0]), ("device", key[1]))))
@@ -182,8 +183,8 @@ async def exceedances_left(ctx: Context) -> list[KpiValue]:
                             ("indicator", kpi_id), ("regime", limit.regime.value),
                             ("gateway", key[0]), ("device", key[1]))))
         if len(out) == before:
-            out.append(ctx.value(b, None, "the period has not started" if b.lo >= ctx.now_ns
-                                 else "no air-quality readings this year"))
+            out.append(ctx.value(b, None, N_("the period has not started") if b.lo >= ctx.now_ns
+                                 else N_("no air-quality readings this year")))
     return out
 
 
@@ -236,7 +237,7 @@ def _lden_values(ctx: Context, energy: dict[tuple[int, DeviceKey, str], list[flo
     for b in ctx.buckets:
         stations = sorted({k for i, k, _ in energy if i == b.index})
         if not stations:
-            out.append(ctx.value(b, None, "no noise readings in the period"))
+            out.append(ctx.value(b, None, N_("no noise readings in the period")))
         for key in stations:
             dims = (("gateway", key[0]), ("device", key[1]))
             total, missing = 0.0, []
@@ -247,7 +248,8 @@ def _lden_values(ctx: Context, energy: dict[tuple[int, DeviceKey, str], list[flo
                     continue
                 total += hours * sum(days_energy) / len(days_energy) * 10 ** (penalty / 10)
             out.append(ctx.value(b, 10 * math.log10(total / 24) if not missing else None,
-                                 f"no {' or '.join(missing)} noise readings in the period",
+                                 Msg("no {parts} noise readings in the period",
+                                     parts=" or ".join(missing)),
                                  dims))
     return out
 
@@ -261,9 +263,9 @@ async def lighting_energy_saving(ctx: Context) -> list[KpiValue]:
     for b in ctx.buckets:
         hi = min(b.hi, ctx.now_ns)
         if baseline is None:
-            out.append(ctx.value(b, None, "no lighting baseline registered for the pilot"))
+            out.append(ctx.value(b, None, N_("no lighting baseline registered for the pilot")))
         elif b.index not in used_wh or hi <= b.lo:
-            out.append(ctx.value(b, None, "no lighting energy readings in the period"))
+            out.append(ctx.value(b, None, N_("no lighting energy readings in the period")))
         else:
             expected_kwh = baseline * count_days(b.lo, hi)
             out.append(ctx.value(b, 100.0 * (1.0 - used_wh[b.index] / 1000.0 / expected_kwh),

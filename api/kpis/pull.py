@@ -16,11 +16,12 @@ from collections import defaultdict
 from api.kpis.context import Context, KpiValue
 from api.kpis.definitions import USE_TYPES
 from api.kpis.periods import days_before, pieces
+from api.texts import N_
 from ingest.model import EVENT_MEASUREMENT
 from ingest.stores.base import Aggregate, Distinct, Rollup, Stat, TagFilter, Window
 
 USES: TagFilter = (("type", USE_TYPES),)
-_NO_SERVICES = "no services registered and no uses in the period"
+_NO_SERVICES = N_("no services registered and no uses in the period")
 
 
 def _weeks(ctx: Context, shift_days: int = 0) -> list[Window]:
@@ -89,7 +90,7 @@ async def returning_user_rate(ctx: Context) -> list[KpiValue]:
     for b in ctx.buckets:
         week, before = users[2 * b.index], users[2 * b.index + 1]
         if not week:
-            out.append(ctx.value(b, None, "no uses in the 7 days ending at the period's end"))
+            out.append(ctx.value(b, None, N_("no uses in the 7 days ending at the period's end")))
         else:
             out.append(ctx.value(b, 100.0 * len(week & before) / len(week), users=len(week)))
     return out
@@ -114,7 +115,7 @@ async def usage_growth_wow(ctx: Context) -> list[KpiValue]:
             if then:
                 growth[(b.index, service)] = 100.0 * (now - then) / then
     return ctx.per_dimension("service", ctx.services(s for _, s in table), growth,
-                             default=None, missing="no uses of {name} in the week before",
+                             default=None, missing=N_("no uses of {name} in the week before"),
                              nothing=_NO_SERVICES)
 
 
@@ -134,9 +135,9 @@ async def utilisation(ctx: Context) -> list[KpiValue]:
     table = {key: 100.0 * acc[0] / acc[1] for key, acc in weighted.items() if acc[1]}
     names = sorted({m for _, m in weighted})
     return ctx.per_dimension("kind", names, table, default=None,
-                             missing="no occupancy readings of {name} sensors with a "
-                             "registered capacity in the period",
-                             nothing="no occupancy readings in the period")
+                             missing=N_("no occupancy readings of {name} sensors with a "
+                                        "registered capacity in the period"),
+                             nothing=N_("no occupancy readings in the period"))
 
 
 async def peak_demand_ratio(ctx: Context) -> list[KpiValue]:
@@ -150,7 +151,7 @@ async def peak_demand_ratio(ctx: Context) -> list[KpiValue]:
     table = {(b.index, s): peaks.get((b.index, s), 0.0) / capacity[s]
              for b in ctx.buckets for s in services if s in capacity}
     return ctx.per_dimension("service", services, table, default=None,
-                             missing="no capacity registered for service {name}",
+                             missing=N_("no capacity registered for service {name}"),
                              nothing=_NO_SERVICES)
 
 
@@ -172,7 +173,7 @@ async def usage_per_device(ctx: Context) -> list[KpiValue]:
             if deployed:
                 table[(b.index, s)] = uses[(b.index, s)] / len(deployed)
     return ctx.per_dimension("service", services, table, default=None,
-                             missing="no devices registered or used for service {name}",
+                             missing=N_("no devices registered or used for service {name}"),
                              nothing=_NO_SERVICES)
 
 

@@ -17,11 +17,12 @@ from collections import defaultdict
 
 from api.kpis.context import Context, DeviceKey, KpiValue
 from api.kpis.periods import NS, Bucket, midnight
+from api.texts import N_
 from ingest.model import DEAD_LETTER_MEASUREMENT, DELAY_FIELD, EVENT_MEASUREMENT
 from ingest.stores.base import Aggregate, Rollup, Stat, Window
 
-_NOT_STARTED = "the period has not started"
-_NO_SENSORS = "no sensors installed or reporting in the period"
+_NOT_STARTED = N_("the period has not started")
+_NO_SENSORS = N_("no sensors installed or reporting in the period")
 _HOUR_NS = 3600 * NS
 
 
@@ -228,8 +229,8 @@ async def ingest_delay_p95(ctx: Context) -> list[KpiValue]:
         where=ctx.where))
     table = {(r.window, r.measurement): r.value for r in rows}
     return ctx.per_dimension("kind", sorted({m for _, m in table}), table, default=None,
-                             missing="no {name} readings in the period",
-                             nothing="no readings or events in the period")
+                             missing=N_("no {name} readings in the period"),
+                             nothing=N_("no readings or events in the period"))
 
 
 KPIS = {f.__name__: f for f in (devices_deployed, devices_online, availability,
