@@ -73,6 +73,51 @@ def lookup(name: str) -> Metric | None:
     return REGISTRY.get(name)
 
 
+@dataclass(frozen=True, slots=True)
+class UnitDefinition:
+    """How open standards name a registry unit: its name, its UCUM code and its QUDT URI
+    (SensorThings' `unitOfMeasurement`, the inventory schema)."""
+
+    name: str
+    ucum: str
+    qudt: str
+
+    @property
+    def uri(self) -> str:
+        return f"http://qudt.org/vocab/unit/{self.qudt}"
+
+
+# Counts are UCUM's 1 with an annotation ({vehicles}); A-weighting has no UCUM or QUDT unit of
+# its own, so dB(A) is the decibel and says so in its name.
+DEFINITIONS: dict[str, UnitDefinition] = {
+    "µg/m³": UnitDefinition("microgram per cubic metre", "ug/m3", "MicroGM-PER-M3"),
+    "ppm": UnitDefinition("part per million", "[ppm]", "PPM"),
+    "index": UnitDefinition("index", "{index}", "UNITLESS"),
+    "dB(A)": UnitDefinition("decibel (A-weighted)", "dB{A}", "DeciB"),
+    "°C": UnitDefinition("degree Celsius", "Cel", "DEG_C"),
+    "%": UnitDefinition("percent", "%", "PERCENT"),
+    "hPa": UnitDefinition("hectopascal", "hPa", "HectoPA"),
+    "m/s": UnitDefinition("metre per second", "m/s", "M-PER-SEC"),
+    "mm": UnitDefinition("millimetre", "mm", "MilliM"),
+    "lx": UnitDefinition("lux", "lx", "LUX"),
+    "1": UnitDefinition("one (fraction)", "1", "UNITLESS"),
+    "vehicles": UnitDefinition("vehicles", "{vehicles}", "NUM"),
+    "bikes": UnitDefinition("bicycles", "{bikes}", "NUM"),
+    "people": UnitDefinition("people", "{people}", "NUM"),
+    "km/h": UnitDefinition("kilometre per hour", "km/h", "KiloM-PER-HR"),
+    "W": UnitDefinition("watt", "W", "W"),
+    "Wh": UnitDefinition("watt hour", "W.h", "W-HR"),
+    "kWh": UnitDefinition("kilowatt hour", "kW.h", "KiloW-HR"),
+    "m³": UnitDefinition("cubic metre", "m3", "M3"),
+    "m³/h": UnitDefinition("cubic metre per hour", "m3/h", "M3-PER-HR"),
+    "dBm": UnitDefinition("decibel milliwatt", "dB[mW]", "DeciB_M"),
+    "dB": UnitDefinition("decibel", "dB", "DeciB"),
+    "lqi": UnitDefinition("link quality indicator", "{lqi}", "UNITLESS"),
+    "messages": UnitDefinition("messages", "{messages}", "NUM"),
+    "V": UnitDefinition("volt", "V", "V"),
+}
+
+
 # ---------------------------------------------------------------------------------------------
 # Unit conversion (added for the gateway-format adapters, ingest/decode/fields.py).
 #
