@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+from playwright.sync_api import Browser
 
 from tests.console.conftest import OTHER, PILOT, Server, Visit
 from tests.console.test_console import sign_in, wait_loaded
@@ -155,6 +156,17 @@ def test_the_map_places_each_located_device(visit: Visit, server: Server,
     if os.environ.get("CONSOLE_MAP_SCREENSHOT"):
         card.screenshot(path=os.environ["CONSOLE_MAP_SCREENSHOT"])
 
+    # At phone width the map is drawn for the phone's width: the page does not scroll sideways.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    wait_loaded(page)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert set(dots(visit)) == set(located)
+    svg_width = float(str(page.locator("#map > svg").get_attribute("viewBox")).split()[2])
+    assert abs(svg_width - page.locator("#map").bounding_box()["width"]) <= 1  # type: ignore[index]
+    card.screenshot(path=tmp_path / "map-phone.png")
+    assert visit.problems == []
+
 
 def test_a_viewer_sees_the_same_map(visit: Visit, server: Server) -> None:
     sign_in(visit, server.keys["viewer"])
@@ -191,3 +203,36 @@ def test_a_pilot_without_coordinates_has_an_empty_map(visit: Visit, server: Serv
     empty()
     assert page.evaluate("window.cspViolations") == []
     assert visit.problems == []
+
+
+def test_the_projection_keeps_edge_cases_in_one_piece(browser: Browser, server: Server) -> None:
+    """One device, devices on one spot, a pilot across the antimeridian, one far north."""
+    page = browser.new_page()
+    try:
+        page.goto(server.url + "/")  # the module is served from here
+        got: dict[str, Any] = page.evaluate("""async () => {
+            const { project } = await import("/console/map.js");
+            const at = (lat, lon) => ({ lat, lon });
+            return {
+              one: project([at(39.47, -0.37)], 600),
+              spot: project([at(39.47, -0.37), at(39.47, -0.37)], 600),
+              fiji: project([at(-17.8, 179.99), at(-17.8, -179.99)], 600),
+              north: project([at(69.65, 18.95), at(69.65, 18.97), at(69.66, 18.95)], 600),
+            };
+        }""")
+    finally:
+        page.close()
+    for name, shape in got.items():
+        assert all(math.isfinite(v) for p in shape["points"] for v in (p["x"], p["y"])), name
+        assert all(0 < p["x"] < 600 and 0 < p["y"] < shape["height"]
+                   for p in shape["points"]), (name, shape)
+    assert got["one"]["points"] == [{"x": 300, "y": got["one"]["height"] / 2}]
+    # Across the antimeridian: the east one right of the west one, the 2 km between them
+    # drawn as 2 km (not as the 40,000 km the other way round).
+    west, east = got["fiji"]["points"]
+    ground = great_circle_m({"lat": -17.8, "lon": 179.99}, {"lat": -17.8, "lon": -179.99})
+    assert abs((east["x"] - west["x"]) / got["fiji"]["scale"] / ground - 1) < 0.01, got["fiji"]
+    # Tromsø: 0.02° of longitude is cos(69.65°) of 0.02° of latitude on the ground.
+    origin, lon_step, lat_step = got["north"]["points"]
+    ratio = (lon_step["x"] - origin["x"]) / (2 * (origin["y"] - lat_step["y"]))
+    assert abs(ratio - math.cos(math.radians(69.65))) < 0.01, ratio
