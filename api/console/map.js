@@ -112,6 +112,37 @@ function unlocatedNote(unlocated) {
   return node("p", "unlocated muted", `${count} without coordinates: ${shown}${more}.`);
 }
 
+// The map's text alternative, for the keyboard and screen readers (a mark's tooltip needs a
+// mouse), and the coordinates to copy.
+function locatedTable(located, tz) {
+  const details = node("details", "located");
+  details.append(node("summary", "", `The ${located.length} located devices as a table`));
+  const table = node("table");
+  const head = node("tr");
+  for (const name of ["Device", "Kind or service", "Latitude", "Longitude", "Last seen"]) {
+    const th = node("th", "", name);
+    th.scope = "col";
+    head.append(th);
+  }
+  const body = node("tbody");
+  for (const d of [...located].sort((a, b) => a.id.localeCompare(b.id))) {
+    const row = node("tr");
+    row.dataset.device = d.id;
+    const id = node("th", "", d.id);
+    id.scope = "row";
+    row.append(id, node("td", "", d.kind), node("td", "", String(d.lat)),
+      node("td", "", String(d.lon)), node("td", "", seen(d, tz).replace(/^last seen /, "")));
+    body.append(row);
+  }
+  const thead = node("thead");
+  thead.append(head);
+  table.append(thead, body);
+  const scroll = node("div", "scroll");
+  scroll.append(table);
+  details.append(scroll);
+  return details;
+}
+
 // devices: what `inventory` gives; title: the pilot's name, for the map's text alternative.
 export function drawMap(container, devices, { tz, title }) {
   container.replaceChildren();
@@ -158,6 +189,7 @@ export function drawMap(container, devices, { tz, title }) {
   northArrow(svg, width);
   container.append(svg, legend(kinds.map((kind) => ({
     name: `${kind} (${located.filter((d) => d.kind === kind).length})`, ...style.get(kind) }))));
+  container.append(locatedTable(located, tz));
   if (unlocated.length) container.append(unlocatedNote(unlocated));
 }
 

@@ -139,6 +139,15 @@ def test_the_map_places_each_located_device(visit: Visit, server: Server,
         f"{k} ({sum(kind_of(d) == k for d in located.values())})" for k in kinds]
     assert page.locator("#map .unlocated").inner_text() == (
         f"1 device without coordinates: {unlocated[0]}.")
+    # The same devices as a table, for the keyboard and screen readers.
+    page.locator("#map details.located summary").click()
+    rows = page.locator("#map details.located tbody tr").all()
+    assert [r.get_attribute("data-device") for r in rows] == sorted(located)
+    for row in rows:
+        cells = row.locator("th, td").all_inner_texts()
+        api = located[cells[0]]
+        assert (cells[1], float(cells[2]), float(cells[3])) == (kind_of(api), api["lat"],
+                                                                 api["lon"])
 
     # The open interfaces of this pilot; the GeoJSON link gives the devices the map shows.
     found = check_links(visit, server, PILOT)
@@ -150,6 +159,7 @@ def test_the_map_places_each_located_device(visit: Visit, server: Server,
     assert all(u.startswith(server.url) for u in visit.requests), "no tiles, nothing outside"
     assert page.evaluate("window.cspViolations") == []
     assert visit.problems == []
+    page.locator("#map details.located summary").click()  # closed again, for the screenshot
     card = page.locator("#where")
     card.scroll_into_view_if_needed()
     card.screenshot(path=tmp_path / "map.png")
