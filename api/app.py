@@ -29,6 +29,8 @@ from api.kpis.rollups.cache import ResultCache
 from api.kpis.rollups.reader import RollupReader
 from api.open import ogc, usage
 from api.open.inventory import Uptime
+from api.open.sta import routes as sta
+from api.open.sta.entities import Models
 from api.options import ApiOptions
 from api.routes import admin, console, data, doctor, inventory, kpis, meta, reports
 from ingest.stores import open_reader
@@ -74,6 +76,7 @@ def create_app(options: ApiOptions) -> FastAPI:
                 app.state.fleet = Fleet(st, catalog,
                                         default_interval_s=options.kpi.default_interval_s)
                 app.state.uptime = Uptime(app.state.fleet, options.kpi)
+                app.state.sta_models = Models(app.state.fleet)
                 log.info("api ready store=%s", st.url_scheme)
                 yield
         finally:
@@ -89,7 +92,8 @@ def create_app(options: ApiOptions) -> FastAPI:
     problems.install(app)
     # The console first: its page at `/` takes the place of meta's placeholder.
     for router in (console.router, meta.router, data.router, kpis.router, reports.router,
-                   admin.router, doctor.router, inventory.router, ogc.router, usage.router):
+                   admin.router, doctor.router, inventory.router, ogc.router, usage.router,
+                   sta.router):
         app.include_router(router)
     app.middleware("http")(guard)
     app.middleware("http")(_measure)  # the outer one: it counts the guard's refusals too

@@ -118,6 +118,22 @@ DEFINITIONS: dict[str, UnitDefinition] = {
 }
 
 
+# What each metric is, as a URI a SensorThings ObservedProperty's `definition` names: the EEA's
+# air-quality pollutant vocabulary for pollutants, QUDT's quantity kinds for physical
+# quantities. A metric without one is defined by its own ObservedProperty.
+_EEA = "http://dd.eionet.europa.eu/vocabulary/aq/pollutant/"
+_QK = "http://qudt.org/vocab/quantitykind/"
+CONCEPTS: dict[str, str] = {
+    "pm25": _EEA + "6001", "pm10": _EEA + "5", "no2": _EEA + "8", "o3": _EEA + "7",
+    "noise_laeq": _QK + "SoundPressureLevel", "noise_lamax": _QK + "SoundPressureLevel",
+    "temperature": _QK + "Temperature", "humidity": _QK + "RelativeHumidity",
+    "pressure": _QK + "AtmosphericPressure", "wind_speed": _QK + "Speed",
+    "illuminance": _QK + "Illuminance", "speed": _QK + "Speed", "power": _QK + "Power",
+    "energy": _QK + "Energy", "energy_total": _QK + "Energy", "water_volume": _QK + "Volume",
+    "flow": _QK + "VolumeFlowRate", "voltage": _QK + "Voltage",
+}
+
+
 # ---------------------------------------------------------------------------------------------
 # Unit conversion (added for the gateway-format adapters, ingest/decode/fields.py).
 #

@@ -2,7 +2,8 @@
 
 KPIs need facts that readings do not carry (`registry.py`); the API needs its keys
 (`keys.py`) and the SensorThings API numeric ids that stay the same across restarts
-(`open_ids`: one number per entity name, given the first time the entity is shown). Both live here (`CITYPILOT_CATALOG_URL`), loaded from a TOML or YAML file or
+(`open_ids`: one number per entity name, given the first time the entity is shown). All
+live here (`CITYPILOT_CATALOG_URL`), the registry loaded from a TOML or YAML file or
 edited by admins over the API. Collectors never write the catalogue: what reports without
 being registered is derived from the store by the reader (`api.fleet`). Only the API and the
 command line read it.
