@@ -18,7 +18,8 @@ OPEN_ROUTES = ["/ogc", "/ogc/conformance", "/ogc/collections", "/ogc/collections
                "/ogc/collections/gateways", "/ogc/collections/devices/items",
                "/ogc/collections/gateways/items", "/ogc/collections/devices/items/p1.g1.aq1",
                "/ogc/collections/gateways/items/p1.g1",
-               "/open/v1/usage?pilot=p1&start=2024-01-08T00:00:00Z&end=2024-01-22T00:00:00Z"]
+               "/open/v1/usage?pilot=p1&start=2024-01-08T00:00:00Z&end=2024-01-22T00:00:00Z",
+               "/sta/v1.1", "/sta/v1.1/Observations?$top=1000", "/sta/v1.1/Locations"]
 # The seed's user ids, event types, closed kinds and their devices, the other pilot, the
 # dead letters: none may appear in an anonymous answer about the open p1.
 NEVER = ["u1", "u2", "u3", "u4", "u5", "u6", "session_start", "feedback", "kiosk", "event",

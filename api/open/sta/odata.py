@@ -142,8 +142,9 @@ class _Parser:
         if token == ("paren", "("):
             self.take()
             node = self.or_()
-            if self.take() != ("paren", ")"):
+            if self.peek() != ("paren", ")"):
                 raise ODataError("$filter: a parenthesis is not closed")
+            self.take()
             return node
         left = self.operand()
         kind, op = self.take()
