@@ -13,6 +13,7 @@ remembered per scope for `TTL_S` seconds (the fleet it reads is itself cached).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ from ingest.model import DELAY_FIELD, EVENT_MEASUREMENT
 from ingest.stores.base import Seen
 from ingest.units import CONCEPTS, DEFINITIONS, lookup
 
+log = logging.getLogger(__name__)
 TTL_S = 15.0
 OM = "http://www.opengis.net/def/observationType/OGC-OM/2.0/"
 GEOJSON = "application/geo+json"
@@ -296,21 +298,37 @@ async def build(fleet: Fleet, scope: Scope, public: str) -> Model:
 
 
 class Models:
-    """The model of each scope, remembered for `TTL_S`."""
+    """The model of each scope: built on first use, then answered at once and rebuilt in
+    the background once older than `TTL_S` (a request never waits for a rebuild: new devices
+    and Datastreams show within seconds, and a failed rebuild keeps the last model)."""
 
     def __init__(self, fleet: Fleet) -> None:
         self.fleet = fleet
         self._known: dict[tuple[Any, ...], Model] = {}
-        self._lock = asyncio.Lock()
+        self._building: dict[tuple[Any, ...], asyncio.Task[Model]] = {}
 
     async def of(self, scope: Scope, public: str) -> Model:
         key = (tuple(sorted(scope.pilots)), tuple(sorted(
             (p, tuple(sorted(k)) if k is not None else None) for p, k in scope.kinds.items())),
             public)
-        async with self._lock:
-            model = self._known.get(key)
-            if model is None or time.monotonic() - model.built > TTL_S:
-                if len(self._known) > 64:
-                    self._known.clear()
-                model = self._known[key] = await build(self.fleet, scope, public)
-        return model
+        model = self._known.get(key)
+        if model is not None and time.monotonic() - model.built <= TTL_S:
+            return model
+        task = self._building.get(key)
+        if task is None:
+            task = self._building[key] = asyncio.create_task(self._build(key, scope, public))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # logged there
+        return model if model is not None else await asyncio.shield(task)
+
+    async def _build(self, key: tuple[Any, ...], scope: Scope, public: str) -> Model:
+        try:
+            model = await build(self.fleet, scope, public)
+            if len(self._known) > 64:
+                self._known.clear()
+            self._known[key] = model
+            return model
+        except Exception:
+            log.exception("SensorThings model of pilots %s not rebuilt", ",".join(key[0]))
+            raise
+        finally:
+            self._building.pop(key, None)
