@@ -27,7 +27,7 @@ from api.fleet import Fleet
 from api.guard import RateLimit, guard
 from api.kpis.rollups.cache import ResultCache
 from api.kpis.rollups.reader import RollupReader
-from api.open import ogc, usage
+from api.open import catalogue, ogc, usage
 from api.open.inventory import Uptime
 from api.options import ApiOptions
 from api.routes import admin, console, data, doctor, inventory, kpis, meta, reports
@@ -89,7 +89,8 @@ def create_app(options: ApiOptions) -> FastAPI:
     problems.install(app)
     # The console first: its page at `/` takes the place of meta's placeholder.
     for router in (console.router, meta.router, data.router, kpis.router, reports.router,
-                   admin.router, doctor.router, inventory.router, ogc.router, usage.router):
+                   admin.router, doctor.router, inventory.router, ogc.router, usage.router,
+                   catalogue.router):
         app.include_router(router)
     app.middleware("http")(guard)
     app.middleware("http")(_measure)  # the outer one: it counts the guard's refusals too
