@@ -4,8 +4,9 @@ No environment is read here: `citypilot api` (the composition root) turns settin
 `ApiOptions` (`api/options.py`). Routes live in `api/routes/`, one module per resource;
 errors are problem+json (`problems.py`); keys and roles are checked in `auth.py`. `/`,
 `/docs`, `/openapi.json`, `/healthz` and `/readyz` are open; `/metrics` needs an operator
-key, every `/api/v1/*` route a key. The open interfaces (`api/open/`: `/ogc`, `/open/v1`)
-answer without a key only for the pilots the registry opens, rate-limited per client address.
+key, every `/api/v1/*` route a key. The open interfaces (`api/open/`: `/ogc`, `/open/v1`,
+`/catalog*`) answer without a key only for the pilots the registry opens, rate-limited per
+client address.
 Rate and size limits and the security headers every answer carries are in `guard.py`.
 """
 
