@@ -47,6 +47,7 @@ from api.open.vocabulary import (
 PUBLISHER = "citypilot"  # the installation's name: no setting holds one yet
 CATALOG_PATH = "/catalog"
 STA_PATH = "/sta/v1.1"
+MIN_SIDE = 0.001  # degrees (about 100 m): the smallest box drawn around devices
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,9 +149,15 @@ class _Builder:
         return self.term(f"{EU}access-right/{code}", label, "access-right",
                          DCTERMS.RightsStatement)
 
-    def location(self, box: tuple[float, float, float, float]) -> BNode:
+    def location(self, box: tuple[float, float, float, float], name: str) -> BNode:
+        """A box, at least `MIN_SIDE` degrees a side: one device's point is a box around
+        it (a polygon without area is not a valid geometry)."""
         west, south, east, north = box
-        node = BNode()
+        pad_x, pad_y = max(0.0, MIN_SIDE - (east - west)) / 2, \
+            max(0.0, MIN_SIDE - (north - south)) / 2
+        west, east = west - pad_x, east + pad_x
+        south, north = max(-90.0, south - pad_y), min(90.0, north + pad_y)
+        node = BNode(name)
         self.add(node, RDF.type, DCTERMS.Location)
         ring = ", ".join(f"{x:.6f} {y:.6f}" for x, y in (
             (west, south), (east, south), (east, north), (west, north), (west, south)))
@@ -160,8 +167,8 @@ class _Builder:
             datatype=GSP.wktLiteral))
         return node
 
-    def period(self, span: Span) -> BNode:
-        node = BNode()
+    def period(self, span: Span, name: str) -> BNode:
+        node = BNode(name)
         self.add(node, RDF.type, DCTERMS.PeriodOfTime)
         self.add(node, DCAT.startDate, _time(span.start_ns))
         self.add(node, DCAT.endDate, _time(span.end_ns))
@@ -172,7 +179,7 @@ def _contact(b: _Builder, pilot: Pilot) -> BNode | None:
     published = pilot.published
     if published.contact_name is None and published.contact_email is None:
         return None
-    node = BNode()
+    node = BNode(f"{pilot.id}-contact")  # stable labels: the same answer for the same data
     b.add(node, RDF.type, VCARD.Kind)
     b.add(node, VCARD.fn, Literal(published.contact_name or published.contact_email or ""))
     if published.contact_email:
@@ -258,9 +265,9 @@ def _dataset(b: _Builder, f: PilotFacts, fam: _Family, publisher: URIRef,
     if contact is not None:
         b.add(ref, DCAT.contactPoint, contact)
     if f.bbox is not None:
-        b.add(ref, DCTERMS.spatial, b.location(f.bbox))
+        b.add(ref, DCTERMS.spatial, b.location(f.bbox, f"{p.id}-{fam.key}-place"))
     if fam.span is not None:
-        b.add(ref, DCTERMS.temporal, b.period(fam.span))
+        b.add(ref, DCTERMS.temporal, b.period(fam.span, f"{p.id}-{fam.key}-period"))
         if fam.key != "usage":  # its span ends at the next local midnight
             b.add(ref, DCTERMS.modified, _time(fam.span.end_ns))
     licence = b.licence(p.published.licence)
@@ -350,7 +357,7 @@ def catalogue(public_url: str, facts: Sequence[PilotFacts], publisher_name: str 
         b.add(cat, DCAT.service, ref)
     boxes = [f.bbox for f in facts if f.bbox is not None]
     if (box := _union(boxes)) is not None:
-        b.add(cat, DCTERMS.spatial, b.location(box))
+        b.add(cat, DCTERMS.spatial, b.location(box, "catalog-place"))
     ends = []
     for f in facts:
         contact = _contact(b, f.pilot)

@@ -143,9 +143,11 @@ async def test_anonymously_only_the_open_pilot_and_its_open_kinds(opened: Live) 
                 URIRef("http://creativecommons.org/licenses/by/4.0/")
         period = graph.value(ref, DCTERMS.temporal)
         assert graph.value(period, DCAT.startDate) is not None, ref
-    # aq1 is the one device with coordinates: the box is its point.
+    # aq1 is the one device with coordinates: the box is drawn around its point.
     place = graph.value(found["p1.inventory"], DCTERMS.spatial)
-    assert "13.400000 52.520000" in str(graph.value(place, DCAT.bbox))
+    assert str(graph.value(place, DCAT.centroid)) == "POINT(13.400000 52.520000)"
+    assert str(graph.value(place, DCAT.bbox)).startswith(
+        "POLYGON((13.399500 52.519500, 13.400500 52.519500, ")
     ogc, sta = (URIRef(f"{PUBLIC}/catalog#{s}") for s in ("ogc", "sta"))
     assert graph.value(ogc, DCAT.endpointURL) == URIRef(f"{PUBLIC}/ogc")
     assert graph.value(sta, DCAT.endpointURL) == URIRef(f"{PUBLIC}/sta/v1.1")
