@@ -54,7 +54,7 @@ def _spans(rows: Sequence[Seen], scope: Scope, pilot: str
             Span(min(use), max(use)) if use else None, kinds)
 
 
-def _window(usage: Span | None, pilot: Pilot, options: KpiOptions, now_ns: int
+def usage_window(usage: Span | None, pilot: Pilot, options: KpiOptions, now_ns: int
             ) -> tuple[int, int]:
     """The usage link's period: the local days covered (the last 30 without data), within
     what one usage request may ask for."""
@@ -106,7 +106,7 @@ async def facts(fleet: Fleet, scope: Scope, options: KpiOptions, now_ns: int
         metrics = sorted({m for k in kinds for m in fields.get(k, [])} - {DELAY_FIELD})
         open_ = pilot.published
         public = open_.open_data and set(kinds) | registered | seen <= set(open_.open_kinds)
-        window = _window(usage, pilot, options, now_ns) \
+        window = usage_window(usage, pilot, options, now_ns) \
             if usage is not None or pilot.services else None
         out.append(PilotFacts(
             pilot, tuple(kinds), tuple(metrics), _bbox(mine),

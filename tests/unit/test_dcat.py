@@ -3,13 +3,19 @@ know little or nothing still valid against the DCAT-AP 3.0 shapes."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
 import pytest
 from rdflib import URIRef
 from rdflib.namespace import DCAT, DCTERMS, RDF
 
 from api.catalog import OpenData, Pilot, Service
+from api.kpis.periods import Grain, buckets, from_ns, to_ns
+from api.open.catalogue import usage_window
 from api.open.dcat import PilotFacts, Span, catalogue
 from api.open.vocabulary import licence_of
+from api.options import KpiOptions
 from tests.api.test_dcat import check
 
 BASE = "https://open.example"
@@ -58,3 +64,19 @@ def test_every_dataset_and_distribution_of_a_full_pilot_is_valid() -> None:
     licences = set(graph.objects(None, DCTERMS.license))
     assert URIRef("https://example.org/licence") in licences
     assert "Città di Prova" in graph.serialize(format="turtle")
+
+
+def test_the_usage_link_asks_for_what_one_request_may() -> None:
+    berlin = Pilot(id="p1", timezone="Europe/Berlin")
+    day = 86400 * 10**9
+    two_years = Span(to_ns(datetime(2023, 3, 1, 12, tzinfo=UTC)),
+                     to_ns(datetime(2025, 3, 30, 12, tzinfo=UTC)))
+    lo, hi = usage_window(two_years, berlin, KpiOptions(), 0)
+    assert from_ns(hi, ZoneInfo("Europe/Berlin")).isoformat() == "2025-03-31T00:00:00+02:00"
+    assert (hi - lo) / day <= KpiOptions().max_days  # 399 local days, one DST change
+    assert len(buckets(lo, hi, Grain.DAY, ZoneInfo("Europe/Berlin"))) == 399
+    # without any use yet: the last 30 local days
+    now = to_ns(datetime(2024, 6, 10, 12, tzinfo=UTC))
+    lo, hi = usage_window(None, berlin, KpiOptions(), now)
+    assert from_ns(lo, ZoneInfo("Europe/Berlin")).isoformat() == "2024-05-12T00:00:00+02:00"
+    assert from_ns(hi, ZoneInfo("Europe/Berlin")).isoformat() == "2024-06-11T00:00:00+02:00"
