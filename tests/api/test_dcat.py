@@ -198,3 +198,15 @@ async def test_every_link_under_the_public_url_answers(opened: Live) -> None:
             answer = await opened.client.get(parts.path or "/", params=parts.query or None,
                                              headers=opened.auth(who))
             assert answer.status_code == 200, (who, url, answer.text[:500])
+
+
+async def test_the_catalogue_is_rate_limited_with_the_open_routes(sqlite_url: str,
+                                                                 tmp_path: Path) -> None:
+    async for live in start_live(sqlite_url, tmp_path, pilots=(OPENED,),
+                                 open_rate_limit="2/minute"):
+        assert (await live.get("/catalog.ttl")).status_code == 200
+        assert (await live.get("/ogc/conformance")).status_code == 200
+        refused = await live.get("/catalog.jsonld")
+        assert refused.status_code == 429
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert int(refused.headers["retry-after"]) >= 1
