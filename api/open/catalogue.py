@@ -55,7 +55,7 @@ def _spans(rows: Sequence[Seen], scope: Scope, pilot: str
 
 
 def usage_window(usage: Span | None, pilot: Pilot, options: KpiOptions, now_ns: int
-            ) -> tuple[int, int]:
+                 ) -> tuple[int, int]:
     """The usage link's period: the local days covered (the last 30 without data), within
     what one usage request may ask for."""
     tz = timezone_of(pilot)

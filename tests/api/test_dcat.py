@@ -16,7 +16,7 @@ from rdflib import Graph, Literal, URIRef
 from rdflib.compare import isomorphic
 from rdflib.namespace import DCAT, DCTERMS, RDF, SH
 
-from api.catalog import OpenData
+from api.catalog import OpenData, Role
 from tests.api.conftest import P2, URL_FIXTURES, Live, start_live
 from tests.api.test_open import OPENED as OPEN_P1
 
@@ -210,3 +210,11 @@ async def test_the_catalogue_is_rate_limited_with_the_open_routes(sqlite_url: st
         assert refused.status_code == 429
         assert refused.headers["content-type"] == "application/problem+json"
         assert int(refused.headers["retry-after"]) >= 1
+
+
+async def test_a_key_for_no_existing_pilot_reads_an_empty_catalogue(live: Live) -> None:
+    _, live.keys["nowhere"] = live.catalog.create_key("nowhere", Role.VIEWER,
+                                                      pilots=frozenset({"p9"}))
+    graph, _, _ = await read(live, "nowhere")
+    assert datasets(graph) == {}
+    check(graph, accepted=None)  # recommendations unmet: nothing to serve or place
