@@ -12,6 +12,7 @@ from rdflib.namespace import DCAT, DCTERMS, RDF
 
 from api.catalog import OpenData, Pilot, Service
 from api.kpis.periods import Grain, buckets, from_ns, to_ns
+from api.open.annex import interfaces
 from api.open.catalogue import usage_window
 from api.open.dcat import PilotFacts, Span, catalogue
 from api.open.vocabulary import licence_of
@@ -80,3 +81,9 @@ def test_the_usage_link_asks_for_what_one_request_may() -> None:
     lo, hi = usage_window(None, berlin, KpiOptions(), now)
     assert from_ns(lo, ZoneInfo("Europe/Berlin")).isoformat() == "2024-05-12T00:00:00+02:00"
     assert from_ns(hi, ZoneInfo("Europe/Berlin")).isoformat() == "2024-06-11T00:00:00+02:00"
+
+
+def test_the_tender_annex_names_the_catalogue() -> None:
+    links = dict(interfaces(Pilot(id="p1"), BASE))
+    assert links["DCAT-AP catalogue of the open datasets (with a viewer key)"] == \
+        f"{BASE}/catalog.ttl"
