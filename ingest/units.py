@@ -73,6 +73,67 @@ def lookup(name: str) -> Metric | None:
     return REGISTRY.get(name)
 
 
+@dataclass(frozen=True, slots=True)
+class UnitDefinition:
+    """How open standards name a registry unit: its name, its UCUM code and its QUDT URI
+    (SensorThings' `unitOfMeasurement`, the inventory schema)."""
+
+    name: str
+    ucum: str
+    qudt: str
+
+    @property
+    def uri(self) -> str:
+        return f"http://qudt.org/vocab/unit/{self.qudt}"
+
+
+# Counts are UCUM's 1 with an annotation ({vehicles}); A-weighting has no UCUM or QUDT unit of
+# its own, so dB(A) is the decibel and says so in its name.
+DEFINITIONS: dict[str, UnitDefinition] = {
+    "µg/m³": UnitDefinition("microgram per cubic metre", "ug/m3", "MicroGM-PER-M3"),
+    "ppm": UnitDefinition("part per million", "[ppm]", "PPM"),
+    "index": UnitDefinition("index", "{index}", "UNITLESS"),
+    "dB(A)": UnitDefinition("decibel (A-weighted)", "dB{A}", "DeciB"),
+    "°C": UnitDefinition("degree Celsius", "Cel", "DEG_C"),
+    "%": UnitDefinition("percent", "%", "PERCENT"),
+    "hPa": UnitDefinition("hectopascal", "hPa", "HectoPA"),
+    "m/s": UnitDefinition("metre per second", "m/s", "M-PER-SEC"),
+    "mm": UnitDefinition("millimetre", "mm", "MilliM"),
+    "lx": UnitDefinition("lux", "lx", "LUX"),
+    "1": UnitDefinition("one (fraction)", "1", "UNITLESS"),
+    "vehicles": UnitDefinition("vehicles", "{vehicles}", "NUM"),
+    "bikes": UnitDefinition("bicycles", "{bikes}", "NUM"),
+    "people": UnitDefinition("people", "{people}", "NUM"),
+    "km/h": UnitDefinition("kilometre per hour", "km/h", "KiloM-PER-HR"),
+    "W": UnitDefinition("watt", "W", "W"),
+    "Wh": UnitDefinition("watt hour", "W.h", "W-HR"),
+    "kWh": UnitDefinition("kilowatt hour", "kW.h", "KiloW-HR"),
+    "m³": UnitDefinition("cubic metre", "m3", "M3"),
+    "m³/h": UnitDefinition("cubic metre per hour", "m3/h", "M3-PER-HR"),
+    "dBm": UnitDefinition("decibel milliwatt", "dB[mW]", "DeciB_M"),
+    "dB": UnitDefinition("decibel", "dB", "DeciB"),
+    "lqi": UnitDefinition("link quality indicator", "{lqi}", "UNITLESS"),
+    "messages": UnitDefinition("messages", "{messages}", "NUM"),
+    "V": UnitDefinition("volt", "V", "V"),
+}
+
+
+# What each metric is, as a URI a SensorThings ObservedProperty's `definition` names: the EEA's
+# air-quality pollutant vocabulary for pollutants, QUDT's quantity kinds for physical
+# quantities. A metric without one is defined by its own ObservedProperty.
+_EEA = "http://dd.eionet.europa.eu/vocabulary/aq/pollutant/"
+_QK = "http://qudt.org/vocab/quantitykind/"
+CONCEPTS: dict[str, str] = {
+    "pm25": _EEA + "6001", "pm10": _EEA + "5", "no2": _EEA + "8", "o3": _EEA + "7",
+    "noise_laeq": _QK + "SoundPressureLevel", "noise_lamax": _QK + "SoundPressureLevel",
+    "temperature": _QK + "Temperature", "humidity": _QK + "RelativeHumidity",
+    "pressure": _QK + "AtmosphericPressure", "wind_speed": _QK + "Speed",
+    "illuminance": _QK + "Illuminance", "speed": _QK + "Speed", "power": _QK + "Power",
+    "energy": _QK + "Energy", "energy_total": _QK + "Energy", "water_volume": _QK + "Volume",
+    "flow": _QK + "VolumeFlowRate", "voltage": _QK + "Voltage",
+}
+
+
 # ---------------------------------------------------------------------------------------------
 # Unit conversion (added for the gateway-format adapters, ingest/decode/fields.py).
 #

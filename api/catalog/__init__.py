@@ -1,7 +1,9 @@
 """The catalogue: the pilot registry and the API keys, in one SQLite file.
 
 KPIs need facts that readings do not carry (`registry.py`); the API needs its keys
-(`keys.py`). Both live here (`CITYPILOT_CATALOG_URL`), loaded from a TOML or YAML file or
+(`keys.py`) and the SensorThings API numeric ids that stay the same across restarts
+(`open_ids`: one number per entity name, given the first time the entity is shown). All
+live here (`CITYPILOT_CATALOG_URL`), the registry loaded from a TOML or YAML file or
 edited by admins over the API. Collectors never write the catalogue: what reports without
 being registered is derived from the store by the reader (`api.fleet`). Only the API and the
 command line read it.
@@ -78,6 +80,8 @@ CREATE TABLE IF NOT EXISTS api_keys (
     salt BLOB NOT NULL, cost INTEGER NOT NULL, hash BLOB NOT NULL,
     created_ns INTEGER NOT NULL,
     expires_ns INTEGER, revoked_ns INTEGER);
+CREATE TABLE IF NOT EXISTS open_ids (id INTEGER PRIMARY KEY AUTOINCREMENT,
+                                     entity TEXT NOT NULL UNIQUE);
 """
 _KEY_COLUMNS = "id, name, role, pilots, created_ns, expires_ns, revoked_ns"
 
@@ -164,6 +168,38 @@ class Catalog:
     def delete_pilot(self, pilot_id: str) -> bool:
         with self._connect() as conn:
             return conn.execute("DELETE FROM pilots WHERE id = ?", (pilot_id,)).rowcount > 0
+
+    # -- persistent numeric ids (SensorThings) -------------------------------------------
+
+    def ids(self, entities: list[str]) -> dict[str, int]:
+        """The number of each entity name, a new one for a name never seen (a write only
+        then: listing known entities is reads)."""
+        with self._connect() as conn:
+            out = self._known_ids(conn, entities)
+            missing = [e for e in dict.fromkeys(entities) if e not in out]
+            if missing:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany("INSERT OR IGNORE INTO open_ids (entity) VALUES (?)",
+                                 [(e,) for e in missing])
+                conn.execute("COMMIT")
+                out.update(self._known_ids(conn, missing))
+        return out
+
+    @staticmethod
+    def _known_ids(conn: sqlite3.Connection, entities: list[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for i in range(0, len(entities), 500):
+            chunk = entities[i:i + 500]
+            marks = ", ".join("?" for _ in chunk)
+            out.update((str(e), int(n)) for e, n in conn.execute(
+                f"SELECT entity, id FROM open_ids WHERE entity IN ({marks})", chunk))
+        return out
+
+    def entity(self, number: int) -> str | None:
+        """The entity name of a number, None when no entity has it."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT entity FROM open_ids WHERE id = ?", (number,)).fetchone()
+        return str(row[0]) if row else None
 
     # -- API keys -------------------------------------------------------------------------
 

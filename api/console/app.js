@@ -4,6 +4,7 @@
 
 import { ApiError, client } from "./api.js";
 import { lineChart } from "./charts.js";
+import { drawMap, inventory, openLinks } from "./map.js";
 import { chartWindow, describe, isoLocal, periodPair } from "./periods.js";
 import {
   deadLetterRow, emptyTile, figure, fillTile, fleetOrder, fleetRow, formatNumber, node,
@@ -153,7 +154,7 @@ async function render() {
     + ` (${tz})`;
   $("#console").setAttribute("aria-busy", "true");
   const parts = [guard("KPI tiles", () => tiles(ctx)), guard("Usage chart", () => usage(ctx)),
-    guard("KPI chart", () => metric(ctx))];
+    guard("KPI chart", () => metric(ctx)), guard("Map", () => devicesMap(ctx))];
   if (mayOperate()) {
     parts.push(guard("Fleet", () => fleet(ctx)), guard("Dead letters", () => deadLetters(ctx)));
   }
@@ -234,6 +235,14 @@ async function metric(ctx) {
   const id = $("#metric").value;
   $("#metric-title").textContent = `${state.defs.get(id).title}, per day`;
   await drawKpi(ctx, id, $("#metric-chart"), state.defs.get(id).title);
+}
+
+// The map and the open interfaces: every role's key reads the OGC inventory.
+async function devicesMap(ctx) {
+  openLinks($("#open-links"), ctx.pilot.id, ctx.pair.current.map((t) => isoLocal(t, ctx.tz)));
+  const devices = await inventory(state.api, ctx.pilot.id);
+  if (!ctx.fresh()) return;
+  drawMap($("#map"), devices, { tz: ctx.tz, title: ctx.pilot.name || ctx.pilot.id });
 }
 
 async function fleet(ctx) {

@@ -1,6 +1,6 @@
-// Line charts in plain SVG. The console must work offline and be served by citypilot alone;
-// what it draws (a handful of daily series) takes less code than vendoring a chart library
-// and its licence would.
+// Line charts in plain SVG, and the SVG pieces the device map (`map.js`) shares with them.
+// The console must work offline and be served by citypilot alone; what it draws (a handful
+// of daily series) takes less code than vendoring a chart library and its licence would.
 
 const SVG = "http://www.w3.org/2000/svg";
 // Okabe-Ito: colours that colour-blind readers tell apart, all readable on white.
@@ -10,7 +10,7 @@ const W = 640;
 const H = 240;
 const M = { left: 48, right: 12, top: 22, bottom: 28 };
 
-function el(name, attrs, parent, text) {
+export function el(name, attrs, parent, text) {
   const node = document.createElementNS(SVG, name);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
   if (text !== undefined) node.textContent = text;
@@ -19,17 +19,44 @@ function el(name, attrs, parent, text) {
 }
 
 // A round step (1, 2 or 5 times a power of ten) giving about `ticks` intervals.
-function niceStep(span, ticks) {
+export function niceStep(span, ticks) {
   const raw = span / ticks;
   const magnitude = 10 ** Math.floor(Math.log10(raw));
   const norm = raw / magnitude;
   return (norm <= 1 ? 1 : norm <= 2 ? 2 : norm <= 5 ? 5 : 10) * magnitude;
 }
 
-function swatch(color) {
+// A map's mark of radius r at (x, y): a circle, a square or a diamond of the same area, so
+// that more kinds than colours stay apart (the shape changes when the palette comes round).
+export const SHAPES = ["circle", "square", "diamond"];
+export function mark(parent, shape, x, y, r, attrs) {
+  if (shape === "circle") return el("circle", { cx: x, cy: y, r, ...attrs }, parent);
+  const h = r * Math.sqrt(Math.PI) / 2; // half the side of a square of the circle's area
+  const d = shape === "square"
+    ? `M${x - h},${y - h}h${2 * h}v${2 * h}h${-2 * h}z`
+    : `M${x},${y - h * Math.SQRT2}l${h * Math.SQRT2},${h * Math.SQRT2}`
+      + `l${-h * Math.SQRT2},${h * Math.SQRT2}l${-h * Math.SQRT2},${-h * Math.SQRT2}z`;
+  return el("path", { d, ...attrs }, parent);
+}
+
+// A legend's mark: a line's stroke, or a map's mark (`shape`, one of SHAPES).
+function swatch(color, shape) {
   const svg = el("svg", { width: 14, height: 14, viewBox: "0 0 14 14", "aria-hidden": "true" });
-  el("rect", { x: 1, y: 5, width: 12, height: 4, rx: 1, fill: color }, svg);
+  if (shape) mark(svg, shape, 7, 7, 5, { fill: color });
+  else el("rect", { x: 1, y: 5, width: 12, height: 4, rx: 1, fill: color }, svg);
   return svg;
+}
+
+// entries: [{name, color, shape}] (no shape: a line); the list under a chart or a map.
+export function legend(entries) {
+  const list = document.createElement("ul");
+  list.className = "legend";
+  for (const { name, color, shape } of entries) {
+    const item = document.createElement("li");
+    item.append(swatch(color, shape), document.createTextNode(name));
+    list.append(item);
+  }
+  return list;
 }
 
 // series: [{name, points: [{start, end, value}]}] with times in ms and null for "no value".
@@ -92,12 +119,6 @@ export function lineChart(container, { series, x0, x1, label, tz, format, unit }
   });
   container.append(svg);
 
-  const legend = document.createElement("ul");
-  legend.className = "legend";
-  series.forEach((s, i) => {
-    const item = document.createElement("li");
-    item.append(swatch(PALETTE[i % PALETTE.length]), document.createTextNode(s.name));
-    legend.append(item);
-  });
-  container.append(legend);
+  container.append(legend(series.map((s, i) => ({ name: s.name,
+    color: PALETTE[i % PALETTE.length] }))));
 }

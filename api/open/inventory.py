@@ -60,6 +60,7 @@ class Item:
     installed: date | None
     interval_s: float
     last_seen_ns: int | None
+    kinds: tuple[str, ...] = ()  # every kind it shows, `kind` first
     availability: float | None = None  # %, last 30 days (`with_uptime`)
     completeness: float | None = None
 
@@ -96,7 +97,7 @@ def _item(view: DeviceView, fields: dict[str, list[str]], kinds: Sequence[str]) 
         e.lat if e else None, e.lon if e else None, e.location if e else None,
         e.operator if e else None, e.network if e else None, e.manufacturer if e else None,
         e.model if e else None, e.installed if e else None, view.interval_s,
-        view.last_seen_ns)
+        view.last_seen_ns, tuple(kinds))
 
 
 async def items(fleet: Fleet, scope: Scope, pilots: list[str]) -> list[Item]:

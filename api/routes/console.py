@@ -1,10 +1,11 @@
 """The built-in console: its page at `/` and its static assets under `/console/`.
 
 The console is plain HTML, CSS and JavaScript in `api/console/` (no build step, no CDN, so it
-works without internet access) that reads only the public `/api/v1` routes with the key the
-user enters. These routes serve the files and need no key: they hold no data. The page gets a
-strict Content-Security-Policy (scripts, styles and requests to this origin only), so a
-crafted dead-letter payload shown in the console can never run as script.
+works without internet access) that reads only the public `/api/v1` routes and the OGC API
+inventory (`/ogc`, for its device map, drawn without tiles) with the key the user enters.
+These routes serve the files and need no key: they hold no data. The page gets a strict
+Content-Security-Policy (scripts, styles and requests to this origin only), so a crafted
+dead-letter payload shown in the console can never run as script.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ the KPIs and the dashboards read through.
 Two implementations of each (SQLite, InfluxDB), chosen by URL scheme in `ingest.stores`.
 Reads are one query model: an `Aggregate` (a statistic of a field over explicit windows,
 optionally in epoch-aligned buckets, per tag combination), plus the distinct values of a field,
-the counts of a field's values in fixed log buckets (`Histogram`),
+the counts of a field's values in fixed log buckets (`Histogram`), a field's raw values one
+point at a time (`Values`),
 when devices were first and last seen, the newest point per device and the kept dead letters;
 every filter is a `TagFilter`. Exactly two error kinds leave `stores/`: `StoreUnavailable`
 (retryable) and `StoreRejected` (refused for good; `StoreConfigError`, a bad URL or option, is
@@ -208,6 +209,38 @@ class HistRow:
 
 
 @dataclass(frozen=True, slots=True)
+class Values:
+    """The raw numeric values of `field`, one row per point in [window), newest first (oldest
+    first with `oldest_first`), `limit` rows after skipping `offset`: a device's series as the
+    SensorThings Observations page through it. Points where the field is absent or not a
+    number are not rows."""
+
+    measurement: str
+    field: str
+    window: Window
+    where: TagFilter = ()
+    oldest_first: bool = False
+    limit: int = 1000
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        check_tags(self.where)
+        if self.window[1] <= self.window[0]:
+            raise ValueError("the window must end after it starts")
+        if self.limit < 1 or self.offset < 0:
+            raise ValueError("limit must be positive and offset not negative")
+
+
+@dataclass(frozen=True, slots=True)
+class ValueRow:
+    ts: int
+    value: float
+    pilot: str
+    gateway: str
+    device: str
+
+
+@dataclass(frozen=True, slots=True)
 class Dirty:
     """A (pilot, hour) slot that a write touched, and when: what derived data (the rollups)
     must recompute. Every writer marks the slots of the points it stores, before storing them
@@ -283,6 +316,9 @@ class Reader(_Component, Protocol):
 
     async def histogram(self, query: Histogram) -> list[HistRow]:
         """The non-empty buckets of `query`, ordered by window, measurement and bucket."""
+
+    async def values(self, query: Values) -> list[ValueRow]:
+        """The rows of `query`, in time order (ties: by pilot, gateway, device)."""
 
     async def last_seen(self, measurements: Sequence[str], field: str, *,
                         start: int | None = None, end: int | None = None,

@@ -1,6 +1,7 @@
 """A live `citypilot api` over a SQLite store holding three weeks of simulated pilot data,
 with an operator key and a pilot-limited viewer key, and Debian's chromium driven by
-Playwright (never a downloaded browser). Both are started once for the console tests.
+Playwright (never a downloaded browser). Both are started once for the console tests. All
+but one of PILOT's registered devices have coordinates (around Valencia); OTHER's have none.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from playwright.sync_api import Browser, Page, Route, sync_playwright
 from api.catalog import Catalog, Role
 from simulators.deployment import FleetSpec
 from simulators.scenario import Scenario
-from tests.console.seed import FAULTS, registry, seed
+from tests.console.seed import FAULTS, placed, registry, seed
 from tests.servers import free_port
 from tests.support import wait_until
 
@@ -31,6 +32,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 PILOT, OTHER = "pilot-01", "harbour-01"
+VALENCIA = (39.4699, -0.3763)  # PILOT's devices are placed around it; OTHER's have no place
 ZONES = {PILOT: "Europe/Madrid", OTHER: "Europe/Lisbon"}
 DAY_MS = 86_400_000
 
@@ -64,7 +66,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         worker.submit(asyncio.run, seed(store_url, [(main, now_ms - 21 * DAY_MS, now_ms),
                                                     (small, now_ms - DAY_MS, now_ms)])).result()
     catalog = Catalog(catalog_url, key_cost=2**8)  # cheap hashes: only tests
-    catalog.load(registry({PILOT: (main, ZONES[PILOT]), OTHER: (small, ZONES[OTHER])}))
+    catalog.load(placed(registry({PILOT: (main, ZONES[PILOT]), OTHER: (small, ZONES[OTHER])}),
+                        PILOT, VALENCIA))
     keys = {"operator": catalog.create_key("console operator", Role.OPERATOR)[1],
             "viewer": catalog.create_key("city staff", Role.VIEWER,
                                          pilots=frozenset({PILOT}))[1]}

@@ -10,6 +10,7 @@ operator would load them, so that KPIs use the devices' real reporting intervals
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from api.catalog import Registry
@@ -49,6 +50,25 @@ async def seed(store_url: str, windows: Iterable[tuple[Scenario, int, int]]) -> 
                     written, batch = written + len(batch), []
         assert await store.write(batch) == []
     return written + len(batch)
+
+
+def placed(registry: Registry, pilot_id: str, centre: tuple[float, float]) -> Registry:
+    """The pilot's devices on a spiral around `centre` (lat, lon), about 1 km across, each at
+    its own latitude and longitude; its last device (by id) left without coordinates."""
+    pilots = []
+    for pilot in registry.pilots:
+        if pilot.id == pilot_id:
+            ordered = sorted(pilot.devices, key=lambda d: d.id)
+            devices = []
+            for i, device in enumerate(ordered[:-1]):
+                radius, angle = 0.0025 * math.sqrt(i + 1), i * 2.39996  # the golden angle
+                lat = centre[0] + radius * math.sin(angle)
+                lon = centre[1] + radius * math.cos(angle) / math.cos(math.radians(lat))
+                devices.append(device.model_copy(update={"lat": round(lat, 6),
+                                                         "lon": round(lon, 6)}))
+            pilot = pilot.model_copy(update={"devices": (*devices, ordered[-1])})
+        pilots.append(pilot)
+    return registry.model_copy(update={"pilots": tuple(pilots)})
 
 
 def registry(scenarios: dict[str, tuple[Scenario, str]]) -> Registry:

@@ -24,6 +24,7 @@ from ingest.stores.base import (
     StoreRejected,
     StoreUnavailable,
     TagFilter,
+    Values,
 )
 from tests.support import count
 
@@ -349,3 +350,27 @@ async def test_an_event_alone_and_inside_an_array_is_one_point(store: Store,
     for payload in (one, b"[" + one + b"]", b"[" + two + b", " + one + b"]"):
         assert await store.write(decode(topic, payload, T0 + 10**9).points) == []
     assert await count(reader, "event", "value") == 2  # u1 once, u2 once
+
+
+async def test_values_page_through_one_series_newest_first(store: Store, reader: Reader
+                                                           ) -> None:
+    points = [reading("aq1", T0 + i * MINUTE, pm25=float(i)) for i in range(10)]
+    points += [reading("aq2", T0 + i * MINUTE, pm25=100.0 + i) for i in range(3)]
+    points += [reading("aq1", T0 + 20 * MINUTE, pm10=5.0)]  # another field: not a pm25 row
+    await store.write(points)
+    one = tags(pilot="p1", gateway="g1", device="aq1")
+    window = (T0, T0 + 30 * MINUTE)
+    newest = await reader.values(Values("air_quality", "pm25", window, one, limit=4))
+    assert [(r.ts, r.value) for r in newest] == [(T0 + i * MINUTE, float(i))
+                                                 for i in (9, 8, 7, 6)]
+    assert {(r.pilot, r.gateway, r.device) for r in newest} == {("p1", "g1", "aq1")}
+    page = await reader.values(Values("air_quality", "pm25", window, one, limit=4, offset=8))
+    assert [r.value for r in page] == [1.0, 0.0]
+    oldest = await reader.values(Values("air_quality", "pm25", (T0 + 2 * MINUTE, T0 + 5 * MINUTE),
+                                        one, oldest_first=True))
+    assert [r.value for r in oldest] == [2.0, 3.0, 4.0]
+    both = await reader.values(Values("air_quality", "pm25", window, tags(pilot="p1"),
+                                      limit=100))
+    assert len(both) == 13 and {r.device for r in both} == {"aq1", "aq2"}
+    assert [r.ts for r in both] == sorted((r.ts for r in both), reverse=True)
+    assert await reader.values(Values("air_quality", "nothing", window, one)) == []

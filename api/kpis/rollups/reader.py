@@ -45,6 +45,8 @@ from ingest.stores.base import (
     Seen,
     Stat,
     TagFilter,
+    ValueRow,
+    Values,
     Window,
 )
 from ingest.stores.histogram import ACCURACY, percentile
@@ -134,6 +136,9 @@ class RollupReader:
 
     async def latest(self, measurement: str, *, where: TagFilter = ()) -> list[Point]:
         return await self.raw.latest(measurement, where=where)
+
+    async def values(self, query: Values) -> list[ValueRow]:
+        return await self.raw.values(query)
 
     async def measurements(self) -> list[str]:
         return await self.raw.measurements()

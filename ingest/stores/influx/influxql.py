@@ -39,6 +39,8 @@ from ingest.stores.base import (
     Stat,
     StoreRejected,
     TagFilter,
+    ValueRow,
+    Values,
 )
 from ingest.stores.histogram import bucket
 
@@ -312,6 +314,20 @@ def first_error(body: bytes) -> str | None:
         raise StoreRejected(f"InfluxDB sent an unexpected answer: {body[:200]!r}") from None
     error = result.get("error") if isinstance(result, dict) else None
     return str(error) if error else None
+
+
+def values_statement(q: Values) -> str:
+    tags = ",".join(quote_ident(k) for k in _DEVICE_TAGS)
+    order = "ASC" if q.oldest_first else "DESC"
+    return (f"SELECT {quote_ident(q.field)},{tags} FROM {quote_ident(q.measurement)}"
+            f"{_where(conditions(q.where, *q.window))} ORDER BY time {order} "
+            f"LIMIT {int(q.limit)} OFFSET {int(q.offset)}")
+
+
+def value_rows(series_list: list[Series]) -> list[ValueRow]:
+    return [ValueRow(int(r[0]), float(r[1]), r[2] or "", r[3] or "", r[4] or "")
+            for s in series_list for r in s.get("values") or []
+            if isinstance(r[1], int | float) and not isinstance(r[1], bool)]
 
 
 def latest_statement(measurement: str, where: TagFilter) -> str:

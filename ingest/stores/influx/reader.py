@@ -24,6 +24,8 @@ from ingest.stores.base import (
     HistRow,
     Seen,
     TagFilter,
+    ValueRow,
+    Values,
 )
 from ingest.stores.influx import influxql
 from ingest.stores.influx.http import OverHttp
@@ -66,6 +68,9 @@ class InfluxReader(OverHttp):
     async def histogram(self, query: Histogram) -> list[HistRow]:
         statements = influxql.histogram_statements(query)
         return influxql.histogram_rows(query, await self._http.results(statements))
+
+    async def values(self, query: Values) -> list[ValueRow]:
+        return influxql.value_rows(await self._one(influxql.values_statement(query)))
 
     async def last_seen(self, measurements: Sequence[str], field: str, *,
                         start: int | None = None, end: int | None = None,

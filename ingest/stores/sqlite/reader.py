@@ -18,6 +18,8 @@ from ingest.stores.base import (
     HistRow,
     Seen,
     TagFilter,
+    ValueRow,
+    Values,
 )
 from ingest.stores.sqlite import sql
 from ingest.stores.sqlite.connection import OnConnection
@@ -42,6 +44,9 @@ class SqliteReader(OnConnection):
 
     async def histogram(self, query: Histogram) -> list[HistRow]:
         return await self._run(lambda conn: sql.histogram(conn, query))
+
+    async def values(self, query: Values) -> list[ValueRow]:
+        return await self._run(lambda conn: sql.values(conn, query))
 
     async def last_seen(self, measurements: Sequence[str], field: str, *,
                         start: int | None = None, end: int | None = None,

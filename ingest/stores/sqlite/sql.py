@@ -30,6 +30,8 @@ from ingest.stores.base import (
     Seen,
     Stat,
     TagFilter,
+    ValueRow,
+    Values,
     Window,
 )
 from ingest.stores.histogram import bucket
@@ -199,6 +201,17 @@ def measurements(conn: sqlite3.Connection) -> list[str]:
         "SELECT (SELECT MIN(measurement) FROM points WHERE measurement > m.name) FROM m "
         "WHERE m.name IS NOT NULL) SELECT name FROM m WHERE name IS NOT NULL").fetchall()
     return [str(r[0]) for r in rows]
+
+
+def values(conn: sqlite3.Connection, q: Values) -> list[ValueRow]:
+    tags, args = conditions(q.where, *q.window)
+    order = "" if q.oldest_first else " DESC"
+    rows = conn.execute(
+        "SELECT p.ts, p.num, p.pilot, p.gateway, p.device FROM points p WHERE "
+        f"p.measurement = ? AND p.field = ? AND p.num IS NOT NULL{tags} "
+        f"ORDER BY p.ts{order}, p.pilot, p.gateway, p.device LIMIT ? OFFSET ?",
+        [q.measurement, q.field, *args, int(q.limit), int(q.offset)]).fetchall()
+    return [ValueRow(int(ts), float(v), p or "", g or "", d or "") for ts, v, p, g, d in rows]
 
 
 def latest(conn: sqlite3.Connection, measurement: str, where: TagFilter) -> list[Point]:
