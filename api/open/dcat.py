@@ -202,8 +202,8 @@ class _Family:
     keywords: tuple[str, ...]
     themes: tuple[str, ...]
     span: Span | None
-    service: str | None  # the DataService that serves it
-    distributions: tuple[tuple[str, str, URIRef], ...]  # (key, format, access URL)
+    # (key, format, access URL, the DataService that serves it or None)
+    distributions: tuple[tuple[str, str, URIRef, str | None], ...]
 
 
 def _families(b: _Builder, f: PilotFacts) -> list[_Family]:
@@ -217,8 +217,9 @@ def _families(b: _Builder, f: PilotFacts) -> list[_Family]:
         "GeoJSON feature per device (WGS 84), from the OGC API - Features collection "
         "`devices`.",
         ("inventory", "sensors", "IoT", "smart city", "infrastructure"),
-        ("REGI", "TECH"), f.inventory, "ogc",
-        (("geojson", "geojson", b.url("/ogc/collections/devices/items", pilot=p.id)),))]
+        ("REGI", "TECH"), f.inventory,
+        (("geojson", "geojson", b.url("/ogc/collections/devices/items", pilot=p.id),
+          "ogc"),))]
     if f.kinds:
         kinds = ", ".join(k.replace("_", " ") for k in f.kinds)
         out.append(_Family(
@@ -227,8 +228,7 @@ def _families(b: _Builder, f: PilotFacts) -> list[_Family]:
             "with its unit of measurement, as OGC SensorThings API 1.1 Things, Datastreams "
             "and Observations.",
             (*(k.replace("_", " ") for k in f.kinds), *f.metrics, "observations"),
-            ("ENVI", "REGI"), f.observations, "sta",
-            (("json", "json", b.url(STA_PATH)),)))
+            ("ENVI", "REGI"), f.observations, (("json", "json", b.url(STA_PATH), "sta"),)))
     if f.usage_window is not None:
         lo, hi = f.usage_window
         query = {"pilot": p.id, "start": from_ns(lo).isoformat().replace("+00:00", "Z"),
@@ -239,11 +239,14 @@ def _families(b: _Builder, f: PilotFacts) -> list[_Family]:
             f"Uses and distinct pseudonymous users of the pilot {name}'s public services per "
             "service and local day, with per-service totals over the period asked for "
             "(`start`, `end`). Small counts are suppressed: " + RULE.format(k=k) + " The "
-            "access URLs give the period covered; any other period can be asked for.",
+            "access URLs give the period covered; any other period can be asked for. The "
+            "SensorThings API serves the same daily counts as Datastreams `uses` and `users` "
+            "of a Thing per service.",
             ("end-user pull", "service use", "statistics", "suppressed counts"),
-            ("GOVE", "REGI"), f.usage, None,
-            (("json", "json", b.url("/open/v1/usage", **query)),
-             ("csv", "csv", b.url("/open/v1/usage", **query, format="csv")))))
+            ("GOVE", "REGI"), f.usage,
+            (("json", "json", b.url("/open/v1/usage", **query), None),
+             ("csv", "csv", b.url("/open/v1/usage", **query, format="csv"), None),
+             ("sta", "json", b.url(STA_PATH), "sta"))))
     return out
 
 
@@ -271,13 +274,13 @@ def _dataset(b: _Builder, f: PilotFacts, fam: _Family, publisher: URIRef,
         if fam.key != "usage":  # its span ends at the next local midnight
             b.add(ref, DCTERMS.modified, _time(fam.span.end_ns))
     licence = b.licence(p.published.licence)
-    for key, fmt, url in fam.distributions:
+    for key, fmt, url, service in fam.distributions:
         dist = b.id(f"{p.id}.{fam.key}.{key}")
         b.add(ref, DCAT.distribution, dist)
         _distribution(b, dist, fmt, url, licence, fam.title)
-        if fam.service is not None:
-            b.add(dist, DCAT.accessService, services[fam.service])
-            b.add(services[fam.service], DCAT.servesDataset, ref)
+        if service is not None:
+            b.add(dist, DCAT.accessService, services[service])
+            b.add(services[service], DCAT.servesDataset, ref)
     return ref
 
 
@@ -341,29 +344,31 @@ def catalogue(public_url: str, facts: Sequence[PilotFacts], publisher_name: str 
                                         DCTERMS.LinguisticSystem))
     b.add(cat, DCAT.themeTaxonomy, b.scheme("data-theme"))
     b.add(cat, DCTERMS.license, b.licence(METADATA_LICENCE))
+    families = [(f, fam) for f in facts for fam in _families(b, f)]
     services = {"ogc": _service(
         b, "ogc", "Infrastructure inventory (OGC API - Features)",
         "The devices and gateways of the pilots as GeoJSON features (OGC API - Features "
         "Part 1: Core, GeoJSON), with paging, bbox and datetime filters.",
         b.url("/ogc"), ("REGI", "TECH"), ("OGC API - Features", "inventory", "GeoJSON"),
         publisher)}
-    if any(f.kinds for f in facts):
+    if any(d[3] == "sta" for _, fam in families for d in fam.distributions):
         services["sta"] = _service(
             b, "sta", "Observations (OGC SensorThings API 1.1)",
             "The pilots' sensors, their datastreams with units of measurement and their "
-            "observations, read-only (OGC SensorThings API 1.1).",
+            "observations, and the suppressed daily counts of service use, read-only (OGC "
+            "SensorThings API 1.1).",
             b.url(STA_PATH), ("ENVI", "REGI"), ("SensorThings", "observations"), publisher)
     for ref in services.values():
         b.add(cat, DCAT.service, ref)
     boxes = [f.bbox for f in facts if f.bbox is not None]
     if (box := _union(boxes)) is not None:
         b.add(cat, DCTERMS.spatial, b.location(box, "catalog-place"))
+    contacts = {f.pilot.id: _contact(b, f.pilot) for f in facts}
     ends = []
-    for f in facts:
-        contact = _contact(b, f.pilot)
-        for fam in _families(b, f):
-            b.add(cat, DCAT.dataset, _dataset(b, f, fam, publisher, contact, services))
-            ends += [fam.span.end_ns] if fam.span and fam.key != "usage" else []
+    for f, fam in families:
+        b.add(cat, DCAT.dataset, _dataset(b, f, fam, publisher, contacts[f.pilot.id],
+                                          services))
+        ends += [fam.span.end_ns] if fam.span and fam.key != "usage" else []
     if ends:
         b.add(cat, DCTERMS.modified, _time(max(ends)))
     return b.g

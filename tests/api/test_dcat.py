@@ -152,7 +152,8 @@ async def test_anonymously_only_the_open_pilot_and_its_open_kinds(opened: Live) 
     assert graph.value(ogc, DCAT.endpointURL) == URIRef(f"{PUBLIC}/ogc")
     assert graph.value(sta, DCAT.endpointURL) == URIRef(f"{PUBLIC}/sta/v1.1")
     assert set(graph.objects(ogc, DCAT.servesDataset)) == {found["p1.inventory"]}
-    assert set(graph.objects(sta, DCAT.servesDataset)) == {found["p1.observations"]}
+    assert set(graph.objects(sta, DCAT.servesDataset)) == {found["p1.observations"],
+                                                           found["p1.usage"]}
 
 
 async def test_a_viewer_key_sees_every_pilot_it_may(opened: Live) -> None:

@@ -61,7 +61,7 @@ def test_every_dataset_and_distribution_of_a_full_pilot_is_valid() -> None:
                       (day, 10 * day), True)
     graph = catalogue(f"{BASE}/", [full], publisher_name="Città di Prova")
     check(graph)
-    assert len(set(graph.subjects(RDF.type, DCAT.Distribution))) == 4
+    assert len(set(graph.subjects(RDF.type, DCAT.Distribution))) == 5
     licences = set(graph.objects(None, DCTERMS.license))
     assert URIRef("https://example.org/licence") in licences
     assert "Città di Prova" in graph.serialize(format="turtle")
