@@ -4,9 +4,10 @@ No environment is read here: `citypilot api` (the composition root) turns settin
 `ApiOptions` (`api/options.py`). Routes live in `api/routes/`, one module per resource;
 errors are problem+json (`problems.py`); keys and roles are checked in `auth.py`. `/`,
 `/docs`, `/openapi.json`, `/healthz` and `/readyz` are open; `/metrics` needs an operator
-key, every `/api/v1/*` route a key. The open interfaces (`api/open/`: `/ogc`, `/open/v1`)
-answer without a key only for the pilots the registry opens, rate-limited per client address.
-Rate and size limits and the security headers every answer carries are in `guard.py`.
+key, every `/api/v1/*` route a key. The open interfaces (`api/open/`: `/ogc`, `/sta/v1.1`,
+`/open/v1`, `/catalog*`) answer without a key only for the pilots the registry opens,
+rate-limited per client address. Rate and size limits and the security headers every
+answer carries are in `guard.py`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from api.fleet import Fleet
 from api.guard import RateLimit, guard
 from api.kpis.rollups.cache import ResultCache
 from api.kpis.rollups.reader import RollupReader
-from api.open import ogc, usage
+from api.open import catalogue, ogc, usage
 from api.open.inventory import Uptime
 from api.open.sta import routes as sta
 from api.open.sta.entities import Models
@@ -93,7 +94,7 @@ def create_app(options: ApiOptions) -> FastAPI:
     # The console first: its page at `/` takes the place of meta's placeholder.
     for router in (console.router, meta.router, data.router, kpis.router, reports.router,
                    admin.router, doctor.router, inventory.router, ogc.router, usage.router,
-                   sta.router):
+                   sta.router, catalogue.router):
         app.include_router(router)
     app.middleware("http")(guard)
     app.middleware("http")(_measure)  # the outer one: it counts the guard's refusals too

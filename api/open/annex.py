@@ -146,7 +146,8 @@ def interfaces(pilot: Pilot, public_url: str) -> list[tuple[str, str]]:
             ("devices as GeoJSON", f"{public_url}/ogc/collections/devices/items?pilot="
              f"{pilot.id}"),
             ("this table (viewer key)", f"{public_url}/api/v1/exports/inventory?pilot="
-             f"{pilot.id}&format=csv")]
+             f"{pilot.id}&format=csv"),
+            (f"DCAT-AP catalogue of the open datasets ({open_})", f"{public_url}/catalog.ttl")]
 
 
 def to_xlsx(rows: Sequence[dict[str, Any]], summary_rows: Sequence[dict[str, Any]],
