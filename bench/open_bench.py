@@ -4,8 +4,9 @@ benchmark, not a test).
     python -m bench.open_bench [--devices 1000] [--days 30] [--runs 200] [--out FILE]
 
 A private `influxd` (the tests' process class) holds `bench.kpi_bench`'s simulated pilot
-(`--devices` devices, `--days` days of telemetry and service use before today), every device
-registered with coordinates. Through the HTTP API in process (auth included, a viewer key):
+(`--devices` devices, `--days` days of telemetry and service use before today, rolled up as
+the rollup worker does), every device registered with coordinates. Through the HTTP API in
+process (auth included, a viewer key):
 
 - SensorThings: `GET /sta/v1.1/Datastreams(id)/Observations?$top=1000` for `--runs` random
   Datastreams (target, issue 13: p95 under 100 ms over 30 days of a 500-device pilot), beside
@@ -35,8 +36,7 @@ import httpx
 from api.app import create_app
 from api.catalog import Catalog, Registry, Role
 from api.options import ApiOptions
-from bench.kpi_bench import PILOT, TZ, _create, layout, load, p95, register, wait_for_tsm
-from ingest.stores.naming import rollup_database
+from bench.kpi_bench import PILOT, TZ, layout, load_and_roll, p95, register, wait_for_tsm
 from tests.servers import InfluxDB
 
 STA_P95_MS = 100.0
@@ -146,12 +146,10 @@ def _run(args: argparse.Namespace, influx: InfluxDB, tmp: Path) -> dict[str, Any
     key = _place(catalog_url)
     end = datetime.now(TZ).replace(hour=0, minute=0, second=0, microsecond=0)
     start = end - timedelta(days=args.days)
-    began = time.perf_counter()
-    points = asyncio.run(load(influx, "long", devices, int(start.timestamp()) * 10**9,
-                              args.days))
-    asyncio.run(_create(influx, rollup_database("long")))
-    sys.stderr.write(f"wrote {points:,} points in {time.perf_counter() - began:.0f} s; "
-                     f"TSM after {wait_for_tsm(influx.workdir / 'data'):.0f} s\n")
+    stored = asyncio.run(load_and_roll(influx, "long", devices, start, args.days,
+                                       catalog_url))
+    points = stored["points"]
+    sys.stderr.write(f"TSM after {wait_for_tsm(influx.workdir / 'data'):.0f} s\n")
     result = asyncio.run(_measure(influx, catalog_url, key, args.runs))
     return result | {"devices": args.devices, "days": args.days, "points": points}
 

@@ -103,6 +103,9 @@ class Catalog:
         self.path = parse_catalog_url(url)
         self._timeout, self._cost = busy_timeout_s, key_cost
         self._verified: dict[str, bytes] = {}  # key id -> SHA-256 of the verified key
+        # Parsed pilots by id, with the document they were parsed from: a pilot of a
+        # thousand devices takes 10 ms to validate, and most requests read the registry.
+        self._parsed: dict[str, tuple[str, Pilot]] = {}
         self._local = threading.local()
         self._lock = threading.Lock()
         self._open: list[sqlite3.Connection] = []
@@ -157,13 +160,23 @@ class Catalog:
 
     def pilots(self) -> list[Pilot]:
         with self._connect() as conn:
-            rows = conn.execute("SELECT doc FROM pilots ORDER BY id").fetchall()
-        return [Pilot.model_validate_json(doc) for (doc,) in rows]
+            rows = conn.execute("SELECT id, doc FROM pilots ORDER BY id").fetchall()
+        return [self._pilot(pilot_id, doc) for pilot_id, doc in rows]
 
     def pilot(self, pilot_id: str) -> Pilot | None:
         with self._connect() as conn:
             row = conn.execute("SELECT doc FROM pilots WHERE id = ?", (pilot_id,)).fetchone()
-        return Pilot.model_validate_json(row[0]) if row else None
+        return self._pilot(pilot_id, row[0]) if row else None
+
+    def _pilot(self, pilot_id: str, doc: str) -> Pilot:
+        """The pilot as parsed before when its document is the same text (pilots are
+        frozen models: no caller can alter the shared one)."""
+        known = self._parsed.get(pilot_id)
+        if known is not None and known[0] == doc:
+            return known[1]
+        parsed = Pilot.model_validate_json(doc)
+        self._parsed[pilot_id] = (doc, parsed)
+        return parsed
 
     def delete_pilot(self, pilot_id: str) -> bool:
         with self._connect() as conn:
