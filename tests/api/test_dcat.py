@@ -130,7 +130,7 @@ async def test_anonymously_only_the_open_pilot_and_its_open_kinds(opened: Live) 
         set(graph.objects(obs, DCAT.theme))
     usage = graph.value(found["p1.usage"], DCTERMS.description)
     assert usage is not None and "at least 10 distinct pseudonymous users" in usage
-    assert '"c"' in usage and "smallest other day is suppressed too" in usage
+    assert '"c"' in usage and "none of its days in the period is suppressed" in usage
     for ref in found.values():
         assert graph.value(ref, DCTERMS.identifier) == Literal(str(ref))
         assert str(ref).startswith(f"{PUBLIC}/catalog#")

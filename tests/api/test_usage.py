@@ -1,5 +1,5 @@
 """`/open/v1/usage`: uses and distinct users per service and local day over the real store,
-suppressed below the pilot's `open_min_users` (primary and secondary), as JSON and CSV,
+suppressed below the pilot's `open_min_users` (cells, and the totals over them), as JSON and CSV,
 without a user id in any answer."""
 
 from __future__ import annotations
@@ -48,11 +48,15 @@ async def test_usage_cells_are_suppressed_below_min_users(opened: Live) -> None:
     assert body["min_users"] == 10 and "at least 10 distinct" in body["rule"]
     assert body["cells"] == [
         {"day": _day(0), "service": "bikes", "uses": 13, "users": 12},
-        # day 1 has 3 users: suppressed; day 2 (11 uses) is then the smaller other day and is
-        # suppressed too, or 13 + x + 11 = 27 would give day 1 away.
+        # day 1 has 3 users: suppressed; so is the total it is part of, or 27 - 13 - 11
+        # would give day 1 away (and asking for day 2 alone shows its 11 anyway).
         {"day": _day(1), "service": "bikes", "uses": "c", "users": "c"},
-        {"day": _day(2), "service": "bikes", "uses": "c", "users": "c"}]
-    assert body["totals"] == [{"service": "bikes", "uses": 27, "users": 23}]
+        {"day": _day(2), "service": "bikes", "uses": 11, "users": 11}]
+    assert body["totals"] == [{"service": "bikes", "uses": "c", "users": "c"}]
+    alone = (await opened.get("/open/v1/usage", pilot="p1", start=f"{_day(2)}T00:00:00+01:00",
+                              end=end)).json()
+    assert alone["cells"] == body["cells"][2:]  # a cell reads the same in every answer
+    assert alone["totals"] == [{"service": "bikes", "uses": 11, "users": 11}]
     text = answer.text
     for word in ("b0", "b1", "f1", "feedback", "user\""):
         assert word not in text, word
@@ -60,7 +64,7 @@ async def test_usage_cells_are_suppressed_below_min_users(opened: Live) -> None:
         "/open/v1/usage", pilot="p1", start=start, end=end, format="csv")).text)))
     assert table[0] == ["day", "service", "uses", "users"]
     assert table[1:] == [[_day(0), "bikes", "13", "12"], [_day(1), "bikes", "c", "c"],
-                         [_day(2), "bikes", "c", "c"], ["total", "bikes", "27", "23"]]
+                         [_day(2), "bikes", "11", "11"], ["total", "bikes", "c", "c"]]
     # The seed's week: every parking and kiosk day has fewer than 10 users.
     seed_week = (await opened.get("/open/v1/usage", pilot="p1", start="2024-01-15T00:00:00"
                                   "+01:00", end="2024-01-17T00:00:00+01:00")).json()

@@ -1,7 +1,8 @@
 """The suppression rules under hypothesis: no published cell or total has fewer than k
-users, every cell below k is suppressed, published values are the true ones, and a
-published total never sits over exactly one suppressed cell (its row minus the published
-cells would be that cell)."""
+users, every cell below k is suppressed, published values are the true ones, a published
+total sits only over published cells (its row minus the published cells reveals nothing),
+and a cell reads the same whatever period is asked: so the answers for any set of periods
+together never determine a suppressed cell."""
 
 from __future__ import annotations
 
@@ -67,25 +68,50 @@ def test_no_published_figure_has_fewer_than_k_users(table: Table, data: st.DataO
 
 @settings(max_examples=400, deadline=None)
 @given(tables(), st.data())
-def test_a_total_minus_its_published_cells_never_reveals_one_cell(
+def test_a_total_minus_its_published_cells_reveals_nothing(
         table: Table, data: st.DataObject) -> None:
     _, cells, _, shown, shown_totals = suppressed(table, data)
     for service, total in shown_totals.items():
         if total.uses == FLAG:
             continue
         row = [key for key in shown if key[1] == service]
-        hidden = [key for key in row if shown[key].uses == FLAG]
-        # What an attacker learns: the total minus the published cells...
-        published = sum(int(shown[key].uses) for key in row if shown[key].uses != FLAG)
-        difference = int(total.uses) - published
-        assert difference == sum(cells[key].uses for key in hidden)
-        # ...is the sum of no cell or of two or more: never one suppressed cell's value.
-        assert len(hidden) != 1
+        # What an attacker learns, the total minus the published cells, is nothing hidden.
+        assert all(shown[key].uses != FLAG for key in row)
+        assert int(total.uses) == sum(int(shown[key].uses) for key in row) == sum(
+            cells[key].uses for key in row)
+
+
+@settings(max_examples=300, deadline=None)
+@given(tables(), st.data())
+def test_answers_for_any_periods_never_determine_a_suppressed_cell(
+        table: Table, data: st.DataObject) -> None:
+    """Ask for several periods (sets of days): each cell reads the same in every answer, and
+    no published total covers a suppressed cell, so a suppressed cell is in no published
+    sum: subtracting totals of overlapping periods cannot isolate it."""
+    users, k = table
+    uses = {key: data.draw(st.integers(0, 30)) for key in users}
+    everything, _ = counts(users, uses)
+    first: dict[tuple[str, str], Published] = {}
+    for _ in range(data.draw(st.integers(2, 5))):
+        days = data.draw(st.sets(st.sampled_from(DAYS), min_size=1))
+        part = {key: u for key, u in users.items() if key[0] in days}
+        if not part:
+            continue
+        cells, totals = counts(part, uses)
+        shown, shown_totals = suppress(cells, totals, k)
+        for key, published in shown.items():
+            assert first.setdefault(key, published) == published  # the same in every answer
+        for service, total in shown_totals.items():
+            if total.uses != FLAG:
+                covered = [key for key in cells if key[1] == service]
+                assert all(everything[key].users >= k for key in covered)
 
 
 def test_the_rule_on_a_small_table() -> None:
     cells = {("d1", "s"): Count(40, 12), ("d2", "s"): Count(9, 3), ("d3", "s"): Count(30, 10)}
-    shown, totals = suppress(cells, {"s": Count(79, 20)}, 10)
-    # d2 is below k; d3 (the smaller of the others) is hidden too, so 79 - 40 is two days.
-    assert [shown[(d, "s")].uses for d in ("d1", "d2", "d3")] == [40, FLAG, FLAG]
-    assert totals["s"].uses == 79
+    shown, totals = suppress(cells, {"s": Count(79, 20), "t": Count(5, 5)}, 10)
+    # d2 is below k: it reads c, and so does the total it is part of (79 - 70 would be d2).
+    assert [shown[(d, "s")].uses for d in ("d1", "d2", "d3")] == [40, FLAG, 30]
+    assert totals["s"] == Published(FLAG, FLAG) and totals["t"] == Published(FLAG, FLAG)
+    full, full_totals = suppress({("d1", "s"): Count(40, 12)}, {"s": Count(40, 12)}, 10)
+    assert full[("d1", "s")].uses == 40 and full_totals["s"] == Published(40, 12)

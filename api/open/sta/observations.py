@@ -10,7 +10,8 @@ Newest first by default (`$orderby=phenomenonTime asc` turns it round; no other 
 served). Bounds on `phenomenonTime` joined by `and` go into the store query; everything else
 in `$filter` is checked point by point, over at most `MAX_SCAN` points per request. Service
 use is `api.open.usage`'s suppressed daily cells over the filtered days (at most 366; the last
-`USAGE_DAYS` by default), a suppressed day's result null with `resultQuality` "c".
+`USAGE_DAYS` by default), a suppressed day's result null with `resultQuality` "c" (a cell's
+suppression depends on it alone, so no choice of days shows more).
 """
 
 from __future__ import annotations
@@ -189,9 +190,8 @@ class Reading:
         return out[:need]
 
     async def _usage(self, streams: list[int]) -> list[Observation]:
-        """The suppressed daily cells of these usage Datastreams in the window. Cells are
-        suppressed per local calendar month, whatever the request: asking for other days or
-        one Observation by id never shows a cell that a month's suppression hides."""
+        """The suppressed daily cells of these usage Datastreams in the window (a cell's
+        suppression is its own: it reads the same whatever days are asked for)."""
         out: list[Observation] = []
         by_pilot: dict[str, list[int]] = defaultdict(list)
         for d in streams:
@@ -201,18 +201,15 @@ class Reading:
             lo, hi = self._days(tz)
             if hi <= lo:
                 continue
-            first = from_ns(lo, tz).date().replace(day=1)
-            for month in buckets(midnight(first, tz), hi, Grain.MONTH, tz):
-                days = [(from_ns(b.lo, tz).date().isoformat(), b.lo, b.hi)
-                        for b in buckets(month.lo, month.hi, Grain.DAY, tz)]
-                cells, totals = await counts(self.store, pilot, days, month.lo, month.hi)
-                shown, _ = suppress(cells, totals, self.model.sources[mine[0]].min_users)
-                bounds = {day: (a, b) for day, a, b in days}
-                for d in mine:
-                    service = self._service(d)
-                    out += [_day(d, self.model.foi[d], bounds[day], self.model.sources[d], p)
-                            for (day, s), p in shown.items() if s == service
-                            and lo <= bounds[day][0] < hi]
+            days = [(from_ns(b.lo, tz).date().isoformat(), b.lo, b.hi)
+                    for b in buckets(lo, hi, Grain.DAY, tz)]
+            cells, totals = await counts(self.store, pilot, days, lo, hi)
+            shown, _ = suppress(cells, totals, self.model.sources[mine[0]].min_users)
+            bounds = {day: (a, b) for day, a, b in days}
+            for d in mine:
+                service = self._service(d)
+                out += [_day(d, self.model.foi[d], bounds[day], self.model.sources[d], p)
+                        for (day, s), p in shown.items() if s == service]
         node = self.options.filter
         return [x for x in out if node is None or matches(node, x.fields())]
 
