@@ -112,8 +112,36 @@ class RollupReader:
     async def last_seen(self, measurements: Sequence[str], field: str, *,
                         start: int | None = None, end: int | None = None,
                         where: TagFilter = (), by: tuple[str, ...] = ()) -> list[Seen]:
-        return await self.raw.last_seen(measurements, field, start=start, end=end, where=where,
-                                        by=by)
+        """Exact, and cheap over long history: raw after the horizon (where nearly every
+        device is), then for the devices silent since, the hour of their last point from the
+        rollups and the point itself from raw, from the earliest such hour on and over those
+        devices' series only. (A last() over all raw history reads every shard of it: 240 ms
+        for a month of a thousand devices.)"""
+        horizon = await self.horizon.until()
+        cut = horizon if horizon is None or end is None else min(end, horizon)
+        if cut is None or cut % HOUR_NS or (start is not None and (start % HOUR_NS
+                                                                   or start >= cut)):
+            self.sources.add("raw")
+            return await self.raw.last_seen(measurements, field, start=start, end=end,
+                                            where=where, by=by)
+        self.sources.add("rollup")
+        tail = [] if end is not None and end <= cut else await self.raw.last_seen(
+            measurements, field, start=cut, end=end, where=where, by=by)
+        found = {s.order(): s for s in tail}
+        rolled = [s for s in await self.rollups.last_seen(
+            measurements, rollup_field(field, "count"), start=start, end=cut, where=where,
+            by=by) if s.order() not in found]
+        if rolled:
+            silent = (*where, ("pilot", tuple({s.pilot for s in rolled})),
+                      ("gateway", tuple({s.gateway for s in rolled})),
+                      ("device", tuple({s.device for s in rolled})))
+            wanted = {s.order() for s in rolled}
+            for s in await self.raw.last_seen(measurements, field,
+                                              start=min(s.ts for s in rolled), end=cut,
+                                              where=silent, by=by):
+                if s.order() in wanted:
+                    found[s.order()] = s
+        return sorted(found.values(), key=Seen.order)
 
     async def first_seen(self, measurements: Sequence[str], field: str, *,
                          start: int | None = None, end: int | None = None,
