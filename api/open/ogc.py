@@ -21,8 +21,9 @@ from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from api.fleet import Fleet
 from api.kpis.periods import from_ns, midnight, to_ns
@@ -62,16 +63,17 @@ def _base(request: Request) -> str:
 
 def _link(href: str, rel: str, kind: str = "application/json", title: str | None = None
           ) -> dict[str, str]:
-    link = {"href": href, "rel": rel, "type": kind}
-    return link | ({"title": title} if title else {})
+    if title:
+        return {"href": href, "rel": rel, "type": kind, "title": title}
+    return {"href": href, "rel": rel, "type": kind}
 
 
-def _json(body: dict[str, Any], media_type: str = "application/json") -> JSONResponse:
-    return JSONResponse(body, media_type=media_type)
+def _json(body: dict[str, Any], media_type: str = "application/json") -> Response:
+    return Response(orjson.dumps(body), media_type=media_type)
 
 
 @router.get("", summary="OGC API landing page")
-async def landing(request: Request, scope: OpenScope) -> JSONResponse:
+async def landing(request: Request, scope: OpenScope) -> Response:
     base = _base(request)
     root = base[:-len("/ogc")]
     return _json({
@@ -87,7 +89,7 @@ async def landing(request: Request, scope: OpenScope) -> JSONResponse:
 
 
 @router.get("/conformance", summary="The conformance classes implemented")
-async def conformance(scope: OpenScope) -> JSONResponse:
+async def conformance(scope: OpenScope) -> Response:
     return _json({"conformsTo": list(CONFORMANCE)})
 
 
@@ -115,7 +117,7 @@ def _fleet(request: Request) -> Fleet:
 
 
 @router.get("/collections", summary="The collections: devices and gateways")
-async def collections(request: Request, scope: OpenScope) -> JSONResponse:
+async def collections(request: Request, scope: OpenScope) -> Response:
     base = _base(request)
     bbox = _extent(await items(_fleet(request), scope, scope.only(None)))
     return _json({"links": [_link(f"{base}/collections", "self")],
@@ -130,7 +132,7 @@ def _known(collection_id: str) -> None:
 
 @router.get("/collections/{collection_id}", summary="One collection")
 async def collection(request: Request, scope: OpenScope, collection_id: CollectionPath
-                     ) -> JSONResponse:
+                     ) -> Response:
     _known(collection_id)
     bbox = _extent(await items(_fleet(request), scope, scope.only(None)))
     return _json(_collection(_base(request), collection_id, bbox))
@@ -307,7 +309,7 @@ async def features(
         "an instant or an interval a/b (.. for open) in RFC 3339"))] = None,
     pilot: Annotated[str | None, Query(pattern=IDENT_PATTERN, description="one pilot")
                      ] = None,
-) -> JSONResponse:
+) -> Response:
     """A page of features: `limit` from `offset`, filtered by `bbox` and `datetime`."""
     _known(collection_id)
     devices, gateways = await _matching(request, scope, collection_id, pilot, _bbox(bbox),
@@ -338,7 +340,7 @@ async def features(
                              "description": "a GeoJSON Feature"}})
 async def feature(request: Request, scope: OpenScope, collection_id: CollectionPath,
                   feature_id: Annotated[str, Path(max_length=200, description=(
-                      "pilot.gateway.device, or pilot.gateway"))]) -> JSONResponse:
+                      "pilot.gateway.device, or pilot.gateway"))]) -> Response:
     _known(collection_id)
     match = _FEATURE_ID.fullmatch(feature_id)
     parts = 3 if collection_id == "devices" else 2
