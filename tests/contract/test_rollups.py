@@ -23,6 +23,7 @@ import pytest
 from api.catalog import Pilot
 from api.kpis.definitions import KPIS
 from api.kpis.periods import Grain, from_ns, midnight
+from api.kpis.rollups import reader
 from api.kpis.rollups.cache import ResultCache
 from api.kpis.rollups.reader import Horizon, RollupReader
 from api.kpis.rollups.summary import DAY_HIST_FIELD, HIST_FIELD, SERIES_TAGS, add_hist
@@ -373,8 +374,12 @@ async def test_the_result_cache_is_bounded_and_drops_the_least_recently_used(
         ResultCache(rig.rolled.rollups, size=0)
 
 
-async def test_last_seen_through_the_rollups_is_the_raw_answer(rig: Rig) -> None:
-    """Devices silent for days are found through the rollups' hours, to the nanosecond."""
+@pytest.mark.parametrize("named", [50, 0], ids=["silent-named", "silent-unfiltered"])
+async def test_last_seen_through_the_rollups_is_the_raw_answer(
+        rig: Rig, named: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Devices silent for days are found through the rollups' hours, to the nanosecond,
+    whether the raw read names the silent series or (many of them) reads all of them."""
+    monkeypatch.setattr(reader, "NAMED_SILENT", named)
     await rig.settle()
     measurements = ["air_quality", "noise", "parking", "lighting", "event"]
     for where, by in (((), ()), ((("pilot", ("p1",)),), ("service",)),
