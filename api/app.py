@@ -29,9 +29,10 @@ from api.guard import RateLimit, guard
 from api.kpis.rollups.cache import ResultCache
 from api.kpis.rollups.reader import RollupReader
 from api.open import catalogue, ogc, usage
-from api.open.inventory import Uptime
+from api.open.fresh import Fresh
+from api.open.inventory import Item, Uptime
 from api.open.sta import routes as sta
-from api.open.sta.entities import Models
+from api.open.sta.entities import Model
 from api.options import ApiOptions
 from api.routes import admin, console, data, doctor, inventory, kpis, meta, reports
 from ingest.stores import open_reader
@@ -77,7 +78,8 @@ def create_app(options: ApiOptions) -> FastAPI:
                 app.state.fleet = Fleet(st, catalog,
                                         default_interval_s=options.kpi.default_interval_s)
                 app.state.uptime = Uptime(app.state.fleet, options.kpi)
-                app.state.sta_models = Models(app.state.fleet)
+                app.state.sta_models = Fresh[Model]("SensorThings model")
+                app.state.open_items = Fresh[list[Item]]("inventory")
                 log.info("api ready store=%s", st.url_scheme)
                 yield
         finally:

@@ -41,6 +41,11 @@ class Scope:
         allowed = self.kinds[pilot]
         return allowed is None or (kind is not None and kind in allowed)
 
+    def key(self) -> tuple[object, ...]:
+        """What an answer built for this scope depends on (for `api.open.fresh`)."""
+        return (tuple(sorted(self.pilots)), tuple(sorted(
+            (p, tuple(sorted(k)) if k is not None else None) for p, k in self.kinds.items())))
+
     def only(self, pilot: str | None) -> list[str]:
         """The pilots asked for (one, or all readable); a pilot not readable is a 401/404."""
         if pilot is None:

@@ -29,6 +29,7 @@ from api.fleet import Fleet
 from api.kpis.periods import from_ns, midnight, to_ns
 from api.kpis.service import timezone_of
 from api.open.access import OpenScope, Scope, limited
+from api.open.fresh import Fresh
 from api.open.inventory import UPTIME_DAYS, Item, Uptime, items
 from api.problems import Problem, errors
 from ingest.model import IDENT_PATTERN
@@ -119,7 +120,7 @@ def _fleet(request: Request) -> Fleet:
 @router.get("/collections", summary="The collections: devices and gateways")
 async def collections(request: Request, scope: OpenScope) -> Response:
     base = _base(request)
-    bbox = _extent(await items(_fleet(request), scope, scope.only(None)))
+    bbox = _extent(await _listed(request, scope, scope.only(None)))
     return _json({"links": [_link(f"{base}/collections", "self")],
                   "collections": [_collection(base, c, bbox) for c in COLLECTIONS]})
 
@@ -134,7 +135,7 @@ def _known(collection_id: str) -> None:
 async def collection(request: Request, scope: OpenScope, collection_id: CollectionPath
                      ) -> Response:
     _known(collection_id)
-    bbox = _extent(await items(_fleet(request), scope, scope.only(None)))
+    bbox = _extent(await _listed(request, scope, scope.only(None)))
     return _json(_collection(_base(request), collection_id, bbox))
 
 
@@ -264,6 +265,13 @@ def _installed_ns(item: Item, scope: Scope) -> int | None:
     return midnight(item.installed, timezone_of(scope.pilots[item.pilot]))
 
 
+async def _listed(request: Request, scope: Scope, pilots: list[str]) -> list[Item]:
+    """The devices of these pilots the scope shows, as of at most a few seconds ago."""
+    listed: Fresh[list[Item]] = request.app.state.open_items
+    return await listed.get((scope.key(), tuple(pilots)),
+                            lambda: items(_fleet(request), scope, pilots))
+
+
 def _uptime(request: Request) -> Uptime:
     uptime: Uptime = request.app.state.uptime
     return uptime
@@ -275,7 +283,7 @@ async def _matching(request: Request, scope: Scope, collection_id: str, pilot: s
                     ) -> tuple[list[Item], list[dict[str, Any]]]:
     """The devices (for `devices`) or gateway features (for `gateways`) that match."""
     pilots = scope.only(pilot)
-    found = await items(_fleet(request), scope, pilots)
+    found = await _listed(request, scope, pilots)
     if collection_id == "devices":
         return [i for i in found if (box is None or _inside(i.lon, i.lat, box)) and (
             interval is None or _in_service(_installed_ns(i, scope), i.last_seen_ns,

@@ -7,14 +7,12 @@ shown kind, its phenomenonTime from its first to its last point. Service use app
 suppressed daily counts: a Thing per (pilot, service) with two Datastreams, `uses` and
 `users`, whose Observations `observations.py` computes from `api.open.usage`. Every entity
 has a numeric id kept in the catalogue (`Catalog.ids`): the same after a restart. A model is
-remembered per scope for `TTL_S` seconds (the fleet it reads is itself cached).
+remembered per scope and renewed in the background (`api.open.fresh`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,8 +27,6 @@ from ingest.model import DELAY_FIELD, EVENT_MEASUREMENT
 from ingest.stores.base import Seen
 from ingest.units import CONCEPTS, DEFINITIONS, lookup
 
-log = logging.getLogger(__name__)
-TTL_S = 15.0
 OM = "http://www.opengis.net/def/observationType/OGC-OM/2.0/"
 GEOJSON = "application/geo+json"
 USAGE_MEASURES = {"uses": "uses of the service, counted",
@@ -81,7 +77,6 @@ class Model:
     sets: dict[str, dict[int, Entity]]
     sources: dict[int, Source]  # Datastream id -> its source
     foi: dict[int, int]  # Datastream id -> the FeatureOfInterest of its Observations
-    built: float = 0.0
 
     def streams_of(self, foi_id: int) -> list[int]:
         return [d for d, f in self.foi.items() if f == foi_id]
@@ -135,7 +130,7 @@ class _Builder:
             number = numbers[name]
             sets[entity_set][number] = Entity(entity_set, number, props, nav)
         return Model(sets, {numbers[d]: s for d, s in self.sources.items()},
-                     {numbers[d]: numbers[f] for d, f in self.foi.items()}, time.monotonic())
+                     {numbers[d]: numbers[f] for d, f in self.foi.items()})
 
 
 def _link_back(b: _Builder) -> None:
@@ -295,40 +290,3 @@ async def build(fleet: Fleet, scope: Scope, public: str) -> Model:
     _usage(b, scope, found, answers[-1])
     _link_back(b)
     return b.model(fleet.catalog.ids(list(b.props)))
-
-
-class Models:
-    """The model of each scope: built on first use, then answered at once and rebuilt in
-    the background once older than `TTL_S` (a request never waits for a rebuild: new devices
-    and Datastreams show within seconds, and a failed rebuild keeps the last model)."""
-
-    def __init__(self, fleet: Fleet) -> None:
-        self.fleet = fleet
-        self._known: dict[tuple[Any, ...], Model] = {}
-        self._building: dict[tuple[Any, ...], asyncio.Task[Model]] = {}
-
-    async def of(self, scope: Scope, public: str) -> Model:
-        key = (tuple(sorted(scope.pilots)), tuple(sorted(
-            (p, tuple(sorted(k)) if k is not None else None) for p, k in scope.kinds.items())),
-            public)
-        model = self._known.get(key)
-        if model is not None and time.monotonic() - model.built <= TTL_S:
-            return model
-        task = self._building.get(key)
-        if task is None:
-            task = self._building[key] = asyncio.create_task(self._build(key, scope, public))
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # logged there
-        return model if model is not None else await asyncio.shield(task)
-
-    async def _build(self, key: tuple[Any, ...], scope: Scope, public: str) -> Model:
-        try:
-            model = await build(self.fleet, scope, public)
-            if len(self._known) > 64:
-                self._known.clear()
-            self._known[key] = model
-            return model
-        except Exception:
-            log.exception("SensorThings model of pilots %s not rebuilt", ",".join(key[0]))
-            raise
-        finally:
-            self._building.pop(key, None)

@@ -22,7 +22,8 @@ from fastapi.responses import Response
 
 from api.kpis.service import timezone_of
 from api.open.access import OpenScope, limited
-from api.open.sta.entities import NAVIGATION, Entity, Model, Models
+from api.open.fresh import Fresh
+from api.open.sta.entities import NAVIGATION, Entity, Model, build
 from api.open.sta.observations import Observation, Reading
 from api.open.sta.odata import ODataError, Options, matches, parse_options
 from api.problems import Problem, errors
@@ -214,9 +215,10 @@ def _json(body: Any) -> Response:
 
 
 async def _context(request: Request, scope: Any) -> _Request:
-    models: Models = request.app.state.sta_models
-    public: str = request.app.state.options.public_url
-    model = await models.of(scope, public.rstrip("/"))
+    models: Fresh[Model] = request.app.state.sta_models
+    public: str = request.app.state.options.public_url.rstrip("/")
+    model = await models.get((scope.key(), public),
+                             lambda: build(request.app.state.fleet, scope, public))
     return _Request(request, model, {p: timezone_of(x) for p, x in scope.pilots.items()})
 
 
