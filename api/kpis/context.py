@@ -40,12 +40,11 @@ class Context:
     buckets: list[Bucket]
     now_ns: int
     default_interval_s: float = 300.0
-    scope: TagFilter = ()  # more tags every query keeps to (one device: `per_device`)
     _measurements: list[str] | None = field(default=None, repr=False)
 
     @property
     def where(self) -> TagFilter:
-        return (("pilot", (self.pilot.id,)), *self.scope)
+        return (("pilot", (self.pilot.id,)),)
 
     @property
     def windows(self) -> tuple[Window, ...]:

@@ -165,39 +165,50 @@ async def _per_sensor(ctx: Context, slots: bool) -> tuple[
     return windows, found, since
 
 
-async def availability(ctx: Context) -> list[KpiValue]:
+# Per started bucket and counted sensor, (part, whole): the KPI is 100 x the sum of the parts
+# over the sum of the wholes, and a sensor's own value 100 x its part over its whole.
+Shares = dict[int, dict[DeviceKey, tuple[float, float]]]
+
+
+async def availability_shares(ctx: Context) -> Shares:
+    """Each sensor's share of its slots with data (the KPI: their mean)."""
     windows, found, since = await _per_sensor(ctx, slots=True)
-    out: list[KpiValue] = []
-    for b in ctx.buckets:
-        sensors = found.get(b.index)
-        if sensors is None:
-            out.append(ctx.value(b, None, _NOT_STARTED))
-        elif not sensors:
-            out.append(ctx.value(b, None, _NO_SENSORS))
-        else:
-            shares = [min(1.0, n / _slots_from(windows[b.index], since.get(k), _slot_s(ctx, k)))
-                      for k, n in sensors.items()]
-            out.append(ctx.value(b, 100.0 * sum(shares) / len(shares), sensors=len(shares)))
+    return {i: {k: (min(1.0, n / _slots_from(windows[i], since.get(k), _slot_s(ctx, k))), 1.0)
+                for k, n in sensors.items()} for i, sensors in found.items()}
+
+
+async def completeness_shares(ctx: Context) -> Shares:
+    """Each sensor's readings (at most those expected) and readings expected."""
+    windows, found, since = await _per_sensor(ctx, slots=False)
+    out: Shares = {}
+    for i, sensors in found.items():
+        lo, hi = windows[i]
+        out[i] = {}
+        for k, n in sensors.items():
+            expected = _expected(max(lo, since.get(k, lo)), hi, ctx.interval_s(k))
+            out[i][k] = (min(n, expected), expected)
     return out
+
+
+def pooled(ctx: Context, b: Bucket, sensors: dict[DeviceKey, tuple[float, float]] | None
+           ) -> KpiValue:
+    """The KPI of the sensors of one bucket from their shares (None: not started)."""
+    if sensors is None:
+        return ctx.value(b, None, _NOT_STARTED)
+    if not sensors:
+        return ctx.value(b, None, _NO_SENSORS)
+    parts, wholes = zip(*sensors.values(), strict=True)
+    return ctx.value(b, 100.0 * sum(parts) / sum(wholes), sensors=len(sensors))
+
+
+async def availability(ctx: Context) -> list[KpiValue]:
+    shares = await availability_shares(ctx)
+    return [pooled(ctx, b, shares.get(b.index)) for b in ctx.buckets]
 
 
 async def data_completeness(ctx: Context) -> list[KpiValue]:
-    windows, found, since = await _per_sensor(ctx, slots=False)
-    out: list[KpiValue] = []
-    for b in ctx.buckets:
-        sensors = found.get(b.index)
-        if sensors is None:
-            out.append(ctx.value(b, None, _NOT_STARTED))
-        elif not sensors:
-            out.append(ctx.value(b, None, _NO_SENSORS))
-        else:
-            lo, hi = windows[b.index]
-            expected = {k: _expected(max(lo, since.get(k, lo)), hi, ctx.interval_s(k))
-                        for k in sensors}
-            got = sum(min(n, expected[k]) for k, n in sensors.items())
-            out.append(ctx.value(b, 100.0 * got / sum(expected.values()),
-                                 sensors=len(sensors)))
-    return out
+    shares = await completeness_shares(ctx)
+    return [pooled(ctx, b, shares.get(b.index)) for b in ctx.buckets]
 
 
 async def rejection_rate(ctx: Context) -> list[KpiValue]:

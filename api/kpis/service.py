@@ -134,38 +134,45 @@ async def _compute_one(store: Reader, ctx: Context, kpi_id: str, grain: Grain) -
     return KpiResult(BY_ID[kpi_id], ctx.pilot.id, ctx.tz, grain, values, source)
 
 
+# The KPIs that have a value per sensor: their functions' shares of each sensor.
+SHARES: dict[str, Callable[[Context], Awaitable[push.Shares]]] = {
+    "availability": push.availability_shares, "data_completeness": push.completeness_shares}
+
+
 async def per_device(store: Reader, pilot: Pilot, kpi_ids: Sequence[str],
                      devices: Sequence[DeviceKey], start_ns: int, end_ns: int, *,
                      options: KpiOptions | None = None, now_ns: int | None = None,
-                     concurrency: int = 4) -> dict[DeviceKey, dict[str, KpiValue]]:
+                     ) -> dict[DeviceKey, dict[str, KpiValue]]:
     """Each KPI over [start, end) as one period, for each device alone (the inventory's
-    availability and completeness). The KPI's own code runs on the pilot reduced to that
-    device (its registry entry, if any) with every query kept to its points: a KPI that is a
-    mean over sensors (availability, completeness) is then that sensor's own value."""
+    availability and completeness): the KPI's own code, run once over the pilot, gives each
+    sensor's share, and a device's value is its share as the KPI would pool it over that one
+    sensor (a device that reports nothing and is no registered sensor: null, "no sensors").
+    One pass whatever the number of devices (it was the KPI run per device: 7 s for a
+    thousand devices over 30 days)."""
     options = options or KpiOptions()
-    unknown = [k for k in kpi_ids if k not in BY_ID]
+    unknown = [k for k in kpi_ids if k not in SHARES]
     if unknown:
-        raise KpiRequestError(f"unknown KPI {unknown[0]!r}; see the KPI list", "id")
+        raise KpiRequestError(f"KPI {unknown[0]!r} has no per-device value; those that have: "
+                              f"{', '.join(SHARES)}", "id")
     tz, now = timezone_of(pilot), time.time_ns() if now_ns is None else now_ns
     measurements = await store.measurements()
-    gate = asyncio.Semaphore(concurrency)
+    bucket = Bucket(0, start_ns, end_ns)
 
-    async def one(key: DeviceKey) -> dict[str, KpiValue]:
-        alone = pilot.model_copy(update={"devices": tuple(
-            d for d in pilot.devices if (d.gateway, d.id) == key)})
-        out: dict[str, KpiValue] = {}
-        async with gate:
-            for kpi_id in kpi_ids:
-                reader = store.scoped() if isinstance(store, RollupReader) else store
-                ctx = Context(reader, alone, tz, [Bucket(0, start_ns, end_ns)], now,
-                              options.default_interval_s,
-                              scope=(("gateway", (key[0],)), ("device", (key[1],))),
-                              _measurements=measurements)
-                [out[kpi_id]] = await FUNCTIONS[kpi_id](ctx)
-        return out
+    async def shares(kpi_id: str) -> tuple[Context, push.Shares]:
+        reader = store.scoped() if isinstance(store, RollupReader) else store
+        ctx = Context(reader, pilot, tz, [bucket], now, options.default_interval_s,
+                      _measurements=measurements)
+        return ctx, await SHARES[kpi_id](ctx)
 
-    values = await asyncio.gather(*(one(k) for k in devices))
-    return dict(zip(devices, values, strict=True))
+    answers = dict(zip(kpi_ids, await asyncio.gather(*(shares(k) for k in kpi_ids)),
+                       strict=True))
+
+    def one(ctx: Context, got: push.Shares, key: DeviceKey) -> KpiValue:
+        sensors = got.get(0)
+        return push.pooled(ctx, bucket, None if sensors is None else (
+            {key: sensors[key]} if key in sensors else {}))
+
+    return {key: {k: one(*answers[k], key) for k in kpi_ids} for key in devices}
 
 
 __all__ = ["KPIS", "Grain", "KpiOptions", "KpiRequestError", "KpiResult", "compute",

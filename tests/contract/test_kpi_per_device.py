@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from api.kpis.periods import Grain
-from api.kpis.service import compute, per_device
+from api.kpis.service import KpiRequestError, compute, per_device
 from ingest.stores.base import Reader
 from tests.contract.test_kpis import GROWING, NOW, D, T, grown  # noqa: F401 (a fixture)
 
@@ -32,3 +32,8 @@ async def test_per_device_values_are_each_sensors_share(grown: Reader) -> None: 
     [none] = (await per_device(grown, GROWING, ["availability"], [("g1", "nobody")], T,
                                T + 7 * D, now_ns=NOW)).values()
     assert none["availability"].value is None and none["availability"].reason
+
+
+async def test_a_kpi_without_a_value_per_device_is_refused(grown: Reader) -> None:  # noqa: F811
+    with pytest.raises(KpiRequestError, match=r"no per-device value.*availability"):
+        await per_device(grown, GROWING, ["usage_events"], KEYS, T, T + 7 * D, now_ns=NOW)
