@@ -50,6 +50,7 @@ class ApiOptions:
     kpi: KpiOptions = field(default_factory=KpiOptions)
     # The open interfaces: the base of their links and ids, and requests per client address.
     public_url: str = "http://127.0.0.1:8080"
+    publisher: str = "citypilot"  # the catalogue's dct:publisher
     open_rate_limit: str = "120/minute"
     auth_failure_limit: str = "10/minute"  # unknown API keys per client address
     doctor: DoctorOptions = field(default_factory=DoctorOptions)

@@ -95,6 +95,7 @@ def _api_options(config: Path | None, *, doctor: bool = False) -> CliOptions:
     return CliOptions(
         api=ApiOptions(store_url=s.store_url, catalog_url=s.catalog_url, mqtt_url=s.mqtt_url,
                        max_points=s.api_max_points, public_url=s.public_url,
+                       publisher=s.publisher,
                        open_rate_limit=s.open_rate_limit,
                        auth_failure_limit=s.auth_failure_limit,
                        kpi=KpiOptions(default_interval_s=s.default_interval_s),

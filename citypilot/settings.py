@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     public_url: str = Field("http://127.0.0.1:8080", description="the base of every absolute "
                             "link and persistent id the open interfaces write (/ogc, "
                             "/open, /catalog)")
+    publisher: str = Field("citypilot", min_length=1, max_length=200, description="who "
+                           "publishes the open data (the catalogue's dct:publisher, e.g. the "
+                           "city's data office); a pilot's datasets name its operator")
     open_rate_limit: str = Field("120/minute", description="requests per client address "
                                  "to the open interfaces (429 beyond), e.g. 10/second")
     auth_failure_limit: str = Field("10/minute", description="unknown API keys per client "

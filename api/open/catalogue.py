@@ -120,7 +120,7 @@ async def facts(fleet: Fleet, scope: Scope, options: KpiOptions, now_ns: int
 async def _graph_text(request: Request, scope: Scope, media_type: str) -> Response:
     options = request.app.state.options
     found = await facts(request.app.state.fleet, scope, options.kpi, time.time_ns())
-    graph = catalogue(options.public_url, found)
+    graph = catalogue(options.public_url, found, options.publisher)
     if media_type == JSONLD:
         return Response(jsonld(graph), media_type=JSONLD)
     return Response(turtle(graph), media_type=f"{TURTLE}; charset=utf-8")

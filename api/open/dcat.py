@@ -44,7 +44,6 @@ from api.open.vocabulary import (
     licence_of,
 )
 
-PUBLISHER = "citypilot"  # the installation's name: no setting holds one yet
 CATALOG_PATH = "/catalog"
 STA_PATH = "/sta/v1.1"
 MIN_SIDE = 0.001  # degrees (about 100 m): the smallest box drawn around devices
@@ -187,8 +186,8 @@ def _contact(b: _Builder, pilot: Pilot) -> BNode | None:
     return node
 
 
-def _publisher(b: _Builder, name: str) -> URIRef:
-    ref = b.id("publisher")
+def _publisher(b: _Builder, name: str, key: str = "publisher") -> URIRef:
+    ref = b.id(key)
     b.add(ref, RDF.type, FOAF.Agent)
     b.add(ref, FOAF.name, Literal(name))
     return ref
@@ -262,7 +261,8 @@ def _dataset(b: _Builder, f: PilotFacts, fam: _Family, publisher: URIRef,
         b.text(ref, DCAT.keyword, word)
     for code in fam.themes:
         b.add(ref, DCAT.theme, b.theme(code))
-    b.add(ref, DCTERMS.publisher, publisher)
+    b.add(ref, DCTERMS.publisher, publisher if p.operator is None else _publisher(
+        b, p.operator, f"{p.id}.operator"))
     b.add(ref, DCTERMS.accessRights, b.access(
         f.public or (fam.key == "usage" and p.published.open_data)))
     if contact is not None:
@@ -325,7 +325,7 @@ def _union(boxes: Sequence[tuple[float, float, float, float]]
             max(x[2] for x in boxes), max(x[3] for x in boxes))
 
 
-def catalogue(public_url: str, facts: Sequence[PilotFacts], publisher_name: str = PUBLISHER
+def catalogue(public_url: str, facts: Sequence[PilotFacts], publisher_name: str
               ) -> Graph:
     """The catalogue of these pilots' open datasets and the services that serve them."""
     b = _Builder(public_url)

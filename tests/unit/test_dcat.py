@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from rdflib import URIRef
-from rdflib.namespace import DCAT, DCTERMS, RDF
+from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF
 
 from api.catalog import OpenData, Pilot, Service
 from api.kpis.periods import Grain, buckets, from_ns, to_ns
@@ -35,7 +35,7 @@ def test_a_licence_is_an_spdx_id_or_a_url(text: str, uri: str, types: tuple[str,
 
 
 def test_a_catalogue_without_pilots_is_valid() -> None:
-    graph = catalogue(BASE, [])
+    graph = catalogue(BASE, [], "citypilot")
     check(graph, accepted=None)  # recommendations unmet: no dataset to serve, no place
     assert set(graph.subjects(RDF.type, DCAT.Dataset)) == set()
     assert set(graph.subjects(RDF.type, DCAT.DataService)) == {URIRef(f"{BASE}/catalog#ogc")}
@@ -43,7 +43,7 @@ def test_a_catalogue_without_pilots_is_valid() -> None:
 
 def test_a_pilot_known_only_by_its_id_is_valid() -> None:
     bare = PilotFacts(Pilot(id="p9"), (), (), None, None, None, None, None, False)
-    graph = catalogue(BASE, [bare])
+    graph = catalogue(BASE, [bare], "citypilot")
     check(graph, accepted=None)  # recommendations unmet: no place, period or contact
     assert {str(d) for d in graph.subjects(RDF.type, DCAT.Dataset)} == {
         f"{BASE}/catalog#p9.inventory"}
@@ -52,7 +52,8 @@ def test_a_pilot_known_only_by_its_id_is_valid() -> None:
 
 
 def test_every_dataset_and_distribution_of_a_full_pilot_is_valid() -> None:
-    pilot = Pilot(id="p1", name="Città", services=(Service(id="bike"),), open=OpenData(
+    pilot = Pilot(id="p1", name="Città", operator="Acme Mobilità", services=(
+        Service(id="bike"),), open=OpenData(
         open_data=True, open_kinds=("noise",), licence="https://example.org/licence",
         contact_email="data@example.org"))
     day = 86400 * 10**9
@@ -64,7 +65,12 @@ def test_every_dataset_and_distribution_of_a_full_pilot_is_valid() -> None:
     assert len(set(graph.subjects(RDF.type, DCAT.Distribution))) == 5
     licences = set(graph.objects(None, DCTERMS.license))
     assert URIRef("https://example.org/licence") in licences
-    assert "Città di Prova" in graph.serialize(format="turtle")
+    # The catalogue is the installation's; the pilot's datasets are its operator's.
+    assert {str(graph.value(o, FOAF.name)) for o in graph.objects(
+        URIRef(f"{BASE}/catalog"), DCTERMS.publisher)} == {"Città di Prova"}
+    datasets = set(graph.subjects(RDF.type, DCAT.Dataset))
+    assert datasets and {str(graph.value(o, FOAF.name)) for d in datasets
+                         for o in graph.objects(d, DCTERMS.publisher)} == {"Acme Mobilità"}
 
 
 def test_the_usage_link_asks_for_what_one_request_may() -> None:

@@ -56,3 +56,15 @@ def test_cli_exits_2_with_one_line(tmp_path: Path) -> None:
     assert proc.stderr.strip().splitlines() == [
         "citypilot: configuration error: CITYPILOT_MQTT_URL: must start with "
         "mqtt:// or mqtts:// (got 'tcp://x')"]
+
+
+def test_the_open_data_settings_reach_the_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    from citypilot.cli import _api_options
+    monkeypatch.setenv("CITYPILOT_PUBLISHER", "Comune di Prova, ufficio dati")
+    monkeypatch.setenv("CITYPILOT_PUBLIC_URL", "https://dati.prova.example")
+    api = _api_options(None).api
+    assert (api.publisher, api.public_url) == ("Comune di Prova, ufficio dati",
+                                               "https://dati.prova.example")
+    monkeypatch.setenv("CITYPILOT_PUBLISHER", "")
+    with pytest.raises(SettingsError, match=r"^CITYPILOT_PUBLISHER: String should have at least"):
+        load()
