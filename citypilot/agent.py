@@ -71,6 +71,9 @@ def gateway(
         "[CITYPILOT_GATEWAY_LISTEN_PASSWORD_FILE]")] = None,
     spool_dir: Annotated[Path | None, typer.Option(
         help="spool directory [CITYPILOT_SPOOL_DIR/gateway]")] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        help="port of /metrics, /healthz and /readyz (ready: spool writable, uplink "
+        "connected) [CITYPILOT_GATEWAY_METRICS_PORT, 0: off]", min=0, max=65535)] = None,
     spool_max_bytes: Annotated[int, typer.Option(help="spool bound", min=1024)] = 256 << 20,
     drain_timeout: Annotated[float | None, typer.Option(
         help="with --duration: give up delivering after this many seconds (exit 3)")] = None,
@@ -108,7 +111,8 @@ def gateway(
                              tls_insecure=s.mqtt_tls_insecure),
         spool_dir=spool_dir or s.spool_dir / "gateway", spool_max_bytes=spool_max_bytes,
         heartbeat_s=heartbeat, listen_port=listen, drain_timeout_s=drain_timeout,
-        listen_host=listen_host or s.gateway_listen_host, listen_password_file=site_passwords)
+        listen_host=listen_host or s.gateway_listen_host, listen_password_file=site_passwords,
+        metrics_port=(s.gateway_metrics_port if metrics_port is None else metrics_port) or None)
     duration_s = parse_duration(duration) if duration else None
     sources = []
     if simulate:

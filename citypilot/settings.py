@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     gateway_listen_host: str = Field("127.0.0.1", description="address the gateway agent's "
                                      "site listener (`--listen`) binds; 0.0.0.0 for the site "
                                      "network (then set a password file)")
+    gateway_metrics_port: int = Field(0, ge=0, le=65535, description="the gateway agent's "
+                                      "/metrics, /healthz, /readyz port (every interface); "
+                                      "0: off")
     gateway_listen_password_file: Path | None = Field(
         None, description="password file of the site listener's clients, in Mosquitto's "
         "format (`mosquitto_passwd -c FILE USER`), re-read at each login; unset: anonymous")

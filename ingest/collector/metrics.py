@@ -1,5 +1,6 @@
 """The collector's own health: Prometheus counters and the `/metrics`, `/healthz`, `/readyz`
-endpoints (never in the store: DESIGN.md keeps the store for pilot data).
+endpoints (never in the store: DESIGN.md keeps the store for pilot data). The HTTP side
+(`build_app`, `serve`) also serves the gateway agent's and the rollup worker's health.
 
 Each collector owns a `CollectorRegistry` (no import-time global), so several collectors can
 run in one process (tests, `citypilot up`). The HTTP side is a tiny Starlette app on uvicorn
@@ -77,10 +78,11 @@ class CollectorMetrics:
                                     "broker", registry=r)
 
 
-def build_app(metrics: CollectorMetrics, ready: Callable[[], tuple[bool, dict[str, object]]]
-              ) -> Starlette:
+def build_app(registry: CollectorRegistry,
+              ready: Callable[[], tuple[bool, dict[str, object]]]) -> Starlette:
+    """`/metrics` of this registry, `/healthz`, and `/readyz` from `ready` (503 when not)."""
     async def prometheus(_: Request) -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -104,8 +106,10 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def serve(app: Starlette, host: str, port: int, *, lifespan: bool = False) -> None:
-    """Serve until cancelled; a port already in use is logged and the collector goes on."""
+async def serve(app: Starlette, host: str, port: int, *, lifespan: bool = False,
+                setting: str = "CITYPILOT_METRICS_PORT") -> None:
+    """Serve until cancelled; a port already in use is logged (naming the `setting` that
+    chooses it) and the process goes on without it."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -113,7 +117,7 @@ async def serve(app: Starlette, host: str, port: int, *, lifespan: bool = False)
     except OSError as exc:
         sock.close()
         log.warning("metrics port %s:%d unavailable (%s); /metrics, /healthz and /readyz are "
-                    "off for this collector (set CITYPILOT_METRICS_PORT)", host, port, exc)
+                    "off for this process (set %s)", host, port, exc, setting)
         await asyncio.Event().wait()  # stay a quiet task until the collector stops
         return
     config = uvicorn.Config(app, log_level="warning", lifespan="on" if lifespan else "off",

@@ -75,7 +75,7 @@ class Collector:
                     background = [tg.create_task(self.durable.drain_loop(self._tick),
                                                   name="spool-drain")]
                     if self.options.metrics_port:
-                        app = metrics_http.build_app(self.metrics, self._readiness)
+                        app = metrics_http.build_app(self.metrics.registry, self._readiness)
                         background.append(tg.create_task(metrics_http.serve(
                             app, self.options.metrics_host, self.options.metrics_port),
                             name="metrics-http"))

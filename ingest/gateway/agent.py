@@ -52,6 +52,8 @@ class GatewayOptions:
     listen_password_file: Path | None = None  # Mosquitto's format; None: anonymous
     drain_timeout_s: float | None = None
     flush_interval_s: float = 0.05
+    metrics_port: int | None = None  # /metrics, /healthz, /readyz; None: off
+    metrics_host: str = "0.0.0.0"
 
 
 @dataclass(slots=True)
@@ -123,6 +125,7 @@ class GatewayAgent:
         self._putting = asyncio.Lock()  # one put at a time, so a retried one keeps its place
         self._closing = False  # shutting down: a put the disk refuses is not retried
         self._spool_failing = False
+        self._spool_error = ""
         self.spool_depth = 0  # what stays spooled when `run` returns
 
     def topic(self, device: str, channel: str) -> str:
@@ -146,6 +149,8 @@ class GatewayAgent:
                 helpers = [tg.create_task(self._forward(), name="forward"),
                            tg.create_task(self._heartbeat(), name="heartbeat"),
                            tg.create_task(self._flush_loop(), name="spool-flush")]
+                if self.options.metrics_port:
+                    helpers.append(tg.create_task(self._serve_health(), name="health-http"))
                 if self.options.listen_port:
                     helpers.append(tg.create_task(
                         listen(self.options.listen_port, f"{self.options.gateway}-site",
@@ -163,6 +168,23 @@ class GatewayAgent:
         finally:
             await asyncio.to_thread(self.spool.close)
         return code
+
+    def readiness(self) -> tuple[bool, dict[str, object]]:
+        """Ready: the spool takes writes and the uplink is connected (`/readyz`)."""
+        detail: dict[str, object] = {
+            "uplink_connected": self.upstream.connected, "spool_ok": not self._spool_failing,
+            "accepted": self.stats.accepted, "delivered": self.stats.delivered,
+            "dropped": self.stats.dropped}
+        if self._spool_failing:
+            detail["spool_error"] = self._spool_error
+        return self.upstream.connected and not self._spool_failing, detail
+
+    async def _serve_health(self) -> None:
+        from ingest.collector.metrics import serve  # only when asked: a Pi keeps its memory
+        from ingest.gateway.health import health_app
+
+        await serve(health_app(self.readiness), self.options.metrics_host,
+                    self.options.metrics_port or 0, setting="CITYPILOT_GATEWAY_METRICS_PORT")
 
     async def _produce(self, tg: asyncio.TaskGroup, duration_s: float | None) -> int:
         feeds = [tg.create_task(self._intake(src), name=f"source-{i}")
@@ -233,13 +255,14 @@ class GatewayAgent:
                 continue
             if self._spool_failing:
                 log.info("spool usable again: %s", self.options.spool_dir)
-                self._spool_failing = False
+                self._spool_failing, self._spool_error = False, ""
             self.stats.dropped += dropped
             self.stats.accepted += len(records)
             self._wake.set()
             return True
 
     def _spool_failed(self, exc: SpoolError) -> None:
+        self._spool_error = str(exc)
         if not self._spool_failing:
             log.error("spool unusable: %s; holding intake until it takes writes again (free "
                       "the disk, or make it writable)", exc)

@@ -224,3 +224,11 @@ def test_mosquitto_healthcheck_passes_on_the_shipped_broker_and_fails_without_it
     dead = script.replace(f"-p {broker.server.port}", f"-p {free_port()}")
     assert subprocess.run(["sh", "-c", dead], env=env, timeout=30,
                           capture_output=True).returncode != 0
+
+
+def test_the_simulated_gateway_is_checked_on_the_port_its_agent_serves() -> None:
+    sim = services()["simulator"]
+    assert sim["command"][0] == "gateway"
+    port = sim["environment"]["CITYPILOT_GATEWAY_METRICS_PORT"]
+    probe = " ".join(sim["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{port}/readyz" in probe

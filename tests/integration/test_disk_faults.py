@@ -238,20 +238,31 @@ async def test_the_gateway_agent_holds_intake_while_its_spool_disk_is_full(
     caplog.set_level(logging.INFO, "ingest.gateway.agent")
     agent = GatewayAgent(GatewayOptions(
         pilot=prefix, gateway="gw-1", upstream=MqttOptions(mosquitto.url, f"gw-{prefix}"),
-        spool_dir=disk.path / "gw-spool", heartbeat_s=0.5),
+        spool_dir=disk.path / "gw-spool", heartbeat_s=0.5, metrics_port=free_port(),
+        metrics_host="127.0.0.1"),
         [counter_source(300, 5, 0.02, base=int(time.time() * 1000) - 600_000)])
+    readyz = f"http://127.0.0.1:{agent.options.metrics_port}/readyz"
     async with collector(mosquitto.url, influx_url, tmp_path / "spool"):
         run = asyncio.create_task(agent.run())
         await eventually(lambda: agent.spool.directory.joinpath("gateway.db").exists())
         await asyncio.to_thread(disk.fill)
         await eventually(lambda: "spool unusable" in caplog.text, timeout=20)
         assert agent.stats.accepted < 300
+        async with httpx.AsyncClient(timeout=5) as http:  # /readyz says why, while it lasts
+            answer = await http.get(readyz)
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["spool_ok"] is False
+            assert "No space left" in answer.json()["spool_error"] or \
+                "full" in answer.json()["spool_error"], answer.text
         disk.free()  # the disk is back: everything held is spooled, forwarded and stored
         await eventually(lambda: agent.stats.delivered == 300, timeout=60)
         got = await eventually(lambda: _at_least(influx_url, prefix, 300), timeout=60)
+        async with httpx.AsyncClient(timeout=5) as http:
+            answer = await http.get(readyz)
         agent.stop()
         assert await asyncio.wait_for(run, 30) == 0
     assert got == 300
+    assert answer.status_code == 200 and answer.json()["spool_ok"] is True, answer.text
     assert agent.stats.accepted == agent.stats.delivered == 300
     assert agent.stats.dropped == 0
     assert "spool usable again" in caplog.text

@@ -8,12 +8,13 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import httpx
 import orjson
 
 from ingest.gateway import GatewayAgent, GatewayOptions, Uplink
 from ingest.mqtt import MqttOptions
 from tests.mqttclient import Recorder
-from tests.servers import Mosquitto
+from tests.servers import Mosquitto, free_port
 from tests.support import eventually
 
 
@@ -129,3 +130,43 @@ async def test_status_online_with_spool_depth_then_offline_on_shutdown(
     late = Recorder(broker.url, status)  # retained: what a newcomer sees
     await eventually(lambda: late.messages and b'"offline"' in late.messages[-1][1], timeout=20)
     late.close()
+
+
+async def test_readyz_and_metrics_tell_a_lost_uplink(
+        make_mosquitto: Callable[..., Mosquitto], prefix: str, tmp_path: Path) -> None:
+    """An operator on the site network sees from `/readyz` that the uplink is gone, and from
+    `/metrics` what was taken and delivered (the agent's own counts)."""
+    broker = make_mosquitto()
+    port = free_port()
+    agent = GatewayAgent(options(broker, tmp_path, prefix, metrics_port=port,
+                                 metrics_host="127.0.0.1"), [counter_source(40, 2, 0.01)])
+    run = asyncio.create_task(agent.run())
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=base, timeout=5) as http:
+        async def ready() -> dict[str, object]:
+            try:
+                answer = await http.get("/readyz")
+            except httpx.ConnectError as exc:  # not listening yet
+                raise AssertionError(exc) from exc
+            assert answer.status_code == 200, answer.text
+            return dict(answer.json())
+        await eventually(ready, timeout=20)
+        await eventually(lambda: agent.stats.delivered == 40, timeout=20)
+        metrics = (await http.get("/metrics")).text
+        assert "citypilot_gateway_delivered_messages_total 40.0" in metrics
+        assert "citypilot_gateway_accepted_messages_total 40.0" in metrics
+        assert "citypilot_gateway_uplink_connected 1.0" in metrics
+        broker.stop()
+
+        async def not_ready() -> dict[str, object]:
+            answer = await http.get("/readyz")
+            assert answer.status_code == 503, answer.text
+            return dict(answer.json())
+        down = await eventually(not_ready, timeout=20)
+        assert down["uplink_connected"] is False and down["spool_ok"] is True
+        assert "citypilot_gateway_uplink_connected 0.0" in (await http.get("/metrics")).text
+        broker.start()
+        await eventually(ready, timeout=30)
+        assert (await http.get("/healthz")).json() == {"status": "ok"}
+    agent.stop()
+    assert await asyncio.wait_for(run, 30) == 0
