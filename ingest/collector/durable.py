@@ -196,14 +196,17 @@ class Durable:
         self.stats.stored += len(points)
         self.metrics.stored.inc(len(points))
 
-    async def _spool(self, points: list[Point]) -> None:
+    async def _spool(self, points: list[Point], *, again: bool = False) -> None:
+        """Spool points; `again`: points drained from the spool and spooled anew (they wait
+        for the store), counted when they were first spooled."""
         body = encode_points(points)
         if self._spool_error is not None:  # it failed before: reopen it if it is closed
             await self._check_spool()
         dropped = await asyncio.to_thread(self.spool.put, body, len(points))
         self._spool_works()
-        self.stats.spooled += len(points)
-        self.metrics.spooled.inc(len(points))
+        if not again:
+            self.stats.spooled += len(points)
+            self.metrics.spooled.inc(len(points))
         if dropped:
             self.metrics.spool_dropped.set(self.spool.dropped)
 
@@ -280,7 +283,7 @@ class Durable:
                 await self._write(points)
             except Waiting as exc:  # the rest is final: only the waiting points stay spooled
                 self._set_store_ok(False, str(exc))
-                await self._spool(exc.points)
+                await self._spool(exc.points, again=True)
                 await asyncio.to_thread(self.spool.remove, [record.id])
                 return False
             except StoreUnavailable as exc:

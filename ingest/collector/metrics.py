@@ -48,7 +48,8 @@ class CollectorMetrics:
         self.unknown_metrics = Counter("citypilot_unknown_metric_values", "values whose "
                                        "metric name the registry does not know", registry=r)
         self.spooled = Counter("citypilot_points_spooled", "points written to the on-disk "
-                               "spool because the store was unavailable", registry=r)
+                               "spool because the store was unavailable (once each, however "
+                               "often they wait again)", registry=r)
         self.spool_dropped = Gauge("citypilot_spool_dropped_points", "points the full spool "
                                    "dropped (oldest first), since the spool was created",
                                    registry=r)

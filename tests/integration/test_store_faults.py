@@ -187,9 +187,19 @@ async def test_max_series_keeps_the_batches_spooled_until_the_limit_is_raised(
         # at least: the shared broker also holds retained statuses of earlier tests
         await eventually(lambda: c.stats.received >= 330, timeout=30)
         await eventually(lambda: c.stats.spooled > 0, timeout=30)
+
+        def ids() -> list[int]:
+            return [r.id for r in c.durable.spool.peek(1000)]
+        # The drain tries the waiting points again and spools them anew: twice over at least.
+        newest = max(ids())
+        await eventually(lambda: min(ids()) > newest, timeout=30)
+        newest = max(ids())
+        await eventually(lambda: min(ids()) > newest, timeout=30)
         influx.data["max-series-per-database"] = "0"  # no limit
         await asyncio.to_thread(influx.restart)
         stored, refused = await eventually(lambda: accounted(url, prefix, 330), timeout=60)
+        # Points that wait are spooled again at each drain attempt, counted once.
+        assert 0 < c.stats.spooled <= c.stats.received, (c.stats.spooled, c.stats.received)
     assert stored > 30
     assert all(d.detail == "partial write: max-series-per-database limit exceeded: (6)"
                for d in refused), refused[0].detail
