@@ -36,12 +36,17 @@ class Inbox:
     `put_from_thread`, which wakes the loop only when a `take` is waiting for a first message
     (a cross-thread wake-up per message would cost more than the message)."""
 
-    def __init__(self) -> None:
+    def __init__(self, high_water: int = 0, high_water_bytes: int = 0) -> None:
         self._queue: deque[Message] = deque()
         self._bytes = 0  # payload bytes queued, for the byte bound of a batch
         self._wake = asyncio.Event()
         self._armed = False
         self._interrupted = False
+        # Backpressure for a subscriber that can stop reading (0: none): above either high
+        # water it waits in `room()` until the queue is down to half of both.
+        self._high, self._high_bytes = high_water, high_water_bytes
+        self._room = asyncio.Event()
+        self._room.set()
 
     def put(self, msg: Message) -> None:
         self._queue.append(msg)
@@ -88,12 +93,28 @@ class Inbox:
             size += nbytes
             out.append(queue.popleft())
         self._bytes -= size
+        if not self._room.is_set() and not self._above(2):
+            self._room.set()
         return out
+
+    def _above(self, divisor: int) -> bool:
+        return bool((self._high and len(self._queue) >= self._high // divisor)
+                    or (self._high_bytes and self._bytes >= self._high_bytes // divisor))
+
+    async def room(self) -> bool:
+        """Return at once while the queue is under its high water; else wait until the
+        consumer has taken it down to half (True: it waited)."""
+        if not self._above(1):
+            return False
+        self._room.clear()
+        await self._room.wait()
+        return True
 
     def interrupt(self) -> None:
         """Make a waiting `take()` return (empty-handed if nothing arrived): shutdown."""
         self._interrupted = True
         self._wake.set()
+        self._room.set()
 
     @property
     def backlog(self) -> int:

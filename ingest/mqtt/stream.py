@@ -109,6 +109,9 @@ class _Outgoing:
                                    packet_id=packet_id, duplicate=True).write()
 
 
+INBOX_MAX_BYTES = 64 << 20  # payload bytes received and not yet taken, at most (about)
+
+
 class StreamSubscriber(Inbox, ConnectionState):
     """The MQTT 5 subscription on asyncio streams: the manual-ack interface of
     `ingest.mqtt.paho.PahoSubscriber`, without a thread."""
@@ -117,7 +120,11 @@ class StreamSubscriber(Inbox, ConnectionState):
     MAX_OUTGOING = 1000  # unconfirmed QoS 1/2 publishes kept for resending
 
     def __init__(self, options: MqttOptions, filters: list[str]) -> None:
-        super().__init__()
+        # Mosquitto 2.0 keeps sending past our Receive Maximum once part of the window is
+        # acknowledged (10 allowed, 5 acked at a time: 1,810 queued), so the inbox bounds
+        # itself: above the Receive Maximum (or INBOX_MAX_BYTES) the pump stops reading and
+        # the broker keeps the rest in the session.
+        super().__init__(high_water=options.receive_maximum, high_water_bytes=INBOX_MAX_BYTES)
         self.options = options
         self.filters = filters
         self.protocol = "5"
@@ -128,6 +135,7 @@ class StreamSubscriber(Inbox, ConnectionState):
         self._task: asyncio.Task[None] | None = None
         self._next_id = 0
         self._last_in = 0.0
+        self._paused = False  # not reading: the inbox is full (backpressure)
         self._outgoing: dict[int, _Outgoing] = {}  # by packet id, in the order sent
         self._send_quota = 1  # the broker's Receive Maximum, from its CONNACK
         self._max_qos = 0  # the broker's Maximum QoS, from its CONNACK
@@ -273,6 +281,10 @@ class StreamSubscriber(Inbox, ConnectionState):
         try:
             reader, buffer = self._reader, self._buffer
             while True:
+                self._paused = True
+                if await self.room():
+                    self._last_in = time.monotonic()  # we stopped reading, not the broker
+                self._paused = False
                 chunk = await reader.read(1 << 18)
                 if not chunk:
                     raise ConnectionResetError(f"{self.broker} closed the connection")
@@ -341,7 +353,8 @@ class StreamSubscriber(Inbox, ConnectionState):
             writer = self._writer
             if writer is None:
                 return
-            if time.monotonic() - self._last_in > self.options.keepalive_s * 1.5:
+            if not self._paused and \
+                    time.monotonic() - self._last_in > self.options.keepalive_s * 1.5:
                 log.warning("no traffic from %s for %.0f s; reconnecting", self.broker,
                             time.monotonic() - self._last_in)
                 writer.close()

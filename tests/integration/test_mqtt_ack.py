@@ -138,3 +138,37 @@ async def test_publish_sends_the_qos_it_is_given(mosquitto: Mosquitto, prefix: s
         assert recorder.qos_seen == [qos] * 3
     finally:
         recorder.close()
+
+
+async def test_mqtt5_inbox_stays_bounded_when_the_broker_overshoots_receive_maximum(
+        mosquitto: Mosquitto, prefix: str) -> None:
+    """Mosquitto 2.0 sends far past our Receive Maximum once part of the window is acked
+    (10 allowed, 5 acked at a time: 1,810 messages queued in the collector's memory before
+    the inbox bounded itself). The subscriber stops reading above it, so what it holds is the
+    Receive Maximum plus one read of the socket (256 KB); the broker keeps the rest, and
+    everything arrives once taken."""
+    topic = f"rm/{prefix}/#"
+    opts = MqttOptions(mosquitto.url, f"rm-{prefix}", receive_maximum=10)
+    payload_size, total = 4000, 3000
+    async with Subscriber(opts, [topic]) as sub:
+        await sub.wait_connected(15)
+        sent = [(f"rm/{prefix}/{i}", str(i).encode().ljust(payload_size)) for i in range(total)]
+        await asyncio.to_thread(publish, mosquitto.url, sent)
+        await eventually(lambda: sub.backlog >= 10, timeout=20)
+        got: list[Message] = []
+        peak = 0
+        for _ in range(40):  # a slow consumer: five at a time
+            batch = sub.take_nowait(5)
+            assert sub.ack(batch) == len(batch)
+            got += batch
+            await asyncio.sleep(0.05)
+            peak = max(peak, sub.backlog)
+        assert peak <= 10 + (1 << 18) // payload_size + 1, peak
+
+        async def rest() -> None:
+            while len(got) < total:
+                batch = await sub.take(1000, 0.05)
+                assert sub.ack(batch) == len(batch)
+                got.extend(batch)
+        await asyncio.wait_for(rest(), 60)
+    assert [int(m.payload) for m in got] == list(range(total))
