@@ -3,6 +3,9 @@ it) and `Inbox`, the arrival-ordered queue the collector takes its batches from.
 
 Both subscribers put into an Inbox: the MQTT 5 stream subscriber from the event loop, the
 paho one from paho's network thread (`call_in_loop` is that thread's only way into the loop).
+The stream subscriber bounds its inbox (`room`): Mosquitto 2.0 keeps sending past our Receive
+Maximum once part of the window is acknowledged (10 allowed, 5 acked at a time: 1,810
+queued), so above it the subscriber stops reading and the broker keeps the rest.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+
+MAX_BYTES = 64 << 20  # payload bytes received and not yet taken, at most (about)
 
 
 @dataclass(slots=True)
@@ -36,7 +41,7 @@ class Inbox:
     `put_from_thread`, which wakes the loop only when a `take` is waiting for a first message
     (a cross-thread wake-up per message would cost more than the message)."""
 
-    def __init__(self, high_water: int = 0, high_water_bytes: int = 0) -> None:
+    def __init__(self, high_water: int = 0, high_water_bytes: int = MAX_BYTES) -> None:
         self._queue: deque[Message] = deque()
         self._bytes = 0  # payload bytes queued, for the byte bound of a batch
         self._wake = asyncio.Event()

@@ -109,9 +109,6 @@ class _Outgoing:
                                    packet_id=packet_id, duplicate=True).write()
 
 
-INBOX_MAX_BYTES = 64 << 20  # payload bytes received and not yet taken, at most (about)
-
-
 class StreamSubscriber(Inbox, ConnectionState):
     """The MQTT 5 subscription on asyncio streams: the manual-ack interface of
     `ingest.mqtt.paho.PahoSubscriber`, without a thread."""
@@ -120,11 +117,7 @@ class StreamSubscriber(Inbox, ConnectionState):
     MAX_OUTGOING = 1000  # unconfirmed QoS 1/2 publishes kept for resending
 
     def __init__(self, options: MqttOptions, filters: list[str]) -> None:
-        # Mosquitto 2.0 keeps sending past our Receive Maximum once part of the window is
-        # acknowledged (10 allowed, 5 acked at a time: 1,810 queued), so the inbox bounds
-        # itself: above the Receive Maximum (or INBOX_MAX_BYTES) the pump stops reading and
-        # the broker keeps the rest in the session.
-        super().__init__(high_water=options.receive_maximum, high_water_bytes=INBOX_MAX_BYTES)
+        super().__init__(high_water=options.receive_maximum)  # the pump waits in `room()`
         self.options = options
         self.filters = filters
         self.protocol = "5"
@@ -282,8 +275,8 @@ class StreamSubscriber(Inbox, ConnectionState):
             reader, buffer = self._reader, self._buffer
             while True:
                 self._paused = True
-                if await self.room():
-                    self._last_in = time.monotonic()  # we stopped reading, not the broker
+                if await self.room():  # we stopped reading, not the broker
+                    self._last_in = time.monotonic()
                 self._paused = False
                 chunk = await reader.read(1 << 18)
                 if not chunk:
