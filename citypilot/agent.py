@@ -112,7 +112,7 @@ def gateway(
         spool_dir=spool_dir or s.spool_dir / "gateway", spool_max_bytes=spool_max_bytes,
         heartbeat_s=heartbeat, listen_port=listen, drain_timeout_s=drain_timeout,
         listen_host=listen_host or s.gateway_listen_host, listen_password_file=site_passwords,
-        metrics_port=(s.gateway_metrics_port if metrics_port is None else metrics_port) or None)
+        metrics_port=s.gateway_metrics_port if metrics_port is None else metrics_port)
     duration_s = parse_duration(duration) if duration else None
     sources = []
     if simulate:

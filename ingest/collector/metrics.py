@@ -1,6 +1,6 @@
 """The collector's own health: Prometheus counters and the `/metrics`, `/healthz`, `/readyz`
-endpoints (never in the store: DESIGN.md keeps the store for pilot data). The HTTP side
-(`build_app`, `serve`) also serves the gateway agent's and the rollup worker's health.
+endpoints (never in the store: DESIGN.md keeps the store for pilot data). `build_app` and
+`serve` also serve the gateway agent's health; `serve`, the rollup worker's and the demo API.
 
 Each collector owns a `CollectorRegistry` (no import-time global), so several collectors can
 run in one process (tests, `citypilot up`). The HTTP side is a tiny Starlette app on uvicorn

@@ -52,7 +52,7 @@ class GatewayOptions:
     listen_password_file: Path | None = None  # Mosquitto's format; None: anonymous
     drain_timeout_s: float | None = None
     flush_interval_s: float = 0.05
-    metrics_port: int | None = None  # /metrics, /healthz, /readyz; None: off
+    metrics_port: int = 0  # /metrics, /healthz, /readyz; 0: off
     metrics_host: str = "0.0.0.0"
 
 
@@ -184,7 +184,7 @@ class GatewayAgent:
         from ingest.gateway.health import health_app
 
         await serve(health_app(self.readiness), self.options.metrics_host,
-                    self.options.metrics_port or 0, setting="CITYPILOT_GATEWAY_METRICS_PORT")
+                    self.options.metrics_port, setting="CITYPILOT_GATEWAY_METRICS_PORT")
 
     async def _produce(self, tg: asyncio.TaskGroup, duration_s: float | None) -> int:
         feeds = [tg.create_task(self._intake(src), name=f"source-{i}")

@@ -115,6 +115,11 @@ class Inbox:
         await self._room.wait()
         return True
 
+    @property
+    def full(self) -> bool:
+        """Waiting in `room()` for the consumer: its reader has stopped reading."""
+        return not self._room.is_set()
+
     def interrupt(self) -> None:
         """Make a waiting `take()` return (empty-handed if nothing arrived): shutdown."""
         self._interrupted = True

@@ -128,7 +128,6 @@ class StreamSubscriber(Inbox, ConnectionState):
         self._task: asyncio.Task[None] | None = None
         self._next_id = 0
         self._last_in = 0.0
-        self._paused = False  # not reading: the inbox is full (backpressure)
         self._outgoing: dict[int, _Outgoing] = {}  # by packet id, in the order sent
         self._send_quota = 1  # the broker's Receive Maximum, from its CONNACK
         self._max_qos = 0  # the broker's Maximum QoS, from its CONNACK
@@ -274,10 +273,8 @@ class StreamSubscriber(Inbox, ConnectionState):
         try:
             reader, buffer = self._reader, self._buffer
             while True:
-                self._paused = True
                 if await self.room():  # we stopped reading, not the broker
                     self._last_in = time.monotonic()
-                self._paused = False
                 chunk = await reader.read(1 << 18)
                 if not chunk:
                     raise ConnectionResetError(f"{self.broker} closed the connection")
@@ -346,7 +343,7 @@ class StreamSubscriber(Inbox, ConnectionState):
             writer = self._writer
             if writer is None:
                 return
-            if not self._paused and \
+            if not self.full and \
                     time.monotonic() - self._last_in > self.options.keepalive_s * 1.5:
                 log.warning("no traffic from %s for %.0f s; reconnecting", self.broker,
                             time.monotonic() - self._last_in)
