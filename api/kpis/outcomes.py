@@ -16,18 +16,17 @@ import math
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
-from itertools import pairwise
 
 from api.kpis.context import Context, DeviceKey, KpiValue
 from api.kpis.definitions import BY_ID
-from api.kpis.periods import Bucket, count_days, days, from_ns, midnight, to_ns
+from api.kpis.periods import LDEN_PARTS as _LDEN_PARTS
+from api.kpis.periods import Bucket, count_days, days, from_ns, local_at, midnight
 from api.texts import N_, Msg
 from ingest.stores.base import Aggregate, AggRow, Rollup, Stat, Window
 
 _STATION = ("gateway", "device")
 LIGHTING = "lighting"
 # (name, local start hour, local end hour (next day when smaller), penalty dB, hours)
-_LDEN_PARTS = (("day", 7, 19, 0.0, 12), ("evening", 19, 23, 5.0, 4), ("night", 23, 7, 10.0, 8))
 
 
 def _station(r: AggRow) -> DeviceKey:
@@ -189,26 +188,34 @@ async def exceedances_left(ctx: Context) -> list[KpiValue]:
 
 
 async def noise_lden(ctx: Context) -> list[KpiValue]:
-    # Per station and local hour: the energy mean and the count of LAeq readings (two store
-    # queries over adjacent hours); a part's energy mean over a day is their weighted mean,
-    # exactly the mean over the part's readings.
-    windows = tuple(w for b in ctx.buckets for w in _hours(b.lo, b.hi, ctx))
-    energy_rows = await _stations(ctx, "noise_laeq", windows, Stat.MEAN_EXP10)
+    # Per station, local day and Lden part: the energy mean and the count of LAeq readings
+    # (rollups hold both per segment of a day); a part's energy mean over several kinds is
+    # their count-weighted mean, exactly the mean over the part's readings. A night counts
+    # for the day it starts on (23:00 to 07:00 the next day), in that day's bucket; the hours
+    # of a night begun before the period, or after its end, are left out.
+    period = (ctx.buckets[0].lo, ctx.buckets[-1].hi) if ctx.buckets else (0, 0)
+    windows: list[Window] = []
+    parts: list[tuple[int, str, date]] = []  # per window: bucket, part, day
+    for b in ctx.buckets:
+        for day, _, _ in days(b, ctx.tz):
+            for name, start, stop, _, _ in _LDEN_PARTS:
+                lo = max(local_at(day, start, ctx.tz), period[0])
+                hi = min(local_at(day + timedelta(days=stop < start), stop, ctx.tz), period[1])
+                if lo < hi:
+                    windows.append((lo, hi))
+                    parts.append((b.index, name, day))
+    energy_rows = await _stations(ctx, "noise_laeq", tuple(windows), Stat.MEAN_EXP10)
+    kinds: dict[DeviceKey, set[str]] = defaultdict(set)
+    for r in energy_rows:
+        kinds[_station(r)].add(r.measurement)
+    # The counts weigh the kinds of a station that has several; one kind needs no weights.
     counts = {(r.window, _station(r), r.measurement): r.value for r in
-              await _stations(ctx, "noise_laeq", windows, Stat.COUNT)}
-    bucket_of = {day: b.index for b in ctx.buckets for day, _, _ in days(b, ctx.tz)}
+              await _stations(ctx, "noise_laeq", tuple(windows), Stat.COUNT)
+              } if any(len(k) > 1 for k in kinds.values()) else {}
     sums: dict[tuple[int, DeviceKey, str, date], list[float]] = defaultdict(lambda: [0.0, 0.0])
     for r in energy_rows:
-        local = from_ns(windows[r.window][0], ctx.tz)
-        # A night counts for the day it starts on (23:00 to 07:00 the next day), in that
-        # day's bucket; early hours of a night begun before the period are left out.
-        day = local.date() - timedelta(days=1) if local.hour < 7 else local.date()
-        bucket = bucket_of.get(day)
-        if bucket is None:
-            continue
-        part = "day" if 7 <= local.hour < 19 else "evening" if 19 <= local.hour < 23 \
-            else "night"
-        n = counts[(r.window, _station(r), r.measurement)]
+        bucket, part, day = parts[r.window]
+        n = counts.get((r.window, _station(r), r.measurement), 1.0)
         acc = sums[(bucket, _station(r), part, day)]
         acc[0] += r.value * n
         acc[1] += n
@@ -218,17 +225,12 @@ async def noise_lden(ctx: Context) -> list[KpiValue]:
     return _lden_values(ctx, energy)
 
 
-def _hours(lo: int, hi: int, ctx: Context) -> list[Window]:
-    """[lo, hi) cut at every local whole hour."""
-    first = from_ns(lo, ctx.tz).replace(minute=0, second=0, microsecond=0)
-    edges = [lo]
-    step = 3600 * 10**9
-    edge = to_ns(first) + step
-    while edge < hi:
-        edges.append(edge)
-        edge += step
-    edges.append(hi)
-    return list(pairwise(edges))
+def _either(names: list[str]) -> Msg:
+    """`a or b or c`, each name and each "or" translated in a report."""
+    said = Msg(names[0])
+    for name in names[1:]:
+        said = Msg("{first} or {second}", first=said, second=Msg(name))
+    return said
 
 
 def _lden_values(ctx: Context, energy: dict[tuple[int, DeviceKey, str], list[float]]
@@ -249,7 +251,7 @@ def _lden_values(ctx: Context, energy: dict[tuple[int, DeviceKey, str], list[flo
                 total += hours * sum(days_energy) / len(days_energy) * 10 ** (penalty / 10)
             out.append(ctx.value(b, 10 * math.log10(total / 24) if not missing else None,
                                  Msg("no {parts} noise readings in the period",
-                                     parts=" or ".join(missing)),
+                                     parts=_either(missing)) if missing else None,
                                  dims))
     return out
 

@@ -15,6 +15,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from api.texts import N_
+
 NS = 10**9
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -48,6 +50,22 @@ def midnight(day: date, tz: ZoneInfo) -> int:
 
 def local_at(day: date, hour: int, tz: ZoneInfo) -> int:
     return to_ns(datetime.combine(day, time(hour), tzinfo=tz))
+
+
+# Lden's parts (Directive 2002/49/EC, Annex I), local times: (name, start hour, end hour (the
+# next day when smaller), penalty dB, hours).
+LDEN_PARTS = ((N_("day"), 7, 19, 0.0, 12), (N_("evening"), 19, 23, 5.0, 4),
+              (N_("night"), 23, 7, 10.0, 8))
+# Where the day rollups cut a local day for their part sums: midnight and Lden's edges.
+SEGMENT_HOURS = tuple(sorted({0, *(start for _, start, _, _, _ in LDEN_PARTS)}))
+
+
+def segments(day: date, tz: ZoneInfo) -> list[tuple[int, int, int]]:
+    """A local day cut at `SEGMENT_HOURS`: (start hour, lo, hi) per segment."""
+    edges = [local_at(day, hour, tz) for hour in SEGMENT_HOURS]
+    edges.append(midnight(day + timedelta(days=1), tz))
+    pairs = itertools.pairwise(edges)
+    return [(hour, lo, hi) for hour, (lo, hi) in zip(SEGMENT_HOURS, pairs, strict=True)]
 
 
 def _next_boundary(day: date, grain: Grain) -> date:

@@ -24,11 +24,10 @@ from api.catalog import Pilot
 from api.kpis.definitions import KPIS
 from api.kpis.periods import Grain, from_ns, midnight
 from api.kpis.rollups import reader
-from api.kpis.rollups.cache import ResultCache
 from api.kpis.rollups.reader import Horizon, RollupReader
 from api.kpis.rollups.summary import DAY_HIST_FIELD, HIST_FIELD, SERIES_TAGS, add_hist
 from api.kpis.rollups.worker import State, Worker
-from api.kpis.service import KpiResult, compute, compute_many
+from api.kpis.service import KpiResult, compute
 from ingest.stores import open_reader, open_store
 from ingest.stores.base import (
     DIRTY_MEASUREMENT,
@@ -177,6 +176,27 @@ async def test_rollups_up_to_a_horizon_inside_the_periods_and_raw_after_it(rig: 
     await assert_same_kpis(rig)
 
 
+async def test_rollups_of_an_older_layout_are_read_without_segment_sums_until_a_rebuild(
+        rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    # Rollups written before day points held segment sums (a state point without `layout`
+    # reads as layout 1): readers use hour rollups for Lden's parts and for hours with data
+    # (availability), the worker says a rebuild
+    # is due (once) and keeps the layout until a rebuild of everything.
+    await rig.settle()
+    assert await rig.worker.out.write([State(T, NOW // H * H, T, layout=1).point()]) == []
+    assert await rig.rolled.horizon.layout() == 1
+    await assert_same_kpis(rig)
+    await rig.settle()
+    await rig.settle()
+    assert [r.message for r in caplog.records if "--rebuild" in r.message] == [
+        "rollups predate layout 2 (day sums that Lden and availability read): run `citypilot "
+        "rollup --rebuild` once; until then those KPIs read hour rollups"]
+    assert await rig.rolled.horizon.layout() == 1
+    await rig.worker.rebuild(None, None, now_ns=NOW)
+    assert await rig.rolled.horizon.layout() == 2
+    await assert_same_kpis(rig)
+
+
 async def test_a_coarser_histogram_than_stated_is_caught(rig: Rig) -> None:
     # The same comparison with 10 % buckets: the delay percentile leaves the stated 1 %.
     rig.worker.accuracy = rig.rolled.accuracy = 0.1
@@ -313,65 +333,6 @@ async def test_a_rebuild_reads_smaller_slices_when_the_store_cannot_answer_a_wee
         done = await Worker(busy, out, rebuilt, zone).rebuild(None, None)  # type: ignore[arg-type]
         assert busy.refused > 0 and done.slots > 0
         assert await rollup_rows(rebuilt) == await rollup_rows(rig.rolled.rollups)
-
-
-JANUARY = (T - 14 * D, T + 17 * D)  # the seed's month, in Berlin
-DECEMBER = (T - 45 * D, T - 14 * D)
-
-
-async def test_a_cached_past_month_is_answered_anew_after_a_late_write_is_rolled_up(
-        rig: Rig) -> None:
-    rig.rolled.cache = ResultCache(rig.rolled.rollups)
-    await rig.settle()
-    ids = [k.id for k in KPIS]
-
-    async def ask(period: tuple[int, int]) -> list[KpiResult]:
-        return await compute_many(rig.rolled, PILOT, ids, *period, Grain.MONTH, now_ns=NOW)
-
-    january, december = await ask(JANUARY), await ask(DECEMBER)
-    cached = {r.kpi.id for r, again in zip(january, await ask(JANUARY), strict=True)
-              if again is r}  # the same answers, not computed again
-    assert cached == {k.id for k in KPIS} - RAW_BY_DESIGN
-    # A spool replayed weeks later into January: once rolled up, every answer is raw's.
-    late = [reading("air_quality", "aq1", T + 3 * D + 10 * H, 500.0, no2=900.0, pm10=95.0,
-                    pm25=80.0),
-            event(T + 4 * D + 9 * H, "u77", "parking", "use", "term1")]
-    assert await rig.store.write(late) == []
-    await rig.settle()
-    now = await ask(JANUARY)
-    for rolled in now:
-        raw = await compute(rig.raw, PILOT, rolled.kpi.id, *JANUARY, Grain.MONTH, now_ns=NOW)
-        assert difference(rolled, raw) is None
-    changed = {r.kpi.id for r, old in zip(now, january, strict=True)
-               if [v.value for v in r.values] != [v.value for v in old.values]}
-    assert {"usage_events", "pm25_mean", "ingest_delay_p95"} <= changed
-    # December holds none of the recomputed hours: its answers stay cached.
-    assert all(a is b for a, b in zip(await ask(DECEMBER), december, strict=True)
-               if a.source == "rollup")
-
-
-async def test_the_result_cache_is_bounded_and_drops_the_least_recently_used(
-        rig: Rig) -> None:
-    rig.rolled.cache = cache = ResultCache(rig.rolled.rollups, size=3)
-    await rig.settle()
-    ids = ["usage_events", "pm25_mean", "noise_lden", "availability", "utilisation"]
-
-    async def ask(*kpis: str) -> list[KpiResult]:
-        return await compute_many(rig.rolled, PILOT, kpis, *JANUARY, Grain.MONTH, now_ns=NOW)
-
-    first = {r.kpi.id: r for r in await ask(*ids)}
-    assert len(cache) == 3  # the last three
-    assert all(r is first[r.kpi.id] for r in await ask(*ids[2:]))
-    [noise] = await ask("noise_lden")  # now the most recently used; availability the least
-    [usage] = await ask("usage_events")
-    assert noise is first["noise_lden"] and usage is not first["usage_events"]
-    [utilisation, noise_again, usage_again] = await ask("utilisation", "noise_lden",
-                                                        "usage_events")
-    assert utilisation is first["utilisation"] and noise_again is noise and usage_again is usage
-    [availability] = await ask("availability")  # the one pushed out
-    assert availability is not first["availability"] and len(cache) == 3
-    with pytest.raises(ValueError, match="at least one"):
-        ResultCache(rig.rolled.rollups, size=0)
 
 
 @pytest.mark.parametrize("named", [50, 0], ids=["silent-named", "silent-unfiltered"])

@@ -18,12 +18,15 @@ from babel.messages.pofile import read_po
 
 from api.catalog import LANGUAGES, Baseline, Pilot, Registry
 from api.kpis.definitions import Regime
+from api.kpis.periods import Grain
+from api.kpis.service import compute
 from api.reports import cluster, render
 from api.reports.cluster import Cluster
 from api.reports.evaluation import Evaluation
+from api.texts import Msg
 from ingest.stores import open_reader
 from tests.api.conftest import P2, Live
-from tests.contract.test_kpis import NOW
+from tests.contract.test_kpis import NOW, PILOT, D, T
 from tests.reports.conftest import END, PERIOD_QUERY, REPORTED, START, evaluation
 from tests.reports.test_render import _Cells, _pdftotext
 
@@ -202,3 +205,17 @@ async def test_the_language_defaults_to_the_pilots_then_english(live: Live) -> N
     plain = await live.get("/api/v1/reports/evaluation", "viewer", **PERIOD_QUERY)
     assert plain.headers["content-language"] == "en" and "With and without the pilot" in \
         plain.text
+
+
+async def test_a_reason_made_of_parts_is_translated_part_by_part(live: Live) -> None:
+    # Lden's missing parts, joined by "or": the contract pilot's second day has neither an
+    # evening nor a night of noise readings.
+    async with open_reader(live.store_url) as reader:
+        result = await compute(reader, PILOT, "noise_lden", T, T + 2 * D, Grain.DAY,
+                               now_ns=NOW)
+    [reason] = [v.reason for v in result.values if v.reason]
+    assert reason == "no evening or night noise readings in the period"
+    assert isinstance(reason, Msg)
+    said = {lang: reason.say(render.translations(lang).gettext, str) for lang in ("it", "fr")}
+    assert said == {"it": "nessuna lettura del rumore (sera o notte) nel periodo",
+                    "fr": "aucune mesure de bruit (soirée ou nuit) sur la période"}

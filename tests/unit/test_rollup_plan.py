@@ -140,3 +140,98 @@ def test_without_a_whole_day_on_whole_hours_hour_rollups_answer(
         tz: ZoneInfo | None, window: tuple[int, int]) -> None:
     p = plan(q(Stat.SUM, (window,)), 10 * D, tz)
     assert p is not None and p.days is None and p.hours is not None
+
+
+def lden_q(stat: Stat, windows: tuple[tuple[int, int], ...]) -> Aggregate:
+    return Aggregate(("noise",), "noise_laeq", stat, windows, by=("gateway", "device"))
+
+
+def test_whole_segments_of_days_read_the_day_points_segment_sums() -> None:
+    # Lden's night of day 1 and day of day 2 (UTC): 23:00-07:00 and 07:00-19:00.
+    night, day = (D + 23 * H, 2 * D + 7 * H), (2 * D + 7 * H, 2 * D + 19 * H)
+    p = plan(lden_q(Stat.MEAN_EXP10, (night, day)), 10 * D, UTC, layout=2)
+    assert p is not None and p.hours is None and p.days is None and p.raw is None
+    by_hour = {s.queries[0][1].field: s for s in p.segments}
+    assert sorted(by_hour) == ["noise_laeq__day_e10_h00", "noise_laeq__day_e10_h07",
+                               "noise_laeq__day_e10_h23"]
+    # Each segment is read on the day point of its day, mapped back to its window.
+    assert list(by_hour["noise_laeq__day_e10_h23"].queries[0][1].windows) == [(D, 2 * D)]
+    assert by_hour["noise_laeq__day_e10_h00"].origin == (0,)
+    assert list(by_hour["noise_laeq__day_e10_h07"].queries[0][1].windows) == [(2 * D, 3 * D)]
+    assert by_hour["noise_laeq__day_e10_h07"].origin == (1,)
+    assert [(part, a.field, a.stat) for part, a in by_hour["noise_laeq__day_e10_h23"].queries
+            ] == [("e10", "noise_laeq__day_e10_h23", Stat.SUM),
+                  ("count", "noise_laeq__day_count_h23", Stat.SUM)]
+    # The night's energy mean is its two segments' energy sum over their count.
+    n, tags = "noise", (("gateway", "g"), ("device", "d"))
+    answers = {"noise_laeq__day_e10_h00": [[AggRow(0, n, tags, 70.0, 0)],
+                                           [AggRow(0, n, tags, 7, 0)]],
+               "noise_laeq__day_e10_h07": [[AggRow(0, n, tags, 24.0, 0)],
+                                           [AggRow(0, n, tags, 12, 0)]],
+               "noise_laeq__day_e10_h23": [[AggRow(0, n, tags, 10.0, 0)],
+                                           [AggRow(0, n, tags, 1, 0)]]}
+    rows = p.finish([answers[s.queries[0][1].field] for s in p.sides])
+    assert rows == [AggRow(0, n, tags, 10.0, night[0]), AggRow(1, n, tags, 2.0, day[0])]
+
+
+@pytest.mark.parametrize(("query", "tz", "layout"), [
+    (lden_q(Stat.MEAN_EXP10, ((7 * H, 19 * H),)), UTC, 1),  # rollups of an older layout
+    (lden_q(Stat.MEAN_EXP10, ((7 * H, 18 * H),)), UTC, 2),  # 18:00 is no segment edge
+    (lden_q(Stat.MEAN_EXP10, ((7 * H, 19 * H),)), ZoneInfo("Asia/Kolkata"), 2),
+    (lden_q(Stat.MEAN, ((7 * H, 19 * H),)), UTC, 2),  # segments hold counts and energy only
+    (q(Stat.COUNT, ((7 * H, 19 * H),)), UTC, 2),  # not a level: no segment sums
+])
+def test_other_pieces_read_hour_rollups(query: Aggregate, tz: ZoneInfo, layout: int) -> None:
+    p = plan(query, 10 * D, tz, layout)
+    assert p is not None and p.segments == () and p.hours is not None
+
+
+def test_segments_follow_local_time_across_a_dst_change() -> None:
+    from datetime import date
+
+    from api.kpis.periods import local_at, segments
+    rome = ZoneInfo("Europe/Rome")
+    cuts = segments(date(2026, 3, 29), rome)  # 23 hours: 02:00 is skipped
+    assert [hour for hour, _, _ in cuts] == [0, 7, 19, 23]
+    assert [(hi - lo) // H for _, lo, hi in cuts] == [6, 12, 4, 1]
+    assert cuts[1][1] == local_at(date(2026, 3, 29), 7, rome)
+
+
+def hours_q(measurements: tuple[str, ...] = ("air_quality",),
+            by: tuple[str, ...] = ("gateway", "device"), every_s: float = 3600.0
+            ) -> Aggregate:
+    # Availability's question: per sensor, the hours with at least one reading.
+    return Aggregate(measurements, "ingest_delay_s", Stat.COUNT, ((0, 3 * D),), by=by,
+                     inner=Rollup(Stat.COUNT, every_s))
+
+
+def test_hours_with_data_of_whole_days_are_a_day_part_of_layout_2() -> None:
+    p = plan(hours_q(), 10 * D, UTC, layout=2)
+    assert p is not None and p.days is not None and p.hours is None
+    [(_, day)] = p.days.queries
+    assert (day.field, day.stat, day.inner, day.windows) == (
+        "ingest_delay_s__day_hours", Stat.SUM, None, ((0, 3 * D),))
+
+
+@pytest.mark.parametrize(("query", "layout"), [
+    (hours_q(), 1),  # older day points do not hold them
+    (hours_q(every_s=7200.0), 2),  # two-hour slots are not a count of hours
+    (hours_q(by=("gateway",)), 2),  # a gateway's devices share hours: not a sum
+    (hours_q(("air_quality", "event")), 2),  # events: a series per service and type
+])
+def test_other_slot_counts_read_hour_rollups(query: Aggregate, layout: int) -> None:
+    p = plan(query, 10 * D, UTC, layout)
+    assert p is not None and p.days is None and p.hours is not None
+
+
+def test_a_mean_of_hourly_means_of_whole_days_is_a_day_part_of_layout_2() -> None:
+    # Utilisation's question: per sensor, the mean of its hourly mean occupancies.
+    query = Aggregate(("parking",), "occupancy", Stat.MEAN, ((0, 3 * D),),
+                      by=("gateway", "device"), inner=Rollup(Stat.MEAN, 3600.0))
+    p = plan(query, 10 * D, UTC, layout=2)
+    assert p is not None and p.days is not None and p.hours is None
+    assert [(part, a.field, a.stat, a.inner) for part, a in p.days.queries] == [
+        ("sum", "occupancy__day_msum", Stat.SUM, None),
+        ("count", "occupancy__day_hours", Stat.SUM, None)]
+    old = plan(query, 10 * D, UTC, layout=1)
+    assert old is not None and old.days is None and old.hours is not None

@@ -1,14 +1,17 @@
 """How one raw aggregate is answered from hour and day rollups, exactly, or not at all.
 
 A rollup point holds, per raw series and UTC hour, `<field>__count`, `__sum`, `__min`, `__max`,
-`__mean` (and `__e10`, the sum of 10^(x/10), for levels in dB). Day rollup points hold
-the same parts per local day of the pilot (and `__day_hmax`, the highest hourly mean). A raw
-`Aggregate` is cut at a split point: the hours before it are read from the rollups — its
-whole local days from day points when the pilot's zone is known, the hours around them from
-hour points — the rest (at most the hours the worker has not finished) from raw points, and
-the answers are merged. Merging needs statistics that add up, so every statistic is asked
-for as its *parts* — COUNT, SUM, MIN, MAX (and the energy sum) — and finished here: a mean is
-a sum over a count on every side.
+`__mean` (and `__e10`, the sum of 10^(x/10), for levels in dB). Day rollup points hold the same
+parts per local day of the pilot (and `__day_hmax`, the highest hourly mean, `__day_hours`, the
+hours with data, `__day_msum`, the sum of their means), and for levels in dB the count and
+energy sum of each segment of the day (`__day_e10_h07`: from 07:00 local to the next of
+`periods.SEGMENT_HOURS`; Lden's parts are such segments). A raw `Aggregate` is cut at a split
+point: the hours before it are read from the rollups — its whole local days from day points
+when the pilot's zone is known, the hours around them from hour points, or from segment sums
+where a piece is made of whole segments — the rest (at most the hours the worker has not
+finished) from raw points, and the answers are merged. Merging needs statistics that add up, so
+every statistic is asked for as its *parts* — COUNT, SUM, MIN, MAX (and the energy sum) — and
+finished here: a mean is a sum over a count on every side.
 
 What cannot be answered exactly is not planned (`plan` returns None) and reads raw: a
 percentile, dead letters by topic prefix, a window that does not start on a whole hour, an
@@ -25,8 +28,10 @@ from datetime import timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from api.kpis.periods import from_ns, midnight
+from api.kpis.periods import from_ns, midnight, segments
+from ingest.model import EVENT_MEASUREMENT
 from ingest.stores.base import Aggregate, AggRow, Rollup, Stat, Window
+from ingest.units import lookup
 
 HOUR_NS = 3600 * 10**9
 DAY = "day_"  # a day rollup part's prefix: `no2__day_count` (`summary.day_points`)
@@ -62,6 +67,17 @@ def rollup_field(field: str, part: str) -> str:
     return f"{field}__{part}"
 
 
+def segment_field(field: str, part: str, hour: int) -> str:
+    """A day point's part of one segment of the day: `noise_laeq__day_e10_h07`."""
+    return rollup_field(field, f"{DAY}{part}_h{hour:02d}")
+
+
+def is_level(field: str) -> bool:
+    """A level in decibels, whose energy sums the rollups keep (Lden needs them exactly)."""
+    metric = lookup(field)
+    return metric is not None and metric.unit.startswith("dB(")
+
+
 @dataclass(frozen=True, slots=True)
 class Side:
     """The queries of one side and, per query window, the original window. `raw`: read from
@@ -78,10 +94,12 @@ class Plan:
     days: Side | None  # whole local days from day rollups (None: none)
     hours: Side | None  # the other hours before the split, from hour rollups
     raw: Side | None  # after the split
+    segments: tuple[Side, ...] = ()  # whole segments of days, one side per start hour
 
     @property
     def sides(self) -> tuple[Side, ...]:
-        return tuple(s for s in (self.days, self.hours, self.raw) if s is not None)
+        return tuple(s for s in (self.days, self.hours, *self.segments, self.raw)
+                     if s is not None)
 
     def finish(self, answers: Iterable[Iterable[list[AggRow]]]) -> list[AggRow]:
         """The rows of the original query from the answers of every side's queries."""
@@ -182,28 +200,68 @@ def by_days(window: Window, tz: ZoneInfo | None) -> tuple[Window | None, list[Wi
     return span, [w for w in ((lo, span[0]), (span[1], hi)) if w[1] > w[0]]
 
 
-def _by_day(q: Aggregate) -> bool:
-    """Whether day rollups answer `q`: plain parts, or the highest hourly mean."""
-    return q.inner is None or (q.inner.stat is Stat.MEAN and q.stat is Stat.MAX
-                               and q.above is None)
+def in_segments(window: Window, tz: ZoneInfo) -> list[tuple[Window, int]] | None:
+    """`window` as whole segments of local days: (the day, the segment's start hour) each;
+    None when an end of it is not a segment edge, or an edge not a whole UTC hour."""
+    lo, hi = window
+    out: list[tuple[Window, int]] = []
+    while lo < hi:
+        day = from_ns(lo, tz).date()
+        starts = {a: (hour, b) for hour, a, b in segments(day, tz)}
+        if lo not in starts or lo % HOUR_NS or starts[lo][1] > hi:
+            return None
+        span = (midnight(day, tz), midnight(day + timedelta(days=1), tz))
+        if span[0] % HOUR_NS or span[1] % HOUR_NS:
+            return None
+        hour, lo = starts[lo]
+        out.append((span, hour))
+    return out if lo == hi and not hi % HOUR_NS else None
 
 
-def plan(q: Aggregate, horizon: int, tz: ZoneInfo | None = None) -> Plan | None:
+def _by_segment(q: Aggregate) -> bool:
+    """Whether segment sums answer `q`: the count or energy mean of a level."""
+    return q.inner is None and q.stat in (Stat.COUNT, Stat.MEAN_EXP10) and is_level(q.field)
+
+
+def _by_day(q: Aggregate, layout: int) -> bool:
+    """Whether day rollups answer `q`: plain parts, the highest hourly mean, and with
+    layout 2 the mean of hourly means, and the hours with data of groups that are one series
+    each (a device's readings: events are series per service and type, whose hours would add
+    up)."""
+    if q.inner is None:
+        return True
+    if q.inner.stat is Stat.MEAN:  # hourly (`exact`)
+        return q.above is None and (q.stat is Stat.MAX or (layout >= 2 and q.stat is Stat.MEAN))
+    return (layout >= 2 and q.inner.stat is Stat.COUNT and q.stat is Stat.COUNT
+            and round(q.inner.every_s * 1e9) == HOUR_NS and q.above is None
+            and {"gateway", "device"} <= set(q.by) and EVENT_MEASUREMENT not in q.measurements)
+
+
+def plan(q: Aggregate, horizon: int, tz: ZoneInfo | None = None, layout: int = 1
+         ) -> Plan | None:
     """The sides of `q`, or None when rollups cannot answer any of it exactly. With the
-    pilot's zone `tz`, the whole local days before the horizon are read from day rollups."""
+    pilot's zone `tz`, the whole local days before the horizon are read from day rollups, and
+    when the day rollups are of `layout` 2 (`worker.LAYOUT`), whole segments of days too."""
     if not exact(q):
         return None
     days: list[tuple[int, Window]] = []
     hours: list[tuple[int, Window]] = []
     tail: list[tuple[int, Window]] = []
+    by_segment: dict[int, list[tuple[int, Window]]] = {}
+    segment_zone = tz if layout >= 2 and _by_segment(q) else None
     for i, (lo, hi) in enumerate(q.windows):
         cut = split_point((lo, hi), horizon, q)
-        span, around = by_days((lo, cut), tz if _by_day(q) else None)
+        span, around = by_days((lo, cut), tz if _by_day(q, layout) else None)
         days += [(i, span)] if span is not None else []
-        hours += [(i, w) for w in around]
+        for w in around:
+            pieces = in_segments(w, segment_zone) if segment_zone is not None else None
+            if pieces is None:
+                hours.append((i, w))
+            for day, hour in pieces or ():
+                by_segment.setdefault(hour, []).append((i, day))
         if hi > cut:
             tail.append((i, (cut, hi)))
-    if not days and not hours:
+    if not days and not hours and not by_segment:
         return None
     parts = PARTS[q.stat]  # over inner values too, the outer statistic splits the same way
 
@@ -213,13 +271,26 @@ def plan(q: Aggregate, horizon: int, tz: ZoneInfo | None = None) -> Plan | None:
         return Side(tuple((p, make(q, p, tuple(w for _, w in got))) for p in parts),
                     tuple(i for i, _ in got), raw) if got else None
     return Plan(q, side(days, _day_query), side(hours, _rolled_query),
-                side(tail, _raw_query, raw=True))
+                side(tail, _raw_query, raw=True),
+                tuple(s for hour, got in sorted(by_segment.items())
+                      if (s := side(got, _segment_query(hour))) is not None))
+
+
+def _segment_query(hour: int) -> Callable[[Aggregate, Part, tuple[Window, ...]], Aggregate]:
+    def make(q: Aggregate, part: Part, windows: tuple[Window, ...]) -> Aggregate:
+        stat, name = _ROLLED[part]
+        return replace(q, field=segment_field(q.field, name, hour), stat=stat, windows=windows)
+    return make
 
 
 def _day_query(q: Aggregate, part: Part, windows: tuple[Window, ...]) -> Aggregate:
-    if q.inner is not None:  # the highest hourly mean (`_by_day`)
-        return replace(q, field=rollup_field(q.field, DAY + "hmax"), stat=Stat.MAX,
-                       windows=windows, inner=None)
+    if q.inner is not None:  # see `_by_day`
+        if q.stat is Stat.MAX:  # the highest hourly mean
+            name, stat = "hmax", Stat.MAX
+        else:  # the hours with data, or the sum of the hourly means over them
+            name, stat = "msum" if part is Part.SUM else "hours", Stat.SUM
+        return replace(q, field=rollup_field(q.field, DAY + name), stat=stat, windows=windows,
+                       inner=None)
     stat, name = _ROLLED[part]
     return replace(q, field=rollup_field(q.field, DAY + name), stat=stat, windows=windows)
 

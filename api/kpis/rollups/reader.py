@@ -77,6 +77,11 @@ class Horizon:
             return None
         return min(state.complete_until, time.time_ns() // HOUR_NS * HOUR_NS)
 
+    async def layout(self) -> int:
+        """What every day point holds (`worker.LAYOUT`); 1 before the first pass."""
+        state = await self.state()
+        return state.layout if state is not None else 1
+
 
 # Silent series named in the raw read of their last hour; more are read unfiltered.
 NAMED_SILENT = 50
@@ -205,13 +210,19 @@ class RollupReader:
             delays = await self._delay_percentile(query, horizon)
             if delays is not None:
                 return delays
-        found = plan(query, horizon, self._zone(query.where)) if horizon is not None else None
+        found = plan(query, horizon, self._zone(query.where), await self.horizon.layout()
+                     ) if horizon is not None else None
         if found is None:
             self.sources.add("raw")
             return await self.raw.aggregate(query)
         self.sources.add("rollup")
-        return found.finish([[await (self.raw if side.raw else self.rollups).aggregate(q)
-                              for _, q in side.queries] for side in found.sides])
+        # The sides' queries at once (a handful: parts times sides): the store answers them
+        # side by side while this process reads the answers.
+        answers = await asyncio.gather(*(
+            (self.raw if side.raw else self.rollups).aggregate(q)
+            for side in found.sides for _, q in side.queries))
+        it = iter(answers)
+        return found.finish([[next(it) for _ in side.queries] for side in found.sides])
 
     def _zone(self, where: TagFilter) -> ZoneInfo | None:
         """The zone of the one pilot `where` keeps, whose day rollups follow its local days;

@@ -2,28 +2,30 @@
 
 For each hour: per raw series and numeric field, the count, sum, min, max and mean (and the
 energy sum of levels in dB), asked of the store with the same aggregate queries the KPIs use,
-so that the database does the scanning. For each local day, from the hours' rollup points:
-the same parts again (`<field>__day_count`, `__day_sum`, ...) and the highest hourly mean
-(`__day_hmax`), at the day's local midnight, so that a year is read as 365 points a series,
-not 8,760. For each local day: the distinct pseudonymous users of
-each (service, type), kept as a set (never a sketch, so weeks, months and returning users stay
-exact), written in chunks of at most `CHUNK_USERS` ids a point (InfluxDB's strings are capped
-at 64 KiB). For each hour and measurement: the ingest delays as counts per fixed log bucket
-(`ingest.stores.histogram`), one string a point (`HIST_FIELD`; at most ~3,900 buckets, well
-under the cap), from which a delay percentile is read within the buckets' relative error;
-per local day the sum of its hours' (`DAY_HIST_FIELD`).
-Writing the result for a slot again replaces it: recomputing is idempotent.
+so that the database does the scanning. For each local day, from the hours' rollup points: the
+same parts again (`<field>__day_count`, `__day_sum`, ...), the highest hourly mean
+(`__day_hmax`), the hours with data (`__day_hours`) and the sum of their means (`__day_msum`),
+and for levels each segment's count and energy sum (`__day_e10_h19`: the evening, for Lden), at
+the day's local midnight, so that a year is read as 365 points a series, not 8,760. For each
+local day: the distinct pseudonymous users of each (service, type), kept as a set (never a
+sketch, so weeks, months and returning users stay exact), written in chunks of at most
+`CHUNK_USERS` ids a point (InfluxDB's strings are capped at 64 KiB). For each hour and
+measurement: the ingest delays as counts per fixed log bucket (`ingest.stores.histogram`), one
+string a point (`HIST_FIELD`; at most ~3,900 buckets, well under the cap), from which a delay
+percentile is read within the buckets' relative error; per local day the sum of its hours'
+(`DAY_HIST_FIELD`). Writing the result for a slot again replaces it: recomputing is idempotent.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from zoneinfo import ZoneInfo
 
-from api.kpis.rollups.plan import DAY, rollup_field
+from api.kpis.periods import from_ns, segments
+from api.kpis.rollups.plan import DAY, HOUR_NS, is_level, rollup_field, segment_field
 from ingest.model import DEAD_LETTER_MEASUREMENT, DELAY_FIELD, EVENT_MEASUREMENT, Point
 from ingest.stores.base import Aggregate, Distinct, Histogram, Stat, Window
-from ingest.units import lookup
 
 SERIES_TAGS = ("gateway", "device", "service", "type")
 USERS_MEASUREMENT = "users"  # in the rollup namespace: a local day's set of users
@@ -34,14 +36,25 @@ DAY_HIST_FIELD = rollup_field(DELAY_FIELD, DAY + "hist")  # a local day's, summe
 _STATS = {"count": Stat.COUNT, "sum": Stat.SUM, "min": Stat.MIN, "max": Stat.MAX}
 # A day part from the day's hour points: (day part, statistic over the hours, hour part).
 DAY_PARTS = (("count", Stat.SUM, "count"), ("sum", Stat.SUM, "sum"), ("min", Stat.MIN, "min"),
-             ("max", Stat.MAX, "max"), ("hmax", Stat.MAX, "mean"))
+             ("max", Stat.MAX, "max"), ("hmax", Stat.MAX, "mean"), ("hours", Stat.COUNT, "count"),
+             ("msum", Stat.SUM, "mean"))
 DAY_LEVEL_PARTS = (("e10", Stat.SUM, "e10"),)
+SEGMENT_PARTS = ("count", "e10")  # of a level, per segment of the day: sums of the hours'
 
 
-def is_level(field: str) -> bool:
-    """A level in decibels, whose energy sum the rollups keep (Lden needs it exactly)."""
-    metric = lookup(field)
-    return metric is not None and metric.unit.startswith("dB(")
+def _segments(days: Sequence[Window], tz: ZoneInfo
+              ) -> list[tuple[int, tuple[Window, ...], list[int]]]:
+    """Per segment start hour: its windows in `days` and, per window, the day's index;
+    days whose segments do not start on whole UTC hours have none."""
+    by_hour: dict[int, tuple[list[Window], list[int]]] = {}
+    for i, (lo, _) in enumerate(days):
+        cuts = segments(from_ns(lo, tz).date(), tz)
+        if all(a % HOUR_NS == 0 for _, a, _ in cuts):
+            for hour, a, b in cuts:
+                windows, index = by_hour.setdefault(hour, ([], []))
+                windows.append((a, b))
+                index.append(i)
+    return [(hour, tuple(w), index) for hour, (w, index) in sorted(by_hour.items())]
 
 
 async def hour_points(raw: object, pilot: str, fields: dict[str, list[str]],
@@ -169,9 +182,10 @@ def _series_points(pilot: str, windows: Sequence[Window],
 
 
 async def day_points(rollups: object, pilot: str, fields: dict[str, list[str]],
-                     days: Sequence[Window]) -> list[Point]:
-    """The day rollup points of `pilot` for local `days`, from its hour rollup points (read
-    through `rollups`): whole hours only, so a day's parts are its hours' parts merged."""
+                     days: Sequence[Window], tz: ZoneInfo) -> list[Point]:
+    """The day rollup points of `pilot` for local `days` in `tz`, from its hour rollup
+    points (read through `rollups`): whole hours only, so a day's parts are its hours' parts
+    merged; for levels also each segment's count and energy sum (`segment_field`)."""
     where = (("pilot", (pilot,)),)
     acc: dict[tuple[int, str, tuple[tuple[str, str], ...]], dict[str, float]] = \
         defaultdict(dict)
@@ -184,6 +198,14 @@ async def day_points(rollups: object, pilot: str, fields: dict[str, list[str]],
             for r in rows:
                 acc[(r.window, r.measurement, r.tags)][rollup_field(field, DAY + part)] = \
                     r.value
+        for hour, windows, day_of in _segments(days, tz) if is_level(field) else ():
+            for part in SEGMENT_PARTS:
+                rows = await rollups.aggregate(Aggregate(  # type: ignore[attr-defined]
+                    tuple(measurements), rollup_field(field, part), Stat.SUM, windows,
+                    by=SERIES_TAGS, where=where))
+                for r in rows:
+                    acc[(day_of[r.window], r.measurement, r.tags)][
+                        segment_field(field, part, hour)] = r.value
     # A series whose hours gave a sum but no count yet (see `finish`) waits for its
     # recompute; a day point never holds a part without the count it is read with.
     for values in acc.values():

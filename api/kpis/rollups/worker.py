@@ -48,17 +48,25 @@ BATCH_HOURS = 24 * 7  # hours recomputed per group of queries
 REBUILD_SLICE_NS = BATCH_HOURS * HOUR_NS  # history a rebuild reads at a time
 
 
+# What rollup points hold: 1, hours and days; 2, days also hold their hours with data and the
+# segment sums of levels (a reader uses those only when every day was computed so: by a
+# fresh worker, or a --rebuild of everything).
+LAYOUT = 2
+
+
 @dataclass(frozen=True, slots=True)
 class State:
     watermark: int  # ns: marks older than this (less IN_FLIGHT_NS) are handled
     complete_until: int  # ns: every ended hour before this is rolled up (readers' horizon)
     passed_at: int  # ns: when the last pass began
+    layout: int = LAYOUT  # of every day point before complete_until (see LAYOUT)
 
     def point(self) -> Point:
         # Strings keep the nanoseconds exact (a float field would round them).
         return Point(STATE_MEASUREMENT, (), {"watermark": str(self.watermark),
                                              "complete_until": str(self.complete_until),
-                                             "passed_at": str(self.passed_at)}, 0)
+                                             "passed_at": str(self.passed_at),
+                                             "layout": str(self.layout)}, 0)
 
     def lag_s(self, now_ns: int) -> float:
         """How stale rollups can be for data already stored: the time since the last pass."""
@@ -77,7 +85,8 @@ async def read_state(rollups: Reader) -> State | None:
     if not points:
         return None
     fields = points[0].fields
-    return State(*(int(str(fields[k])) for k in ("watermark", "complete_until", "passed_at")))
+    n = {key: int(str(value)) for key, value in fields.items()}
+    return State(n["watermark"], n["complete_until"], n["passed_at"], n.get("layout", 1))
 
 
 def local_days(hours: Iterable[int], tz: ZoneInfo) -> list[tuple[int, int]]:
@@ -101,6 +110,7 @@ class Worker:
         self.accuracy = accuracy
         self.done: dict[tuple[str, int], int] = {}  # (pilot, hour) -> when recomputed
         self.last: Pass | None = None  # the newest finished pass
+        self.warned = False  # about rollups of an older layout
 
     async def recompute(self, pilot: str, hours: list[int],
                         progress: Callable[[int], None] | None = None) -> tuple[int, int]:
@@ -119,7 +129,8 @@ class Worker:
         for i in range(0, len(days), 31):
             await self._write(await user_points(self.raw, pilot, days[i:i + 31]))
             whole = [d for d in days[i:i + 31] if not (d[0] % HOUR_NS or d[1] % HOUR_NS)]
-            await self._write(await day_points(self.rollups, pilot, fields, whole))
+            await self._write(await day_points(self.rollups, pilot, fields, whole,
+                                                  self.timezone(pilot)))
             await self._write(await day_delay_points(self.rollups, pilot, delayed, whole))
         if hours:  # after the rollups: what answers cached by readers it makes stale
             await self._write([change_point(pilot, hours, time.time_ns())])
@@ -137,6 +148,11 @@ class Worker:
         recomputed late enough after its newest mark."""
         now = time.time_ns() if now_ns is None else now_ns
         state = await read_state(self.rollups)
+        if state is not None and state.layout < LAYOUT and not self.warned:
+            log.warning("rollups predate layout %d (day sums that Lden and availability "
+                        "read): run `citypilot rollup --rebuild` once; until then those KPIs "
+                        "read hour rollups", LAYOUT)
+            self.warned = True
         marks = await self.raw.dirty(state.watermark - IN_FLIGHT_NS if state else None)
         ended = now // HOUR_NS * HOUR_NS  # the hours before this one have ended
         todo: dict[str, list[int]] = defaultdict(list)
@@ -154,7 +170,7 @@ class Worker:
             self.done.update({(pilot, h): now for h in hours})
         forget = watermark - 2 * IN_FLIGHT_NS
         self.done = {k: v for k, v in self.done.items() if v >= forget}
-        new = State(watermark, ended, now)
+        new = State(watermark, ended, now, state.layout if state else LAYOUT)
         await self._write([new.point()])
         log.info("rollup pass slots=%d days=%d complete_until=%d", slots, days, ended)
         self.last = Pass(slots, days, new)
@@ -222,7 +238,9 @@ class Worker:
                 if progress is not None:
                     progress(pilot, (hi - first) // HOUR_NS, total)
         state = await read_state(self.rollups)
-        new = State(min(now, state.watermark) if state else now, ended, now)
+        everything = pilots is None and since_ns is None
+        new = State(min(now, state.watermark) if state else now, ended, now,
+                    LAYOUT if everything or state is None else state.layout)
         await self._write([new.point()])
         return Pass(slots, days, new)
 
