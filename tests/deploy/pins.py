@@ -19,19 +19,23 @@ def canonical(name: str) -> str:
 
 
 def runtime_closure(root: str = "citypilot") -> dict[str, str]:
-    """{canonical name: installed version} of everything `root` needs at run time."""
+    """{canonical name: installed version} of everything `root` needs at run time, the
+    extras that a requirement asks for included (`fonttools[woff]` brings brotli)."""
     found: dict[str, str] = {}
+    seen: set[tuple[str, str]] = set()
 
-    def walk(name: str) -> None:
+    def walk(name: str, extras: frozenset[str] = frozenset()) -> None:
         key = canonical(name)
-        if key in found:
+        wanted = {"", *extras}
+        if all((key, e) in seen for e in wanted):
             return
+        seen.update((key, e) for e in wanted)
         dist = md.distribution(name)
         found[key] = dist.version
         for text in dist.requires or []:
             req = Requirement(text)
-            if req.marker is None or req.marker.evaluate({"extra": ""}):
-                walk(req.name)
+            if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in wanted):
+                walk(req.name, frozenset(req.extras))
 
     walk(root)
     found.pop(canonical(root))
