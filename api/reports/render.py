@@ -22,6 +22,7 @@ import io
 import logging
 import warnings
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from importlib.resources import files
@@ -35,11 +36,11 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from api.catalog import LANGUAGES, ActivityType, Helix
 from api.exports import kpi_sheets, save, sheet, workbook
-from api.kpis.definitions import KPIS, Family, describe
+from api.kpis.definitions import KPIS, Family, Kpi, describe
 from api.kpis.periods import NS, from_ns
 from api.reports import charts, judgement
 from api.reports.cluster import Cluster
-from api.reports.evaluation import Evaluation
+from api.reports.evaluation import Comparison, Evaluation
 from api.reports.judgement import Corner, Mark
 from api.texts import N_, Msg
 
@@ -161,11 +162,42 @@ def _charts(ev: Evaluation, f: Formats) -> dict[str, Any]:
     return {"trends": trends, "quadrant": quadrant, "limits": limits}
 
 
+@dataclass(frozen=True, slots=True)
+class Stations:
+    """A with-and-without row standing for a KPI's stations, each shown in the outcomes."""
+
+    kpi: Kpi
+    count: int
+
+
+def with_and_without(ev: Evaluation) -> list[Comparison | Stations]:
+    """The rows of the with-and-without table. An outcome KPI per station with neither a
+    baseline nor a target for any station is one row: its stations' figures are in the
+    outcomes section, and rows of "—" beside them, station by station, made half of a
+    year's report (67 pages, 32 without). The XLSX keeps every station's row."""
+    plain: dict[str, int] = {}
+    for c in ev.comparisons:
+        kpi = c.figure.kpi
+        per_station = kpi.family is Family.OUTCOME and "device" in dict(c.figure.dims)
+        if per_station and c.baseline is None and c.target is None:
+            plain[kpi.id] = plain.get(kpi.id, 0) + 1
+        else:
+            plain[kpi.id] = -1_000_000  # one row of it has more to say: keep them all
+    out: list[Comparison | Stations] = []
+    for c in ev.comparisons:
+        count = plain[c.figure.kpi.id]
+        if count <= 0:
+            out.append(c)
+        elif not out or not isinstance(out[-1], Stations) or out[-1].kpi is not c.figure.kpi:
+            out.append(Stations(c.figure.kpi, count))
+    return out
+
+
 def to_html(ev: Evaluation, lang: str = "en") -> str:
     f = Formats(lang)
     return _env(lang).get_template("evaluation.html").render(
-        ev=ev, f=f, lang=lang, Family=Family, dict=dict, Mark=Mark, sign=MARK_SIGN,
-        describe=describe, charts=_charts(ev, f), title=title(ev, lang),
+        ev=ev, rows=with_and_without(ev), f=f, lang=lang, Family=Family, dict=dict, Mark=Mark,
+        sign=MARK_SIGN, describe=describe, charts=_charts(ev, f), title=title(ev, lang),
         made=format_date(from_ns(ev.now).date(), "long", locale=lang))
 
 

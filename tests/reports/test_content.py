@@ -3,7 +3,13 @@ baseline period; registry baselines and targets with their source; marks by dire
 
 from __future__ import annotations
 
-from api.kpis.definitions import KPIS
+import io
+
+import openpyxl
+
+from api.kpis.definitions import KPIS, Family
+from api.reports import render
+from api.reports.evaluation import Comparison
 from api.reports.judgement import Corner, Mark
 from tests.api.conftest import Live
 from tests.reports.conftest import BASELINE, END, START, api_values, evaluation
@@ -62,3 +68,30 @@ async def test_dead_letters_by_reason_add_up_to_the_rejection_rate_kpi(live: Liv
     ev = await evaluation(live)
     [rate] = [c.figure for c in ev.comparisons if c.figure.kpi.id == "rejection_rate"]
     assert sum(n for _, n in ev.dead_letters) == dict(rate.context)["rejected"] > 0
+
+
+async def test_outcomes_per_station_with_nothing_to_compare_are_one_row(live: Live) -> None:
+    # Without a baseline period, stations' outcomes have no baseline: the with-and-without
+    # table gives such a KPI one row (its stations are in the outcomes section), and keeps
+    # every row of a KPI where one station has a target or a baseline to compare with.
+    ev = await evaluation(live, baseline=None)
+    rows = render.with_and_without(ev)
+    folded = {r.kpi.id: r.count for r in rows if isinstance(r, render.Stations)}
+    by_kpi: dict[str, list[Comparison]] = {}
+    for c in ev.comparisons:
+        by_kpi.setdefault(c.figure.kpi.id, []).append(c)
+    assert folded, "the contract pilot has outcomes per station without targets"
+    for kpi_id, comparisons in by_kpi.items():
+        nothing = all(c.figure.kpi.family is Family.OUTCOME and "device" in dict(c.figure.dims)
+                      and c.baseline is None and c.target is None for c in comparisons)
+        if nothing:
+            assert folded[kpi_id] == len(comparisons), kpi_id
+        else:
+            assert kpi_id not in folded and all(c in rows for c in comparisons), kpi_id
+    assert {c.figure.kpi.id for c in ev.limits} >= set(folded) - {"exceedances_left"}
+    html = render.to_html(ev)
+    for kpi_id, count in folded.items():
+        assert f"({kpi_id}," in html and f"Stations: {count}, each in" in html
+    # The XLSX keeps a row per station.
+    book = openpyxl.load_workbook(io.BytesIO(render.to_xlsx(ev)))
+    assert len(list(book["with_and_without"].iter_rows())) == 1 + len(ev.comparisons)
