@@ -26,7 +26,6 @@ from ingest.stores.base import Aggregate, AggRow, Rollup, Stat, Window
 
 _STATION = ("gateway", "device")
 LIGHTING = "lighting"
-# (name, local start hour, local end hour (next day when smaller), penalty dB, hours)
 
 
 def _station(r: AggRow) -> DeviceKey:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from api.kpis.periods import local_at, segments
 from api.kpis.rollups.plan import HOUR_NS, plan
 from ingest.stores.base import Aggregate, AggRow, Rollup, Stat
 
@@ -187,9 +189,6 @@ def test_other_pieces_read_hour_rollups(query: Aggregate, tz: ZoneInfo, layout: 
 
 
 def test_segments_follow_local_time_across_a_dst_change() -> None:
-    from datetime import date
-
-    from api.kpis.periods import local_at, segments
     rome = ZoneInfo("Europe/Rome")
     cuts = segments(date(2026, 3, 29), rome)  # 23 hours: 02:00 is skipped
     assert [hour for hour, _, _ in cuts] == [0, 7, 19, 23]

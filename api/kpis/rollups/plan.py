@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import date, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -200,22 +200,27 @@ def by_days(window: Window, tz: ZoneInfo | None) -> tuple[Window | None, list[Wi
     return span, [w for w in ((lo, span[0]), (span[1], hi)) if w[1] > w[0]]
 
 
+def whole_hour_segments(day: date, tz: ZoneInfo) -> list[tuple[int, int, int]] | None:
+    """The segments of a local day (`periods.segments`) when every edge of them is a whole
+    UTC hour, as hour rollups are; None otherwise (a zone offset by half an hour)."""
+    cuts = segments(day, tz)
+    whole = all(lo % HOUR_NS == 0 for _, lo, _ in cuts) and cuts[-1][2] % HOUR_NS == 0
+    return cuts if whole else None
+
+
 def in_segments(window: Window, tz: ZoneInfo) -> list[tuple[Window, int]] | None:
     """`window` as whole segments of local days: (the day, the segment's start hour) each;
-    None when an end of it is not a segment edge, or an edge not a whole UTC hour."""
+    None when an end of it is not a segment edge, or the day's edges not whole UTC hours."""
     lo, hi = window
     out: list[tuple[Window, int]] = []
     while lo < hi:
-        day = from_ns(lo, tz).date()
-        starts = {a: (hour, b) for hour, a, b in segments(day, tz)}
-        if lo not in starts or lo % HOUR_NS or starts[lo][1] > hi:
-            return None
-        span = (midnight(day, tz), midnight(day + timedelta(days=1), tz))
-        if span[0] % HOUR_NS or span[1] % HOUR_NS:
+        cuts = whole_hour_segments(from_ns(lo, tz).date(), tz)
+        starts = {a: (hour, b) for hour, a, b in cuts or ()}
+        if cuts is None or lo not in starts or starts[lo][1] > hi:
             return None
         hour, lo = starts[lo]
-        out.append((span, hour))
-    return out if lo == hi and not hi % HOUR_NS else None
+        out.append(((cuts[0][1], cuts[-1][2]), hour))
+    return out
 
 
 def _by_segment(q: Aggregate) -> bool:

@@ -22,8 +22,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
-from api.kpis.periods import from_ns, segments
-from api.kpis.rollups.plan import DAY, HOUR_NS, is_level, rollup_field, segment_field
+from api.kpis.periods import from_ns
+from api.kpis.rollups.plan import (
+    DAY,
+    is_level,
+    rollup_field,
+    segment_field,
+    whole_hour_segments,
+)
 from ingest.model import DEAD_LETTER_MEASUREMENT, DELAY_FIELD, EVENT_MEASUREMENT, Point
 from ingest.stores.base import Aggregate, Distinct, Histogram, Stat, Window
 
@@ -48,12 +54,10 @@ def _segments(days: Sequence[Window], tz: ZoneInfo
     days whose segments do not start on whole UTC hours have none."""
     by_hour: dict[int, tuple[list[Window], list[int]]] = {}
     for i, (lo, _) in enumerate(days):
-        cuts = segments(from_ns(lo, tz).date(), tz)
-        if all(a % HOUR_NS == 0 for _, a, _ in cuts):
-            for hour, a, b in cuts:
-                windows, index = by_hour.setdefault(hour, ([], []))
-                windows.append((a, b))
-                index.append(i)
+        for hour, a, b in whole_hour_segments(from_ns(lo, tz).date(), tz) or ():
+            windows, index = by_hour.setdefault(hour, ([], []))
+            windows.append((a, b))
+            index.append(i)
     return [(hour, tuple(w), index) for hour, (w, index) in sorted(by_hour.items())]
 
 
