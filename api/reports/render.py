@@ -41,7 +41,7 @@ from api.kpis.definitions import KPIS, Family, Kpi, describe
 from api.kpis.periods import NS, from_ns
 from api.reports import charts, judgement
 from api.reports.cluster import Cluster
-from api.reports.evaluation import Comparison, Evaluation
+from api.reports.evaluation import Comparison, Evaluation, Figure, LimitCheck
 from api.reports.judgement import Corner, Mark
 from api.texts import N_, Msg
 
@@ -191,11 +191,51 @@ def with_and_without(ev: Evaluation) -> list[Comparison | Stations]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A limited KPI of the outcomes section: a column per limit (its regime), a row per
+    station holding the station's checks in the columns' order."""
+
+    kpi: Kpi
+    checks: list[list[LimitCheck]]
+
+    @property
+    def columns(self) -> list[LimitCheck]:
+        return self.checks[0]
+
+
+def outcomes(ev: Evaluation) -> list[Outcome]:
+    """The outcomes section's tables: one per limited KPI, a station per row. (A row per
+    station and regime, with the limit written out in each, made 16 of a year's 39 pages.)"""
+    rows: dict[str, dict[tuple[tuple[str, str], ...], list[LimitCheck]]] = {}
+    for c in ev.limits:
+        rows.setdefault(c.figure.kpi.id, {}).setdefault(c.figure.dims, []).append(c)
+    return [Outcome(next(iter(by.values()))[0].figure.kpi, list(by.values()))
+            for by in rows.values()]
+
+
+def allowances(ev: Evaluation) -> tuple[list[str], list[tuple[str, str, list[Figure | None]]]]:
+    """The allowed exceedances left: the regimes (the columns) and a row per indicator and
+    station holding each regime's figure (None where the regime has no such limit)."""
+    regimes: list[str] = []
+    rows: dict[tuple[str, str], dict[str, Figure]] = {}
+    for a in ev.allowances:
+        d = dict(a.dims)
+        regime = d.get("regime", "—")
+        if regime not in regimes:
+            regimes.append(regime)
+        station = "/".join(d[k] for k in ("gateway", "device") if k in d)
+        rows.setdefault((d.get("indicator", "—"), station), {})[regime] = a
+    return regimes, [(indicator, station, [by.get(r) for r in regimes])
+                     for (indicator, station), by in rows.items()]
+
+
 def to_html(ev: Evaluation, lang: str = "en") -> str:
     f = Formats(lang)
     return _env(lang).get_template("evaluation.html").render(
-        ev=ev, rows=with_and_without(ev), f=f, lang=lang, Family=Family, dict=dict, Mark=Mark,
-        sign=MARK_SIGN, describe=describe, charts=_charts(ev, f), title=title(ev, lang),
+        ev=ev, rows=with_and_without(ev), outcomes=outcomes(ev), allowances=allowances(ev),
+        f=f, lang=lang, Family=Family, dict=dict, Mark=Mark, sign=MARK_SIGN, describe=describe,
+        charts=_charts(ev, f), title=title(ev, lang),
         made=format_date(from_ns(ev.now).date(), "long", locale=lang))
 
 

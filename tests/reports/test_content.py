@@ -4,6 +4,7 @@ baseline period; registry baselines and targets with their source; marks by dire
 from __future__ import annotations
 
 import io
+from html.parser import HTMLParser
 
 import openpyxl
 
@@ -95,3 +96,70 @@ async def test_outcomes_per_station_with_nothing_to_compare_are_one_row(live: Li
     # The XLSX keeps a row per station.
     book = openpyxl.load_workbook(io.BytesIO(render.to_xlsx(ev)))
     assert len(list(book["with_and_without"].iter_rows())) == 1 + len(ev.comparisons)
+
+
+class _Tables(HTMLParser):
+    """The tables of the outcomes section: each a list of rows of cell texts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self._in = self._cell = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "section":
+            self._in = dict(attrs).get("id") == "outcomes"
+        elif self._in and tag == "table":
+            self.tables.append([])
+        elif self._in and tag == "tr":
+            self.tables[-1].append([])
+        elif self._in and tag in ("td", "th"):
+            self.tables[-1][-1].append("")
+            self._cell = True
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._in and tag in ("td", "th"):
+            self.tables[-1][-1][-1] = " ".join(self.tables[-1][-1][-1].split())
+            self._cell = False
+        self._in = self._in and tag != "section"
+
+    def handle_data(self, data: str) -> None:
+        if self._cell:
+            self.tables[-1][-1][-1] += data
+
+
+async def test_outcomes_are_a_row_per_station_and_a_column_per_regime(live: Live) -> None:
+    ev = await evaluation(live)
+    parser = _Tables()
+    parser.feed(render.to_html(ev))
+    *limits, left = parser.tables
+    assert [o.kpi.id for o in render.outcomes(ev)] == list(dict.fromkeys(
+        c.figure.kpi.id for c in ev.limits))
+    assert len(limits) == len(render.outcomes(ev))
+    words = {None: "no data", True: "within", False: "beyond"}
+    shown = []
+    for table, outcome in zip(limits, render.outcomes(ev), strict=True):
+        header, *rows = table
+        regimes = [limit.regime.value for limit in outcome.kpi.limits]
+        assert header[:2] == ["Station", "Value"] and len(header) == 2 + len(regimes)
+        assert all(h.startswith(r) for h, r in zip(header[2:], regimes, strict=True))
+        for cells in rows:
+            checks = [c for c in ev.limits if c.figure.kpi.id == outcome.kpi.id
+                      and c.figure.where == cells[0]]
+            assert [c.limit.regime.value for c in checks] == regimes, cells
+            assert cells[2:] == [words[c.within] for c in checks], cells
+            shown += checks
+    assert sorted(map(id, shown)) == sorted(map(id, ev.limits))  # each check once
+    # Exceedances left: a row per indicator and station, a column per regime.
+    header, *rows = left
+    regimes = header[2:]
+    assert header[:2] == ["Indicator", "Station"] and set(regimes) == {
+        dict(a.dims)["regime"] for a in ev.allowances}
+    cells = {(r[0], r[1], regime): value for r in rows
+             for regime, value in zip(regimes, r[2:], strict=True)}
+    assert len(rows) == len({(r[0], r[1]) for r in rows})
+    for a in ev.allowances:
+        d = dict(a.dims)
+        value = cells.pop((d["indicator"], f"{d['gateway']}/{d['device']}", d["regime"]))
+        assert value.startswith(render.Formats("en").num(a.value)), (a.dims, value)
+    assert set(cells.values()) <= {"—"}  # what is left: regimes without such a limit
